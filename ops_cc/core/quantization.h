@@ -1,0 +1,37 @@
+// Fixed-point requantization helpers with TFLite's exact rounding behaviour.
+#ifndef TFLM_TRAIN_CORE_QUANTIZATION_H_
+#define TFLM_TRAIN_CORE_QUANTIZATION_H_
+
+#include <cstdint>
+
+namespace tflm_train {
+
+// Splits a positive real multiplier into a Q31 significand and a power-of-two
+// shift (positive = left), as TFLite's QuantizeMultiplier does.
+void QuantizeMultiplier(double real_multiplier, int32_t* quantized_multiplier,
+                        int* shift);
+
+// round(x * quantized_multiplier * 2^shift) with TFLite's rounding
+// (saturating rounding doubling high multiply, then rounding right shift).
+// shift must lie in [-31, 31]; a left shift that overflows int32 wraps.
+int32_t MultiplyByQuantizedMultiplier(int32_t x, int32_t quantized_multiplier,
+                                      int shift);
+
+// The int8 output clamp range of a fused activation (TFLite's
+// CalculateActivationRangeQuantized for int8 outputs). Returns false for
+// activations other than NONE, RELU, RELU_N1_TO_1 and RELU6, and when a bound
+// does not fit in int32 or the range is empty.
+bool CalculateActivationRangeInt8(int activation, float output_scale,
+                                  int32_t output_zero_point, int32_t* act_min,
+                                  int32_t* act_max);
+
+// Q0.31 fixed-point primitives with gemmlowp's exact rounding.
+// round(a * b / 2^31), ties towards +infinity; a == b == INT32_MIN (the one
+// overflowing case) gives INT32_MAX.
+int32_t SaturatingRoundingDoublingHighMul(int32_t a, int32_t b);
+// round(x / 2^exponent), ties away from zero; exponent in [0, 31].
+int32_t RoundingDivideByPOT(int32_t x, int exponent);
+
+}  // namespace tflm_train
+
+#endif  // TFLM_TRAIN_CORE_QUANTIZATION_H_

@@ -1,0 +1,188 @@
+"""The `tflm-train` command line: convert, plan, train, eval, export."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tflm_train.errors import TflmTrainError
+
+PROG = "tflm-train"
+
+
+def _load_training_data(trainer, path):
+    from tflm_train.data import load_npz
+
+    return load_npz(path, sample_shape=_sample_shape(trainer),
+                    num_classes=trainer.num_classes)
+
+
+def _sample_shape(trainer):
+    return trainer.input_shape[1:]
+
+
+def cmd_convert(args) -> int:
+    from tflm_train.converter import convert
+
+    rep = None
+    if args.representative_data is not None:
+        path = Path(args.representative_data)
+        if not path.is_file():
+            raise TflmTrainError(f"{path}: no such representative data file")
+        rep = np.load(path, allow_pickle=False)
+    if not Path(args.model).exists():
+        raise TflmTrainError(f"{args.model}: no such model file or directory")
+    convert(args.model, args.scheme, representative_data=rep, out=args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from tflm_train.plan import plan, plot_timeline
+
+    report = plan(args.model)
+    if args.plot:
+        plot_timeline(report, args.plot)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    kib = lambda b: f"{b:>9,d} B ({b / 1024:7.1f} KiB)"  # noqa: E731
+    print(f"peak arena (activations, gradients, scratch) {kib(report['peak_arena_bytes'])}")
+    print(f"persistent (records, op data, variables)     {kib(report['persistent_bytes'])}")
+    print(f"  of which trainable weights and biases      {kib(report['trainable_bytes'])}")
+    print(f"  of which optimizer state                   {kib(report['optimizer_state_bytes'])}")
+    print(f"peak RAM                                     {kib(report['peak_ram_bytes'])}")
+    print(f"flash (model)                                {kib(report['flash_bytes'])}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from tflm_train.data import atomic_write
+    from tflm_train.runtime import Trainer
+    from tflm_train.training import train
+
+    trainer = Trainer(args.model, lr=args.lr)
+    data = _load_training_data(trainer, args.data)
+    log = (lambda *_: None) if args.json else print
+    result = train(trainer, data, epochs=args.epochs, steps=args.steps,
+                   seed=args.seed, progress=not args.json and sys.stderr.isatty(),
+                   log=log)
+    if args.out:
+        atomic_write(args.out, trainer.to_bytes())
+        log(f"wrote {args.out}")
+    if args.plot:
+        _plot_losses(result["loss_history"], args.plot)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"weights_sha256 {result['weights_sha256']}")
+    return 0
+
+
+def _plot_losses(losses, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(losses, lw=0.5, alpha=0.4, label="per step")
+    window = max(1, len(losses) // 50)
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    ax.plot(np.arange(len(smooth)) + window - 1, smooth, lw=1.5,
+            label=f"mean of {window}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def cmd_eval(args) -> int:
+    from tflm_train.runtime import Trainer
+    from tflm_train.training import evaluate
+
+    trainer = Trainer(args.model)
+    result = evaluate(trainer, _load_training_data(trainer, args.data))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  "
+              f"({result['samples']} samples)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from tflm_train.converter import export_inference_model
+    from tflm_train.data import atomic_write
+    from tflm_train.runtime import _read_bytes
+
+    atomic_write(args.out, export_inference_model(_read_bytes(args.model)))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="On-device training for TensorFlow Lite Micro.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("convert", help="int8 Keras model or .tflite + scheme -> training .tflite")
+    c.add_argument("model", help=".tflite, .h5, .keras or SavedModel directory")
+    c.add_argument("--scheme", required=True, help="sparse-update scheme (JSON or YAML)")
+    c.add_argument("--out", required=True, help="training .tflite to write")
+    c.add_argument("--representative-data", help=".npy of float inputs for post-training quantization of a float model")
+    c.set_defaults(func=cmd_convert)
+
+    c = sub.add_parser("plan", help="memory needed by one training step")
+    c.add_argument("model")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--plot", help="write a per-op memory timeline PNG")
+    c.set_defaults(func=cmd_plan)
+
+    c = sub.add_parser("train", help="train on the host simulator")
+    c.add_argument("model")
+    c.add_argument("--data", required=True, help="DATA.npz with x and y")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--steps", type=int)
+    c.add_argument("--lr", type=float, help="weight learning rate (overrides the model's)")
+    c.add_argument("--seed", type=int, default=0, help="sample order seed")
+    c.add_argument("--out", help="write the training model with the trained weights")
+    c.add_argument("--plot", help="write the loss curve PNG")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("eval", help="accuracy and loss in infer mode")
+    c.add_argument("model")
+    c.add_argument("--data", required=True)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("export", help="training .tflite -> plain inference .tflite")
+    c.add_argument("model")
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    for name in ("epochs", "steps"):
+        value = getattr(args, name, None)
+        if value is not None and value <= 0:
+            print(f"{PROG}: error: --{name} must be positive", file=sys.stderr)
+            return 2
+    try:
+        return args.func(args)
+    except (TflmTrainError, ValueError, OSError) as e:
+        msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        print(f"{PROG}: error: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The host simulator: the C++ standalone runtime driven from Python.
+
+`Trainer` runs exactly the kernels the device runs (same C++ code, same
+float evaluation order), one sample per step, so its weights after N steps
+equal the device's bit for bit.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tflm_train import _native
+from tflm_train.errors import DataError, RuntimeModelError, TflmTrainError
+
+# The host has memory to spare; plan() reports what the model really needs.
+DEFAULT_ARENA_BYTES = 64 * 1024 * 1024
+TRAIN_MODE = 1
+INFER_MODE = 0
+METADATA_NAME = "tflm_train.training_info"
+
+
+def _read_bytes(model) -> bytes:
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model)
+    path = Path(os.fspath(model))
+    if not path.is_file():
+        raise TflmTrainError(f"{path}: no such model file")
+    return path.read_bytes()
+
+
+def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Float -> int8 as TFLite's QUANTIZE does (round half away from zero)."""
+    v = np.asarray(x, dtype=np.float32) / np.float32(scale)
+    rounded = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))
+    return np.clip(rounded + zero_point, -128, 127).astype(np.int8)
+
+
+class Trainer:
+    """Runs training and inference steps of a training .tflite on the host.
+
+    Args:
+      model: path or bytes of a training flatbuffer made by `convert`.
+      lr, bias_lr: override the learning rates stored in the model.
+      arena_size: bytes of the simulated arena.
+    """
+
+    def __init__(self, model, *, lr: float | None = None,
+                 bias_lr: float | None = None,
+                 arena_size: int = DEFAULT_ARENA_BYTES):
+        from tflm_train.converter import read_training_info, set_hparams
+
+        data = _read_bytes(model)
+        self.info = read_training_info(data)
+        if lr is not None or bias_lr is not None:
+            data = set_hparams(data, lr=lr, bias_lr=bias_lr)
+        self._model = data
+        try:
+            self._interp = _native.Interpreter(data, arena_size)
+        except RuntimeError as e:
+            raise RuntimeModelError(f"runtime: {e}") from None
+        self._input = self._interp.tensor_info(self.info.input)
+        self._output_index = self._interp.outputs[0]
+        self._invoked = False
+
+    # -- inputs ----------------------------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self._input["shape"])
+
+    @property
+    def num_classes(self) -> int:
+        return self.info.num_classes
+
+    def prepare_input(self, x) -> np.ndarray:
+        """One sample (with or without the batch dimension) as the model's
+        input type; float data is quantized with the input's parameters."""
+        x = np.asarray(x)
+        shape = self.input_shape
+        if x.shape != shape and (1,) + x.shape != shape:
+            raise DataError(f"input sample has shape {x.shape}, model expects {shape[1:]}")
+        if x.dtype == np.int8 or self._input["dtype"] == np.float32:
+            return x.reshape(shape).astype(self._input["dtype"], copy=False)
+        if not np.all(np.isfinite(x)):
+            raise DataError("input sample contains NaN or infinity")
+        return quantize_input(x, self._input["scales"][0],
+                              self._input["zero_points"][0]).reshape(shape)
+
+    def _run(self, x, label: int, mode: int) -> float:
+        label = int(label)
+        if mode == TRAIN_MODE and not 0 <= label < self.num_classes:
+            raise DataError(f"label {label} out of range [0, {self.num_classes})")
+        self._interp.set_tensor(self.info.input, self.prepare_input(x))
+        self._interp.set_tensor(self.info.label, np.array([label], np.int32))
+        self._interp.set_tensor(self.info.mode, np.array([mode], np.int32))
+        try:
+            self._interp.invoke()
+        except RuntimeError as e:
+            raise RuntimeModelError(f"runtime: {e}") from None
+        self._invoked = True
+        return float(self._interp.get_tensor(self.info.loss)[0])
+
+    # -- steps -----------------------------------------------------------
+    def step(self, x, y) -> float:
+        """One SGD step on one sample; returns the loss before the update."""
+        return self._run(x, y, TRAIN_MODE)
+
+    def evaluate(self, x, y) -> tuple[float, np.ndarray]:
+        """Forward pass in infer mode: (loss, model output)."""
+        loss = self._run(x, y, INFER_MODE)
+        return loss, self._interp.get_tensor(self._output_index)
+
+    def last_output(self) -> np.ndarray:
+        """The model output of the last step's forward pass."""
+        return self._interp.get_tensor(self._output_index)
+
+    def predict(self, x) -> np.ndarray:
+        """The model's output for one sample, exactly as the device computes
+        it (int8 for an int8 model)."""
+        self._run(x, -1, INFER_MODE)
+        return self._interp.get_tensor(self._output_index)
+
+    def reset(self) -> None:
+        """Back to the weights stored in the model's initialisers."""
+        self._interp.reset()
+        self._invoked = False
+
+    # -- weights ---------------------------------------------------------
+    def trainable_weights(self) -> dict[str, np.ndarray]:
+        """Current trainable tensors by tensor name, in metadata order."""
+        out = {}
+        for t in self.info.trainables:
+            name = self._interp.tensor_info(t.variable)["name"]
+            out[name] = self._current(t)
+        return out
+
+    def _current(self, trainable) -> np.ndarray:
+        # Until the first Invoke the variables hold zero points: the INIT op
+        # copies the initialisers in at the start of the first step.
+        index = trainable.variable if self._invoked else trainable.initializer
+        return self._interp.get_tensor(index)
+
+    def weights_sha256(self) -> str:
+        """sha256 over the raw bytes of all trainable tensors in metadata
+        order (the firmware prints the same digest)."""
+        h = hashlib.sha256()
+        for t in self.info.trainables:
+            h.update(self._current(t).tobytes())
+        return h.hexdigest()
+
+    def to_bytes(self) -> bytes:
+        """The training model with the current weights as its initialisers,
+        so training can continue from it and export works."""
+        from tflm_train.converter import set_trainable_values
+
+        values = {t.variable: self._current(t) for t in self.info.trainables}
+        return set_trainable_values(self._model, values)
+
+    def export_inference_model(self) -> bytes:
+        """A plain inference .tflite with the current weights."""
+        from tflm_train.converter import export_inference_model
+
+        return export_inference_model(self.to_bytes())
+
+    def memory(self) -> dict:
+        """Arena figures of the host runtime (see `plan` for the report)."""
+        return dict(self._interp.memory())
