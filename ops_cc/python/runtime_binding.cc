@@ -54,7 +54,8 @@ struct alignas(16) Block {
 // Owns aligned copies of the model and the arena.
 class HostInterpreter {
  public:
-  HostInterpreter(const py::bytes& model, size_t arena_size) {
+  HostInterpreter(const py::bytes& model, size_t arena_size,
+                  bool preserve_all_tensors) {
     std::string bytes = model;
     model_.resize((bytes.size() + 15) / 16);
     std::memcpy(model_.data(), bytes.data(), bytes.size());
@@ -62,6 +63,7 @@ class HostInterpreter {
     interpreter_ = std::make_unique<Interpreter>(
         reinterpret_cast<const uint8_t*>(model_.data()), bytes.size(),
         reinterpret_cast<uint8_t*>(arena_.data()), arena_.size() * sizeof(Block));
+    interpreter_->set_preserve_all_tensors(preserve_all_tensors);
     Check(interpreter_->AllocateTensors());
   }
 
@@ -181,8 +183,8 @@ class HostInterpreter {
 
 void BindRuntime(py::module_& m) {
   py::class_<HostInterpreter>(m, "Interpreter")
-      .def(py::init<const py::bytes&, size_t>(), py::arg("model"),
-           py::arg("arena_size"))
+      .def(py::init<const py::bytes&, size_t, bool>(), py::arg("model"),
+           py::arg("arena_size"), py::arg("preserve_all_tensors") = false)
       .def("invoke", &HostInterpreter::Invoke)
       .def("reset", &HostInterpreter::Reset)
       .def("get_tensor", &HostInterpreter::GetTensor)

@@ -408,7 +408,10 @@ Status Interpreter::PlanArena() {
   for (int t = 0; t < model_.num_tensors(); ++t) {
     const TensorRecord& rec = tensors_[t];
     if (rec.kind != kPlanned) continue;
-    buffers[b++] = PlannedBuffer{AlignUp(rec.bytes), rec.first_op, rec.last_op, 0};
+    if (preserve_all_tensors_)
+      buffers[b++] = PlannedBuffer{AlignUp(rec.bytes), 0, model_.num_operators(), 0};
+    else
+      buffers[b++] = PlannedBuffer{AlignUp(rec.bytes), rec.first_op, rec.last_op, 0};
   }
   for (int i = 0; i < model_.num_operators(); ++i)
     for (ScratchRecord* s = ops_[i].scratch; s != nullptr; s = s->next)

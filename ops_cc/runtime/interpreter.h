@@ -28,6 +28,11 @@ class Interpreter {
   Interpreter(const Interpreter&) = delete;
   Interpreter& operator=(const Interpreter&) = delete;
 
+  // Debugging/testing: keep every planned tensor alive for the whole
+  // Invoke (no memory reuse), so all intermediates can be read afterwards,
+  // like TFLM's kPreserveAllTensors. Call before AllocateTensors.
+  void set_preserve_all_tensors(bool preserve) { preserve_all_tensors_ = preserve; }
+
   // Parses and validates the model, prepares every op and plans the arena.
   Status AllocateTensors();
   // Runs every operator of subgraph 0 once.
@@ -95,6 +100,7 @@ class Interpreter {
   size_t planned_bytes_ = 0;
   size_t variable_bytes_ = 0;
   bool allocated_ = false;
+  bool preserve_all_tensors_ = false;
 };
 
 }  // namespace tflm_train

@@ -1,0 +1,53 @@
+"""tflm-train converter: int8 model + sparse-update scheme -> training .tflite.
+
+The training flatbuffer format is described in docs/format.md, the scheme in
+docs/scheme.md. TensorFlow is imported only when a Keras model has to be
+converted to .tflite first.
+"""
+import os
+import tempfile
+
+from .build import build_training_model
+from .errors import ConversionError
+from .export import (export_inference_model, read_training_info, set_hparams,
+                     set_trainable_values)
+from .scheme import OptimizerConfig, Scheme, as_scheme
+from .source import inference_tflite
+from .training_info import (FORMAT_VERSION, Optimizer, Rounding, Trainable, TrainableKind,
+                            TrainingInfo)
+
+__all__ = [
+    "ConversionError", "FORMAT_VERSION", "Optimizer", "OptimizerConfig", "Rounding", "Scheme",
+    "Trainable", "TrainableKind", "TrainingInfo", "convert", "export_inference_model",
+    "read_training_info", "set_hparams", "set_trainable_values", "write_atomically",
+]
+
+
+def convert(model, scheme, *, representative_data=None, out=None):
+    """Converts an int8 model and a sparse-update scheme to a training model.
+
+    `model`: a tf_keras model (QAT, or float with `representative_data` for
+    full-int8 post-training quantization), a path to a saved Keras model
+    (.h5/.keras/SavedModel directory) or a .tflite file, or .tflite bytes.
+    `scheme`: a Scheme, a dict, or a path to a JSON/YAML file.
+    Returns the training .tflite bytes, also written atomically to `out`.
+    """
+    scheme = as_scheme(scheme)
+    data = build_training_model(inference_tflite(model, representative_data), scheme)
+    if out is not None:
+        write_atomically(out, data)
+    return data
+
+
+def write_atomically(path, data):
+    """Writes bytes to `path` via a temporary file and a rename."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,9 @@
+"""The one exception type the converter raises for bad input."""
+
+
+class ConversionError(ValueError):
+    """A model, scheme or training file the converter cannot handle.
+
+    The message is one line and names the culprit (operator, tensor, layer,
+    file or field).
+    """

@@ -1,0 +1,137 @@
+"""Reading, patching and exporting training models."""
+import numpy as np
+
+from . import tflite, training_info
+from .errors import ConversionError
+from .training_info import TrainableKind
+
+
+def read_training_info(training_tflite):
+    """The `TrainingInfo` metadata of a training model."""
+    return _info(tflite.read_model(training_tflite))
+
+
+def _info(model):
+    data = tflite.metadata_bytes(model, training_info.METADATA_NAME)
+    if data is None:
+        raise ConversionError(f"not a training model (no '{training_info.METADATA_NAME}' "
+                              "metadata)")
+    return training_info.decode(data)
+
+
+def _store_info(model, info):
+    for entry in model.metadata:
+        if tflite.name_of(entry) == training_info.METADATA_NAME:
+            tflite.set_buffer_data(model.buffers[entry.buffer],
+                                   np.frombuffer(training_info.encode(info), dtype=np.uint8))
+
+
+def set_trainable_values(training_tflite, values):
+    """Writes values into trainables' initialisers: {variable index: array}.
+
+    Each array must have the variable's shape and fit its type (int8 weights,
+    int32 biases). Returns the new training model bytes.
+    """
+    model = tflite.read_model(training_tflite)
+    info = _info(model)
+    tensors = model.subgraphs[0].tensors
+    by_variable = {t.variable: t for t in info.trainables}
+    for index, value in values.items():
+        trainable = by_variable.get(int(index))
+        if trainable is None:
+            raise ConversionError(f"tensor {index} is not a trainable variable; trainable "
+                                  f"variables: {sorted(by_variable)}")
+        tensor = tensors[trainable.variable]
+        dtype = np.int8 if trainable.kind == TrainableKind.WEIGHT else np.int32
+        array = np.asarray(value)
+        shape = [int(d) for d in tensor.shape]
+        if list(array.shape) != shape:
+            raise ConversionError(f"value for '{tflite.name_of(tensor)}' has shape "
+                                  f"{list(array.shape)}, expected {shape}")
+        info_range = np.iinfo(dtype)
+        if array.dtype.kind not in "iu" or (array.size and (
+                array.min() < info_range.min or array.max() > info_range.max)):
+            raise ConversionError(f"value for '{tflite.name_of(tensor)}' must be integers "
+                                  f"in the {np.dtype(dtype).name} range")
+        init = tensors[trainable.initializer]
+        tflite.set_buffer_data(model.buffers[init.buffer], array.astype(dtype))
+    return tflite.write_model(model)
+
+
+def set_hparams(training_tflite, lr=None, bias_lr=None):
+    """Sets the weight and/or bias learning rate (hparams tensor and metadata)."""
+    model = tflite.read_model(training_tflite)
+    info = _info(model)
+    for name, value in (("lr", lr), ("bias_lr", bias_lr)):
+        if value is not None and not (np.isfinite(value) and value >= 0):
+            raise ConversionError(f"{name} must be a finite number >= 0, got {value!r}")
+    if lr is not None:
+        info.optimizer.lr = float(lr)
+    if bias_lr is not None:
+        info.optimizer.bias_lr = float(bias_lr)
+    hparams = model.subgraphs[0].tensors[info.hparams]
+    tflite.set_buffer_data(model.buffers[hparams.buffer],
+                           np.array([info.optimizer.lr, info.optimizer.bias_lr], np.float32))
+    _store_info(model, info)
+    return tflite.write_model(model)
+
+
+def export_inference_model(training_tflite):
+    """The plain inference .tflite with the current initialiser values.
+
+    Keeps the forward operators; every trainable variable becomes a constant
+    holding its initialiser's data; the training ops, tensors and metadata go.
+    """
+    model = tflite.read_model(training_tflite)
+    info = _info(model)
+    sg = model.subgraphs[0]
+    for trainable in info.trainables:
+        variable = sg.tensors[trainable.variable]
+        variable.isVariable = False
+        variable.buffer = sg.tensors[trainable.initializer].buffer
+    first = info.first_forward_op
+    sg.operators = sg.operators[first:first + info.num_forward_ops]
+    sg.inputs = sg.inputs[:1]
+    sg.outputs = sg.outputs[:1]
+    _drop_unused_tensors(model)
+    _drop_unused_operator_codes(model)
+    model.metadata = [m for m in model.metadata
+                      if tflite.name_of(m) != training_info.METADATA_NAME] or None
+    tflite.drop_unused_buffers(model)
+    return tflite.write_model(model)
+
+
+def _drop_unused_tensors(model):
+    """Removes tensors no operator or subgraph input/output refers to."""
+    sg = model.subgraphs[0]
+    used = {int(t) for t in list(sg.inputs) + list(sg.outputs)}
+    for op in sg.operators:
+        for field in (op.inputs, op.outputs, op.intermediates):
+            used.update(int(t) for t in (field if field is not None else []) if t >= 0)
+    order = sorted(used)
+    new_index = {old: new for new, old in enumerate(order)}
+    new_index[-1] = -1
+
+    def remap(indices):
+        return None if indices is None else np.asarray([new_index[int(t)] for t in indices],
+                                                       dtype=np.int32)
+
+    sg.tensors = [sg.tensors[i] for i in order]
+    sg.inputs, sg.outputs = remap(sg.inputs), remap(sg.outputs)
+    for op in sg.operators:
+        op.inputs, op.outputs = remap(op.inputs), remap(op.outputs)
+        op.intermediates = remap(op.intermediates)
+    for signature in model.signatureDefs or []:
+        signature.inputs = [m for m in signature.inputs or [] if m.tensorIndex in new_index]
+        signature.outputs = [m for m in signature.outputs or [] if m.tensorIndex in new_index]
+        for entry in signature.inputs + signature.outputs:
+            entry.tensorIndex = new_index[entry.tensorIndex]
+
+
+def _drop_unused_operator_codes(model):
+    used = sorted({op.opcodeIndex for sg in model.subgraphs for op in sg.operators})
+    new_index = {old: new for new, old in enumerate(used)}
+    model.operatorCodes = [model.operatorCodes[i] for i in used]
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            op.opcodeIndex = new_index[op.opcodeIndex]

@@ -1,0 +1,276 @@
+"""Validation and analysis of the inference model's forward graph."""
+import dataclasses
+
+import numpy as np
+
+from . import tflite
+from .errors import ConversionError
+
+TRAINABLE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# Forward op -> input slots that carry activations (the ones a gradient flows
+# back to). QUANTIZE, SOFTMAX and DEQUANTIZE sit outside the trained path.
+ACTIVATION_INPUTS = {
+    "CONV_2D": (0,), "DEPTHWISE_CONV_2D": (0,), "FULLY_CONNECTED": (0,),
+    "ADD": (0, 1), "AVERAGE_POOL_2D": (0,), "MAX_POOL_2D": (0,), "MEAN": (0,),
+    "PAD": (0,), "RESHAPE": (0,), "QUANTIZE": (), "SOFTMAX": (), "DEQUANTIZE": (),
+}
+# Fused activations the gradient kernels implement.
+SUPPORTED_ACTIVATIONS = {0: "NONE", 1: "RELU", 3: "RELU6"}
+ACTIVATION_NAMES = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH",
+                    5: "SIGN_BIT"}
+# Dimension of the output channels in each trainable op's filter.
+OUTPUT_CHANNEL_DIM = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}
+
+
+@dataclasses.dataclass
+class Layer:
+    """A trainable forward op (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED)."""
+    op_index: int  # in the inference model's subgraph 0
+    op: str
+    name: str  # Keras layer name recovered from tensor names
+    input: int
+    filter: int
+    bias: int  # -1 when the op has no bias
+    output: int
+    out_channels: int
+    weight_scales: np.ndarray  # float32, per output channel or one value
+    input_scale: np.float32
+    channel_norms: np.ndarray  # L2 of each output channel's real weights
+
+
+@dataclasses.dataclass
+class ForwardGraph:
+    ops: list  # operator names, in order
+    input: int
+    output: int
+    logits: int
+    num_classes: int
+    layers: list  # trainable layers in forward order
+
+
+def analyze(model):
+    """Validates the inference model and describes its forward graph.
+
+    Sets the batch dimension to 1 in place. Raises ConversionError naming
+    the first thing the training graph cannot support.
+    """
+    if len(model.subgraphs) != 1:
+        raise ConversionError(f"the model has {len(model.subgraphs)} subgraphs; "
+                              "only single-subgraph models are supported")
+    sg = model.subgraphs[0]
+    if len(sg.inputs) != 1 or len(sg.outputs) != 1:
+        raise ConversionError(f"the model has {len(sg.inputs)} inputs and {len(sg.outputs)} "
+                              "outputs; exactly one of each is supported")
+    _set_batch_one(sg)
+    ops = [tflite.op_name(model, op) for op in sg.operators]
+    checker = _Checker(model, sg, ops)
+    for i in range(len(ops)):
+        checker.check_op(i)
+    logits = _logits(sg, ops, checker)
+    layers = [_layer(model, sg, i, name) for i, name in enumerate(ops) if name in TRAINABLE_OPS]
+    return ForwardGraph(ops=ops, input=int(sg.inputs[0]), output=int(sg.outputs[0]),
+                        logits=logits, num_classes=int(sg.tensors[logits].shape[-1]),
+                        layers=layers)
+
+
+def producers(sg):
+    """Tensor index -> index of the operator that produces it."""
+    return {int(t): i for i, op in enumerate(sg.operators) for t in op.outputs}
+
+
+def _set_batch_one(sg):
+    """Fixes a dynamic batch to 1; rejects other dynamic or batch sizes."""
+    for tensor in sg.tensors:
+        signature = tensor.shapeSignature
+        if signature is not None and len(signature) and signature[0] == -1:
+            signature[0] = 1
+            tensor.shape[0] = 1
+        if signature is not None and any(d < 0 for d in signature):
+            raise ConversionError(f"tensor '{tflite.name_of(tensor)}' has a dynamic dimension "
+                                  f"{list(map(int, signature))}; only the batch may be dynamic")
+    model_input = sg.tensors[sg.inputs[0]]
+    if len(model_input.shape) == 0 or model_input.shape[0] != 1:
+        raise ConversionError(
+            f"model input '{tflite.name_of(model_input)}' has shape "
+            f"{list(map(int, model_input.shape))}; the batch must be 1 or dynamic")
+
+
+class _Checker:
+    """Per-operator checks of types, quantization and supported options."""
+
+    def __init__(self, model, sg, ops):
+        self.model, self.sg, self.ops = model, sg, ops
+
+    def tensor(self, index):
+        return self.sg.tensors[index]
+
+    def name(self, index):
+        return tflite.name_of(self.tensor(index))
+
+    def where(self, i):
+        return f"{self.ops[i]} at operator {i}"
+
+    def expect_type(self, i, index, role, tensor_type):
+        actual = self.tensor(index).type
+        if actual != tensor_type:
+            raise ConversionError(
+                f"tensor '{self.name(index)}' ({role} of {self.where(i)}) is "
+                f"{tflite.TYPE_NAMES.get(actual, actual)}, expected "
+                f"{tflite.TYPE_NAMES[tensor_type]}; the model must be fully int8-quantized")
+
+    def expect_constant(self, i, index, role):
+        if tflite.tensor_data(self.model, self.tensor(index)) is None:
+            raise ConversionError(f"tensor '{self.name(index)}' ({role} of {self.where(i)}) "
+                                  "must be a constant")
+
+    def expect_per_tensor_quantization(self, i, index, role):
+        q = self.tensor(index).quantization
+        if q is None or q.scale is None or len(q.scale) != 1:
+            raise ConversionError(f"tensor '{self.name(index)}' ({role} of {self.where(i)}) "
+                                  "needs per-tensor int8 quantization")
+
+    def check_op(self, i):
+        name = self.ops[i]
+        if name not in ACTIVATION_INPUTS:
+            raise ConversionError(f"unsupported operator {name} at operator {i}; supported: "
+                                  f"{', '.join(ACTIVATION_INPUTS)}")
+        op = self.sg.operators[i]
+        inputs, outputs = [int(t) for t in op.inputs], [int(t) for t in op.outputs]
+        if name == "QUANTIZE":
+            if inputs[0] != self.sg.inputs[0]:
+                raise ConversionError(f"{self.where(i)} is not at the model input; "
+                                      "QUANTIZE is supported only there")
+            if self.tensor(inputs[0]).type not in (tflite.FLOAT32, tflite.INT8):
+                self.expect_type(i, inputs[0], "input", tflite.FLOAT32)
+        elif name == "DEQUANTIZE":
+            if outputs[0] != self.sg.outputs[0]:
+                raise ConversionError(f"{self.where(i)} is not at the model output; "
+                                      "DEQUANTIZE is supported only there")
+        # int8 activation inputs: those gradients flow to, and those of the output ops.
+        int8_inputs = (0,) if name in ("SOFTMAX", "DEQUANTIZE") else ACTIVATION_INPUTS[name]
+        for slot in int8_inputs:
+            self.expect_type(i, inputs[slot], f"input {slot}", tflite.INT8)
+            self.expect_per_tensor_quantization(i, inputs[slot], f"input {slot}")
+        if name != "DEQUANTIZE":
+            self.expect_type(i, outputs[0], "output", tflite.INT8)
+            self.expect_per_tensor_quantization(i, outputs[0], "output")
+        self.check_activation(i, op)
+        if name in TRAINABLE_OPS:
+            self.check_layer(i, inputs, outputs)
+        elif name == "ADD":
+            shapes = [list(map(int, self.tensor(t).shape)) for t in inputs[:2] + outputs]
+            if not shapes[0] == shapes[1] == shapes[2]:
+                raise ConversionError(f"broadcasting ADD at operator {i} (input shapes "
+                                      f"{shapes[0]} and {shapes[1]}) is not supported")
+        elif name == "MEAN":
+            self.expect_type(i, inputs[1], "axes", tflite.INT32)
+            self.expect_constant(i, inputs[1], "axes")
+            axes = sorted(int(a) % 4 for a in
+                          tflite.tensor_data(self.model, self.tensor(inputs[1])).ravel())
+            if len(self.tensor(inputs[0]).shape) != 4 or axes != [1, 2]:
+                raise ConversionError(f"{self.where(i)} reduces axes {axes}; only the spatial "
+                                      "mean (axes 1, 2 of an NHWC tensor) is supported")
+        elif name == "PAD":
+            self.expect_type(i, inputs[1], "paddings", tflite.INT32)
+            self.expect_constant(i, inputs[1], "paddings")
+
+    def check_activation(self, i, op):
+        activation = getattr(op.builtinOptions, "fusedActivationFunction", 0)
+        if activation not in SUPPORTED_ACTIVATIONS:
+            raise ConversionError(
+                f"fused activation {ACTIVATION_NAMES.get(activation, activation)} of "
+                f"{self.where(i)} is not supported (NONE, RELU, RELU6 are)")
+
+    def check_layer(self, i, inputs, outputs):
+        name = self.ops[i]
+        filter_index = inputs[1]
+        self.expect_type(i, filter_index, "filter", tflite.INT8)
+        self.expect_constant(i, filter_index, "filter")
+        filter_tensor = self.tensor(filter_index)
+        dim = OUTPUT_CHANNEL_DIM[name]
+        q = filter_tensor.quantization
+        if q is None or q.scale is None or len(q.scale) == 0:
+            raise ConversionError(f"tensor '{self.name(filter_index)}' (filter of "
+                                  f"{self.where(i)}) is not quantized")
+        out_channels = int(filter_tensor.shape[dim])
+        if len(q.scale) > 1 and (q.quantizedDimension != dim or len(q.scale) != out_channels):
+            raise ConversionError(
+                f"tensor '{self.name(filter_index)}' (filter of {self.where(i)}) is quantized "
+                f"per axis along dimension {q.quantizedDimension} with {len(q.scale)} scales; "
+                f"expected dimension {dim} (output channels, {out_channels})")
+        if len(inputs) > 2 and inputs[2] >= 0:
+            self.expect_type(i, inputs[2], "bias", tflite.INT32)
+            self.expect_constant(i, inputs[2], "bias")
+        if name == "DEPTHWISE_CONV_2D":
+            in_channels = int(self.tensor(inputs[0]).shape[-1])
+            if out_channels != in_channels:
+                raise ConversionError(
+                    f"{self.where(i)} has depth multiplier {out_channels / in_channels:g}; "
+                    "only 1 is supported")
+        if name == "FULLY_CONNECTED":
+            options = self.sg.operators[i].builtinOptions
+            if options is not None and options.weightsFormat != 0:
+                raise ConversionError(f"{self.where(i)} uses a shuffled weights format; "
+                                      "only the default is supported")
+
+
+def _logits(sg, ops, checker):
+    """The int8 tensor the loss reads, after checking SOFTMAX is last."""
+    made_by = producers(sg)
+    output = int(sg.outputs[0])
+    logits = output
+    if output in made_by and ops[made_by[output]] == "DEQUANTIZE":
+        logits = int(sg.operators[made_by[output]].inputs[0])
+    if logits in made_by and ops[made_by[logits]] == "SOFTMAX":
+        softmax = made_by[logits]
+        logits = int(sg.operators[softmax].inputs[0])
+    else:
+        softmax = None
+    for i, name in enumerate(ops):
+        if name == "SOFTMAX" and i != softmax:
+            raise ConversionError(f"SOFTMAX at operator {i} is not at the model output; "
+                                  "SOFTMAX is supported only as the last operator")
+    if logits not in made_by or ops[made_by[logits]] in ("QUANTIZE", "DEQUANTIZE"):
+        raise ConversionError(f"the logits tensor '{checker.name(logits)}' is not computed "
+                              "by a trainable path")
+    return logits
+
+
+def _layer(model, sg, i, op_name):
+    op = sg.operators[i]
+    inputs = [int(t) for t in op.inputs]
+    filter_tensor = sg.tensors[inputs[1]]
+    dim = OUTPUT_CHANNEL_DIM[op_name]
+    q = filter_tensor.quantization
+    scales = np.asarray(q.scale, dtype=np.float32)
+    weights = tflite.tensor_data(model, filter_tensor).astype(np.float64)
+    zero_points = np.zeros(1) if q.zeroPoint is None else np.asarray(q.zeroPoint, np.float64)
+    per_channel = np.moveaxis(weights, dim, 0).reshape(weights.shape[dim], -1)
+    centred = per_channel - zero_points.reshape(-1, 1)
+    norms = np.broadcast_to(scales.astype(np.float64), (weights.shape[dim],)) * np.sqrt(
+        np.sum(centred * centred, axis=1))
+    input_q = sg.tensors[inputs[0]].quantization
+    return Layer(
+        op_index=i, op=op_name, name=_layer_name(sg, inputs, op),
+        input=inputs[0], filter=inputs[1], bias=inputs[2] if len(inputs) > 2 else -1,
+        output=int(op.outputs[0]), out_channels=int(weights.shape[dim]),
+        weight_scales=scales, input_scale=np.float32(input_q.scale[0]), channel_norms=norms)
+
+
+def _layer_name(sg, inputs, op):
+    """The Keras layer name embedded in TFLite tensor names.
+
+    The TFLite converter names tensors '<model>/<layer>/<TF op>' (fused
+    tensors join several such names with ';'), so the layer is the component
+    before the last. The filter's name is tried first, then the output's and
+    the bias's; a layer with no such name is named after its filter tensor.
+    """
+    candidates = [inputs[1], int(op.outputs[0])] + ([inputs[2]] if len(inputs) > 2 else [])
+    for index in candidates:
+        if index < 0:
+            continue
+        for part in tflite.name_of(sg.tensors[index]).split(";"):
+            components = part.split("/")
+            if len(components) >= 3 and components[-2]:
+                return components[-2]
+    return tflite.name_of(sg.tensors[inputs[1]])

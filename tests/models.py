@@ -1,0 +1,144 @@
+"""Small int8 .tflite models for the tests, shared by all test files.
+
+Each builder returns the bytes of a full-int8 .tflite model (int8 input and
+output unless `float_io`, which adds QUANTIZE/DEQUANTIZE) with random
+weights and non-zero biases, deterministic in `seed` and cached for the
+session. `keras_model(name, seed)` gives the float tf_keras model behind it.
+Import as `import models` (pytest puts tests/ on sys.path).
+"""
+import functools
+import os
+
+import numpy as np
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# name -> (input shape without batch, number of classes)
+SHAPES = {
+    "cnn": ((8, 8, 1), 5),
+    "mobilenet": ((12, 12, 3), 4),
+    "residual": ((8, 8, 2), 6),
+    "mlp": ((6, 6, 1), 10),
+}
+
+
+def _layers():
+    import tf_keras  # noqa: PLC0415 - TensorFlow is slow to import
+    return tf_keras, tf_keras.layers
+
+
+def _cnn(L, x, classes):
+    """conv3x3+relu, maxpool, conv3x3+relu, global mean, FC."""
+    y = L.Conv2D(4, 3, activation="relu", name="conv_a")(x)
+    y = L.MaxPool2D(name="pool")(y)
+    y = L.Conv2D(6, 3, padding="same", activation="relu", name="conv_b")(y)
+    y = L.GlobalAveragePooling2D(name="gap")(y)
+    return L.Dense(classes, name="classifier")(y)
+
+
+def _mobilenet(L, x, classes):
+    """Depthwise-separable blocks with ReLU6, PAD before a stride-2 depthwise,
+    softmax at the end."""
+    y = L.Conv2D(8, 3, strides=2, padding="same", name="stem")(x)
+    y = L.ReLU(6.0, name="stem_relu")(y)
+    y = L.DepthwiseConv2D(3, padding="same", name="dw1")(y)
+    y = L.ReLU(6.0, name="dw1_relu")(y)
+    y = L.Conv2D(8, 1, name="pw1")(y)
+    y = L.ReLU(6.0, name="pw1_relu")(y)
+    y = L.ZeroPadding2D(1, name="pad")(y)  # symmetric: not foldable into SAME
+    y = L.DepthwiseConv2D(3, strides=2, name="dw2")(y)
+    y = L.ReLU(6.0, name="dw2_relu")(y)
+    y = L.Conv2D(12, 1, name="pw2")(y)
+    y = L.ReLU(6.0, name="pw2_relu")(y)
+    y = L.GlobalAveragePooling2D(name="gap")(y)
+    y = L.Dense(classes, name="classifier")(y)
+    return L.Softmax(name="softmax")(y)
+
+
+def _residual(L, x, classes):
+    """A residual block: the stem output feeds a conv branch and the ADD."""
+    stem = L.Conv2D(4, 3, padding="same", activation="relu", name="stem")(x)
+    y = L.Conv2D(4, 3, padding="same", activation="relu", name="res_a")(stem)
+    y = L.Conv2D(4, 3, padding="same", name="res_b")(y)
+    y = L.Add(name="add")([stem, y])
+    y = L.ReLU(name="add_relu")(y)
+    y = L.AveragePooling2D(name="pool")(y)
+    y = L.Flatten(name="flatten")(y)
+    return L.Dense(classes, name="classifier")(y)
+
+
+def _mlp(L, x, classes):
+    """Dense layers on the flattened input."""
+    y = L.Flatten(name="flatten")(x)
+    y = L.Dense(12, activation="relu", name="fc1")(y)
+    y = L.Dense(8, activation="relu", name="fc2")(y)
+    return L.Dense(classes, name="classifier")(y)
+
+
+_BODIES = {"cnn": _cnn, "mobilenet": _mobilenet, "residual": _residual, "mlp": _mlp}
+
+
+def keras_model(name, seed=0):
+    """The float tf_keras model `name` with deterministic random weights."""
+    keras, L = _layers()
+    shape, classes = SHAPES[name]
+    inputs = L.Input(shape, name="input")
+    model = keras.Model(inputs, _BODIES[name](L, inputs, classes), name=name)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        kernel, *rest = weights
+        depthwise = isinstance(layer, L.DepthwiseConv2D)  # kernel (KH, KW, C, 1)
+        fan_in = np.prod(kernel.shape[:2] if depthwise else kernel.shape[:-1])
+        new = [rng.normal(0, np.sqrt(2.0 / fan_in), kernel.shape).astype(np.float32)]
+        new += [rng.normal(0, 0.1, w.shape).astype(np.float32) for w in rest]
+        layer.set_weights(new)
+    return model
+
+
+def representative_inputs(name, seed=0, count=32):
+    """Float inputs for calibration and tests, shape (count, *input shape)."""
+    shape, _ = SHAPES[name]
+    return np.random.default_rng(seed + 1000).normal(0, 1, (count,) + shape).astype(np.float32)
+
+
+def quantize(model, samples, float_io=False):
+    """Full-int8 post-training quantization of a tf_keras model."""
+    import tensorflow as tf  # noqa: PLC0415
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([samples[i:i + 1]] for i in range(len(samples)))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if not float_io:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+@functools.cache
+def tflite_model(name, seed=0, float_io=False):
+    """int8 .tflite bytes of architecture `name` (see SHAPES)."""
+    return quantize(keras_model(name, seed), representative_inputs(name, seed), float_io)
+
+
+def plain_cnn(seed=0, float_io=False):
+    return tflite_model("cnn", seed, float_io)
+
+
+def mobilenet_like(seed=0, float_io=False):
+    return tflite_model("mobilenet", seed, float_io)
+
+
+def residual(seed=0, float_io=False):
+    return tflite_model("residual", seed, float_io)
+
+
+def mlp(seed=0, float_io=False):
+    return tflite_model("mlp", seed, float_io)
+
+
+ARCHITECTURES = {"cnn": plain_cnn, "mobilenet": mobilenet_like, "residual": residual,
+                 "mlp": mlp}

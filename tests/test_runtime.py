@@ -1,0 +1,131 @@
+"""The standalone runtime (host simulator) against the real TFLM.
+
+Forward numerics: every intermediate tensor of our runtime must equal, byte
+for byte, what the `tflite-micro` wheel (a compiled TFLM with its reference
+kernels) computes for the same model and input.
+"""
+import numpy as np
+import pytest
+from tflite_micro import runtime as tflm
+
+import models
+import tflm_train
+from tflm_train import _native
+
+ARENA = 1 << 22
+
+
+def _tflm_interpreter(model_bytes):
+    return tflm.Interpreter.from_bytes(
+        model_bytes, intrepreter_config=tflm.InterpreterConfig.kPreserveAllTensors)
+
+
+def _tflm_tensor(interp, index, dtype):
+    return np.asarray(interp.GetTensor(index, 0)["tensor_data"]).view(dtype).reshape(-1)
+
+
+def _random_input(info, rng):
+    if info["dtype"] == np.int8:
+        return rng.integers(-128, 128, size=info["shape"]).astype(np.int8)
+    return rng.normal(0, 1.5, size=info["shape"]).astype(np.float32)
+
+
+@pytest.mark.parametrize("float_io", [False, True], ids=["int8_io", "float_io"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_intermediate_tensor_matches_tflm(architecture, seed, float_io):
+    model = models.tflite_model(architecture, seed, float_io)
+    ours = _native.Interpreter(model, ARENA, preserve_all_tensors=True)
+    ref = _tflm_interpreter(model)
+    (inp,) = ours.inputs
+    rng = np.random.default_rng(seed)
+    compared = differing = 0
+    for _ in range(4):
+        x = _random_input(ours.tensor_info(inp), rng)
+        ours.set_tensor(inp, x)
+        ours.invoke()
+        ref.set_input(x, 0)
+        ref.invoke()
+        for t in range(ours.num_tensors):
+            info = ours.tensor_info(t)
+            if info["dtype"] not in (np.int8, np.int32, np.float32):
+                continue
+            try:
+                a = ours.get_tensor(t).reshape(-1)
+            except RuntimeError:  # constant-free unused tensor: no memory
+                continue
+            b = _tflm_tensor(ref, t, a.dtype)
+            compared += 1
+            differing += int(not np.array_equal(a, b))
+    assert compared > 10
+    assert differing == 0
+
+
+def test_training_model_infers_like_tflm_before_and_after_training(architecture):
+    """Infer mode of the training graph = the inference model on TFLM, both
+    for the original weights and, after training, for the exported model."""
+    model = models.tflite_model(architecture)
+    trainer = tflm_train.Trainer(tflm_train.convert(model, {"preset": "last-k:2"}))
+    rng = np.random.default_rng(3)
+    xs = [rng.integers(-128, 128, size=trainer.input_shape).astype(np.int8) for _ in range(6)]
+    ref = _tflm_interpreter(model)
+    for x in xs:
+        ref.set_input(x, 0)
+        ref.invoke()
+        np.testing.assert_array_equal(trainer.predict(x), ref.get_output(0))
+
+    _, classes = models.SHAPES[architecture]
+    before = trainer.weights_sha256()
+    for i, x in enumerate(xs * 3):
+        trainer.step(x, i % classes)
+    assert trainer.weights_sha256() != before  # the weights did move
+
+    exported = _tflm_interpreter(trainer.export_inference_model())
+    for x in xs:
+        exported.set_input(x, 0)
+        exported.invoke()
+        np.testing.assert_array_equal(trainer.predict(x), exported.get_output(0))
+
+
+def test_reset_restores_initial_weights():
+    trainer = tflm_train.Trainer(tflm_train.convert(models.plain_cnn(), {"preset": "classifier"}))
+    x = np.zeros(trainer.input_shape, np.int8)
+    initial = trainer.weights_sha256()
+    first = trainer.step(x, 1)
+    for _ in range(5):
+        trainer.step(x, 1)
+    assert trainer.weights_sha256() != initial
+    trainer.reset()
+    assert trainer.weights_sha256() == initial
+    assert trainer.step(x, 1) == first  # same weights, same sample, same loss
+
+
+def test_arena_too_small_is_a_clear_error():
+    data = tflm_train.convert(models.plain_cnn(), {"preset": "classifier"})
+    with pytest.raises(tflm_train.RuntimeModelError, match="arena"):
+        tflm_train.Trainer(data, arena_size=512)
+
+
+@pytest.mark.parametrize("cut", [8, 100, 1000, -16])
+def test_truncated_model_is_rejected(cut):
+    data = tflm_train.convert(models.plain_cnn(), {"preset": "classifier"})
+    with pytest.raises(RuntimeError):
+        _native.Interpreter(data[:cut], ARENA)
+
+
+def test_unknown_custom_op_is_named():
+    from tflm_train.converter.tflite import read_model, write_model
+
+    model = read_model(tflm_train.convert(models.plain_cnn(), {"preset": "classifier"}))
+    for code in model.operatorCodes:
+        if code.customCode == b"TFLMTRAIN_SOFTMAX_CROSS_ENTROPY":
+            code.customCode = b"TFLMTRAIN_NOT_AN_OP"
+    with pytest.raises(RuntimeError, match="TFLMTRAIN_NOT_AN_OP"):
+        _native.Interpreter(write_model(model), ARENA)
+
+
+def test_wrong_input_shape_and_label_are_rejected():
+    trainer = tflm_train.Trainer(tflm_train.convert(models.plain_cnn(), {"preset": "classifier"}))
+    with pytest.raises(tflm_train.DataError, match="shape"):
+        trainer.step(np.zeros((3, 3, 1), np.int8), 0)
+    with pytest.raises(tflm_train.DataError, match="label"):
+        trainer.step(np.zeros(trainer.input_shape, np.int8), trainer.num_classes)
