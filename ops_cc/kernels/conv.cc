@@ -1,0 +1,84 @@
+#include "ops_cc/kernels/conv.h"
+
+#include "ops_cc/core/quantization.h"
+
+namespace tflm_train {
+
+bool ComputePerChannelMultipliers(float input_scale, const float* filter_scales,
+                                  int num_filter_scales, float output_scale,
+                                  int num_channels, int32_t* multipliers,
+                                  int32_t* shifts) {
+  for (int c = 0; c < num_channels; ++c) {
+    const float filter_scale = filter_scales[num_filter_scales == 1 ? 0 : c];
+    const double real = static_cast<double>(input_scale) *
+                        static_cast<double>(filter_scale) /
+                        static_cast<double>(output_scale);
+    int shift = 0;
+    QuantizeMultiplier(real, &multipliers[c], &shift);
+    if (multipliers[c] < 0 || shift > 31) return false;
+    shifts[c] = shift;
+  }
+  return true;
+}
+
+namespace ref {
+
+void ConvPerChannel(const ConvParams& params, const int32_t* output_multiplier,
+                    const int32_t* output_shift, const Shape& input_shape,
+                    const int8_t* input, const Shape& filter_shape,
+                    const int8_t* filter, const int32_t* bias,
+                    const Shape& output_shape, int8_t* output) {
+  const int batches = input_shape.dims[0];
+  const int in_h = input_shape.dims[1];
+  const int in_w = input_shape.dims[2];
+  const int in_c = input_shape.dims[3];
+  const int out_c = filter_shape.dims[0];
+  const int filter_h = filter_shape.dims[1];
+  const int filter_w = filter_shape.dims[2];
+  const int filter_c = filter_shape.dims[3];
+  const int out_h = output_shape.dims[1];
+  const int out_w = output_shape.dims[2];
+  const int filters_per_group = out_c / (in_c / filter_c);
+
+  for (int b = 0; b < batches; ++b) {
+    const int8_t* in_batch = input + b * in_h * in_w * in_c;
+    for (int oy = 0; oy < out_h; ++oy) {
+      const int y0 = oy * params.stride_h - params.pad_h;
+      for (int ox = 0; ox < out_w; ++ox) {
+        const int x0 = ox * params.stride_w - params.pad_w;
+        for (int oc = 0; oc < out_c; ++oc) {
+          const int8_t* in_group =
+              in_batch + (oc / filters_per_group) * filter_c;
+          const int8_t* filter_oc =
+              filter + oc * filter_h * filter_w * filter_c;
+          int32_t acc = 0;
+          for (int ky = 0; ky < filter_h; ++ky) {
+            const int y = y0 + ky * params.dilation_h;
+            if (y < 0 || y >= in_h) continue;  // zero padding contributes 0
+            for (int kx = 0; kx < filter_w; ++kx) {
+              const int x = x0 + kx * params.dilation_w;
+              if (x < 0 || x >= in_w) continue;
+              const int8_t* in_px = in_group + (y * in_w + x) * in_c;
+              const int8_t* w = filter_oc + (ky * filter_w + kx) * filter_c;
+              for (int ic = 0; ic < filter_c; ++ic) {
+                acc += static_cast<int32_t>(w[ic]) *
+                       (static_cast<int32_t>(in_px[ic]) + params.input_offset);
+              }
+            }
+          }
+          if (bias != nullptr) acc += bias[oc];
+          acc = MultiplyByQuantizedMultiplier(acc, output_multiplier[oc],
+                                              output_shift[oc]);
+          acc += params.output_offset;
+          if (acc < params.act_min) acc = params.act_min;
+          if (acc > params.act_max) acc = params.act_max;
+          output[((b * out_h + oy) * out_w + ox) * out_c + oc] =
+              static_cast<int8_t>(acc);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace ref
+}  // namespace tflm_train

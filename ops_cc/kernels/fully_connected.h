@@ -1,0 +1,42 @@
+// FULLY_CONNECTED with int8 activations and symmetric int8 weights quantized
+// per tensor or per output unit (TFLite Micro's reference numerics).
+#ifndef TFLM_TRAIN_KERNELS_FULLY_CONNECTED_H_
+#define TFLM_TRAIN_KERNELS_FULLY_CONNECTED_H_
+
+#include <cstdint>
+
+#include "ops_cc/core/shape.h"
+
+namespace tflm_train {
+
+struct FullyConnectedParams {
+  int32_t input_offset = 0;   // -(input zero point)
+  int32_t output_offset = 0;  // output zero point
+  int32_t act_min = -128, act_max = 127;
+  // True: one multiplier/shift per output unit; false: a single pair.
+  bool per_channel = false;
+};
+
+// The per-tensor multiplier: TFLite forms input_scale * filter_scale in
+// single precision before dividing by output_scale in double (per-channel
+// weights use ComputePerChannelMultipliers, all in double). Returns false if
+// the multiplier is negative or needs a left shift above 31.
+bool ComputeFullyConnectedMultiplier(float input_scale, float filter_scale,
+                                     float output_scale, int32_t* multiplier,
+                                     int32_t* shift);
+
+namespace ref {
+
+// filter [units, depth], bias [units] (may be null), output [..., units]; the
+// input is read as [rows, depth] with rows = output elements / units.
+void FullyConnected(const FullyConnectedParams& params,
+                    const int32_t* output_multiplier,
+                    const int32_t* output_shift, const int8_t* input,
+                    const Shape& filter_shape, const int8_t* filter,
+                    const int32_t* bias, const Shape& output_shape,
+                    int8_t* output);
+
+}  // namespace ref
+}  // namespace tflm_train
+
+#endif  // TFLM_TRAIN_KERNELS_FULLY_CONNECTED_H_
