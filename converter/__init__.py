@@ -12,14 +12,15 @@ from .errors import ConversionError
 from .export import (export_inference_model, read_training_info, set_hparams,
                      set_trainable_values)
 from .scheme import OptimizerConfig, Scheme, as_scheme
-from .source import inference_tflite
+from .source import to_int8_tflite
 from .training_info import (FORMAT_VERSION, Optimizer, Rounding, Trainable, TrainableKind,
                             TrainingInfo)
 
 __all__ = [
     "ConversionError", "FORMAT_VERSION", "Optimizer", "OptimizerConfig", "Rounding", "Scheme",
     "Trainable", "TrainableKind", "TrainingInfo", "convert", "export_inference_model",
-    "read_training_info", "set_hparams", "set_trainable_values", "write_atomically",
+    "read_training_info", "set_hparams", "set_trainable_values", "to_int8_tflite",
+    "write_atomically",
 ]
 
 
@@ -33,7 +34,7 @@ def convert(model, scheme, *, representative_data=None, out=None):
     Returns the training .tflite bytes, also written atomically to `out`.
     """
     scheme = as_scheme(scheme)
-    data = build_training_model(inference_tflite(model, representative_data), scheme)
+    data = build_training_model(to_int8_tflite(model, representative_data), scheme)
     if out is not None:
         write_atomically(out, data)
     return data

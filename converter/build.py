@@ -23,9 +23,9 @@ LABEL, MODE, LOSS = "tflm_train/label", "tflm_train/mode", "tflm_train/loss"
 HPARAMS, RNG = "tflm_train/hparams", "tflm_train/rng"
 
 
-def build_training_model(inference_tflite, scheme):
+def build_training_model(int8_tflite, scheme):
     """Inference .tflite bytes + a validated Scheme -> training .tflite bytes."""
-    model = tflite.read_model(inference_tflite)
+    model = tflite.read_model(int8_tflite)
     if tflite.metadata_bytes(model, training_info.METADATA_NAME) is not None:
         raise ConversionError("the model is already a training model; "
                               "convert its export_inference_model() output instead")

@@ -7,7 +7,7 @@ from .errors import ConversionError
 from .tflite import TFLITE_FILE_IDENTIFIER
 
 
-def inference_tflite(model, representative_data=None):
+def to_int8_tflite(model, representative_data=None):
     """.tflite bytes from bytes, a .tflite file, a Keras model or its saved file.
 
     A file is .tflite if it ends in .tflite or has the TFL3 file identifier.

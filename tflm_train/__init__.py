@@ -7,7 +7,7 @@
     loss = trainer.step(x, y)
 """
 from tflm_train.converter import (ConversionError, Scheme, convert,
-                                  export_inference_model)
+                                  export_inference_model, to_int8_tflite)
 from tflm_train.errors import DataError, RuntimeModelError, TflmTrainError
 from tflm_train.plan import plan
 from tflm_train.runtime import Trainer
@@ -15,5 +15,6 @@ from tflm_train.runtime import Trainer
 __all__ = [
     "ConversionError", "DataError", "RuntimeModelError", "Scheme",
     "TflmTrainError", "Trainer", "convert", "export_inference_model", "plan",
+    "to_int8_tflite",
 ]
 __version__ = "0.1.0"
