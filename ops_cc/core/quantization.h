@@ -32,6 +32,15 @@ int32_t SaturatingRoundingDoublingHighMul(int32_t a, int32_t b);
 // round(x / 2^exponent), ties away from zero; exponent in [0, 31].
 int32_t RoundingDivideByPOT(int32_t x, int exponent);
 
+// int32 accumulation that wraps on overflow, as TFLM's kernels do on
+// two's-complement targets, without undefined behaviour. Overflow happens
+// only with extreme biases (a trained bias saturated at the int32 limit) or
+// malformed models; wrapping keeps the result identical to TFLM's.
+inline int32_t WrappingAdd(int32_t a, int32_t b) {
+  return static_cast<int32_t>(static_cast<uint32_t>(a) +
+                              static_cast<uint32_t>(b));
+}
+
 }  // namespace tflm_train
 
 #endif  // TFLM_TRAIN_CORE_QUANTIZATION_H_

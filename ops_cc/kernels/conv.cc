@@ -61,15 +61,16 @@ void ConvPerChannel(const ConvParams& params, const int32_t* output_multiplier,
               const int8_t* in_px = in_group + (y * in_w + x) * in_c;
               const int8_t* w = filter_oc + (ky * filter_w + kx) * filter_c;
               for (int ic = 0; ic < filter_c; ++ic) {
-                acc += static_cast<int32_t>(w[ic]) *
-                       (static_cast<int32_t>(in_px[ic]) + params.input_offset);
+                acc = WrappingAdd(
+                    acc, static_cast<int32_t>(w[ic]) *
+                             (static_cast<int32_t>(in_px[ic]) + params.input_offset));
               }
             }
           }
-          if (bias != nullptr) acc += bias[oc];
+          if (bias != nullptr) acc = WrappingAdd(acc, bias[oc]);
           acc = MultiplyByQuantizedMultiplier(acc, output_multiplier[oc],
                                               output_shift[oc]);
-          acc += params.output_offset;
+          acc = WrappingAdd(acc, params.output_offset);
           if (acc < params.act_min) acc = params.act_min;
           if (acc > params.act_max) acc = params.act_max;
           output[((b * out_h + oy) * out_w + ox) * out_c + oc] =

@@ -41,13 +41,13 @@ void DepthwiseConvPerChannel(const ConvParams& params,
               if (x < 0 || x >= in_w) continue;
               const int32_t in_val = in_batch[(y * in_w + x) * in_c + ic];
               const int32_t w = filter[(ky * filter_w + kx) * out_c + oc];
-              acc += w * (in_val + params.input_offset);
+              acc = WrappingAdd(acc, w * (in_val + params.input_offset));
             }
           }
-          if (bias != nullptr) acc += bias[oc];
+          if (bias != nullptr) acc = WrappingAdd(acc, bias[oc]);
           acc = MultiplyByQuantizedMultiplier(acc, output_multiplier[oc],
                                               output_shift[oc]);
-          acc += params.output_offset;
+          acc = WrappingAdd(acc, params.output_offset);
           if (acc < params.act_min) acc = params.act_min;
           if (acc > params.act_max) acc = params.act_max;
           out_px[oc] = static_cast<int8_t>(acc);

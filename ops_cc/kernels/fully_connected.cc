@@ -33,14 +33,15 @@ void FullyConnected(const FullyConnectedParams& params,
       const int8_t* w = filter + u * depth;
       int32_t acc = 0;
       for (int d = 0; d < depth; ++d) {
-        acc += static_cast<int32_t>(w[d]) *
-               (static_cast<int32_t>(in_row[d]) + params.input_offset);
+        acc = WrappingAdd(
+            acc, static_cast<int32_t>(w[d]) *
+                     (static_cast<int32_t>(in_row[d]) + params.input_offset));
       }
-      if (bias != nullptr) acc += bias[u];
+      if (bias != nullptr) acc = WrappingAdd(acc, bias[u]);
       const int q = params.per_channel ? u : 0;
       acc = MultiplyByQuantizedMultiplier(acc, output_multiplier[q],
                                           output_shift[q]);
-      acc += params.output_offset;
+      acc = WrappingAdd(acc, params.output_offset);
       if (acc < params.act_min) acc = params.act_min;
       if (acc > params.act_max) acc = params.act_max;
       output[r * units + u] = static_cast<int8_t>(acc);
