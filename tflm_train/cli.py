@@ -1,4 +1,4 @@
-"""The `tflm-train` command line: convert, plan, train, eval, export."""
+"""The `tflm-train` command line: convert, plan, train, eval, export, firmware."""
 from __future__ import annotations
 
 import argparse
@@ -126,6 +126,28 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_firmware(args) -> int:
+    from tflm_train.firmware import run_firmware
+
+    result = run_firmware(args.model, args.data, steps=args.steps, seed=args.seed,
+                          ram_kb=args.ram_kb, log_every=args.log_every)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for step, loss in zip(result["logged_steps"], result["loss_history"]):
+        print(f"step {step:5d}  loss {loss:.4f}")
+    print(f"weights_sha256 {result['weights_sha256']}")
+    print(f"RAM   {result['ram_bytes']:>9,d} B of {result['ram_budget_bytes']:,d} "
+          f"(static {result['static_ram_bytes']:,d} incl. arena {result['arena_bytes']:,d}; "
+          f"peak stack {result['peak_stack_bytes']:,d}; heap {result['heap_used_bytes']:,d})")
+    print(f"arena {result['arena_used_bytes']:>9,d} B (planned {result['peak_arena_bytes']:,d} "
+          f"+ persistent {result['persistent_bytes']:,d})")
+    print(f"flash {result['flash_bytes']:>9,d} B (model {result['model_bytes']:,d})")
+    print(f"instructions per train step {result['instructions_per_train_step']:,d}, "
+          f"per infer step {result['instructions_per_infer_step']:,d}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="On-device training for TensorFlow Lite Micro.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -166,15 +188,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model")
     c.add_argument("--out", required=True)
     c.set_defaults(func=cmd_export)
+
+    c = sub.add_parser("firmware", help="train on a Cortex-M4 under QEMU and report RAM, flash, instructions")
+    c.add_argument("model")
+    c.add_argument("--data", required=True, help="DATA.npz with x and y")
+    c.add_argument("--steps", type=int, required=True)
+    c.add_argument("--seed", type=int, default=0, help="sample order seed (as for train)")
+    c.add_argument("--ram-kb", type=int, default=256, help="RAM budget of the image in KiB")
+    c.add_argument("--log-every", type=int, default=1, help="print the loss every k steps")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_firmware)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    for name in ("epochs", "steps"):
+    for name in ("epochs", "steps", "ram_kb", "log_every"):
         value = getattr(args, name, None)
         if value is not None and value <= 0:
-            print(f"{PROG}: error: --{name} must be positive", file=sys.stderr)
+            print(f"{PROG}: error: --{name.replace('_', '-')} must be positive", file=sys.stderr)
             return 2
     try:
         return args.func(args)

@@ -1,0 +1,237 @@
+#include "ops_cc/runtime/training_session.h"
+
+#include <cstring>
+
+#include "ops_cc/core/sha256.h"
+
+namespace tflm_train {
+namespace {
+
+constexpr char kMetadataName[] = "tflm_train.training_info";
+constexpr int32_t kTrainMode = 1, kInferMode = 0;
+
+// Field slots of schema/training_info.fbs (declaration order).
+namespace slot {
+constexpr int kFormatVersion = 0, kTrainables = 1, kInput = 3, kLabel = 4,
+              kMode = 5, kLogits = 6, kLoss = 7, kHparams = 8, kRng = 9,
+              kNumClasses = 10;
+constexpr int kTrainableVariable = 0, kTrainableInitializer = 1,
+              kTrainableKind = 2;
+}  // namespace slot
+
+constexpr int8_t kKindWeight = 0, kKindBias = 1;
+
+}  // namespace
+
+TrainingSession::TrainingSession(const uint8_t* model, size_t model_size,
+                                 uint8_t* arena, size_t arena_size)
+    : interpreter_(model, model_size, arena, arena_size) {}
+
+Status TrainingSession::FromInterpreter(Status status) {
+  if (status == Status::kOk) return status;
+  return error_.Report(status, "%s", interpreter_.error_message());
+}
+
+Status TrainingSession::ValidateTensor(const char* what, int index,
+                                       DataType type, Role role) {
+  if (index < 0 || index >= interpreter_.num_tensors())
+    return error_.Report(Status::kMalformedModel, "training info: %s tensor %d out of range [0, %d)", what, index, interpreter_.num_tensors());
+  if (interpreter_.tensor_type(index) != type)
+    return error_.Report(Status::kMalformedModel, "training info: %s tensor %d is %s, expected %s", what, index, DataTypeName(interpreter_.tensor_type(index)), DataTypeName(type));
+  TensorMeta meta;
+  if (interpreter_.model().ReadTensor(index, &meta) != Status::kOk)
+    return error_.Report(Status::kMalformedModel, "training info: %s tensor %d is invalid", what, index);
+  const bool is_constant = meta.data != nullptr;
+  const bool is_variable = interpreter_.tensor_is_variable(index);
+  switch (role) {
+    case Role::kVariable:
+      if (!is_variable)
+        return error_.Report(Status::kMalformedModel, "training info: %s tensor %d is not a variable", what, index);
+      break;
+    case Role::kConstant:
+      if (!is_constant)
+        return error_.Report(Status::kMalformedModel, "training info: %s tensor %d is not a constant", what, index);
+      break;
+    case Role::kWritable:
+      if (is_constant || interpreter_.tensor_data(index) == nullptr)
+        return error_.Report(Status::kMalformedModel, "training info: %s tensor %d is constant or not used by the graph", what, index);
+      break;
+  }
+  return Status::kOk;
+}
+
+Status TrainingSession::Init() {
+  error_.Clear();
+  if (initialized_)
+    return error_.Report(Status::kError, "TrainingSession::Init called twice");
+  TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.AllocateTensors()));
+
+  size_t size = 0;
+  const uint8_t* meta = interpreter_.model().Metadata(kMetadataName, &size);
+  if (meta == nullptr)
+    return error_.Report(Status::kMalformedModel, "model has no %s metadata (not a training model)", kMetadataName);
+  if (size < 8 || memcmp(meta + 4, "TFTR", 4) != 0)
+    return error_.Report(Status::kMalformedModel, "training info: file identifier is not TFTR");
+  // Vectors inside are read in place and must be aligned in memory.
+  if (reinterpret_cast<uintptr_t>(meta) % 4 != 0)
+    return error_.Report(Status::kMalformedModel, "training info: metadata buffer is not 4-byte aligned");
+  const FbTable info = FbTable::Root(meta, size);
+  if (!info.valid())
+    return error_.Report(Status::kMalformedModel, "training info: root table is invalid or truncated");
+
+  const uint32_t version = info.Scalar<uint32_t>(slot::kFormatVersion, 0);
+  if (version != kFormatVersion)
+    return error_.Report(Status::kMalformedModel, "training info: format version %u is not supported (this runtime reads version %u)", version, kFormatVersion);
+
+  if (info.Has(slot::kTrainables)) {
+    trainables_ = info.Vector(slot::kTrainables, 4);
+    if (!trainables_.valid())
+      return error_.Report(Status::kMalformedModel, "training info: trainables vector is invalid");
+  }
+  trainable_bytes_ = 0;
+  for (uint32_t i = 0; i < trainables_.length(); ++i) {
+    const FbTable t = trainables_.TableAt(i);
+    if (!t.valid())
+      return error_.Report(Status::kMalformedModel, "training info: trainable %u is invalid", i);
+    const int8_t kind = t.Scalar<int8_t>(slot::kTrainableKind, kKindWeight);
+    if (kind != kKindWeight && kind != kKindBias)
+      return error_.Report(Status::kMalformedModel, "training info: trainable %u has unknown kind %d", i, kind);
+    const DataType type = kind == kKindWeight ? DataType::kInt8 : DataType::kInt32;
+    const int variable = t.Scalar<int32_t>(slot::kTrainableVariable, 0);
+    const int initializer = t.Scalar<int32_t>(slot::kTrainableInitializer, 0);
+    TT_RETURN_IF_ERROR(ValidateTensor("trainable variable", variable, type, Role::kVariable));
+    TT_RETURN_IF_ERROR(ValidateTensor("trainable initializer", initializer, type, Role::kConstant));
+    if (interpreter_.tensor_bytes(variable) != interpreter_.tensor_bytes(initializer))
+      return error_.Report(Status::kMalformedModel, "training info: trainable %u: variable %d has %zu bytes, initializer %d has %zu", i, variable, interpreter_.tensor_bytes(variable), initializer, interpreter_.tensor_bytes(initializer));
+    trainable_bytes_ += interpreter_.tensor_bytes(variable);
+  }
+
+  // Absent scalars take the schema's default, 0.
+  input_ = info.Scalar<int32_t>(slot::kInput, 0);
+  label_ = info.Scalar<int32_t>(slot::kLabel, 0);
+  mode_ = info.Scalar<int32_t>(slot::kMode, 0);
+  loss_ = info.Scalar<int32_t>(slot::kLoss, 0);
+  const int logits = info.Scalar<int32_t>(slot::kLogits, 0);
+  const int hparams = info.Scalar<int32_t>(slot::kHparams, 0);
+  const int rng = info.Scalar<int32_t>(slot::kRng, 0);
+  const DataType input_type =
+      input_ >= 0 && input_ < interpreter_.num_tensors() &&
+              interpreter_.tensor_type(input_) == DataType::kFloat32
+          ? DataType::kFloat32
+          : DataType::kInt8;
+  const Role writable = Role::kWritable;
+  TT_RETURN_IF_ERROR(ValidateTensor("input", input_, input_type, writable));
+  TT_RETURN_IF_ERROR(ValidateTensor("label", label_, DataType::kInt32, writable));
+  TT_RETURN_IF_ERROR(ValidateTensor("mode", mode_, DataType::kInt32, writable));
+  TT_RETURN_IF_ERROR(ValidateTensor("loss", loss_, DataType::kFloat32, writable));
+  TT_RETURN_IF_ERROR(ValidateTensor("logits", logits, DataType::kInt8, writable));
+  TT_RETURN_IF_ERROR(ValidateTensor("hparams", hparams, DataType::kFloat32, Role::kConstant));
+  if (rng != -1)
+    TT_RETURN_IF_ERROR(ValidateTensor("rng", rng, DataType::kInt32, Role::kVariable));
+  if (interpreter_.tensor_bytes(label_) != 4 || interpreter_.tensor_bytes(mode_) != 4 ||
+      interpreter_.tensor_bytes(loss_) != 4 || interpreter_.tensor_bytes(hparams) != 8)
+    return error_.Report(Status::kMalformedModel, "training info: label, mode and loss must have one element, hparams two");
+
+  num_classes_ = info.Scalar<int32_t>(slot::kNumClasses, 0);
+  const Shape logits_shape = interpreter_.tensor_shape(logits);
+  if (num_classes_ <= 0 || logits_shape.rank == 0 ||
+      logits_shape.Last() != num_classes_ ||
+      logits_shape.FlatSize() != num_classes_)
+    return error_.Report(Status::kMalformedModel, "training info: num_classes %d does not match the logits' shape", num_classes_);
+
+  if (interpreter_.model().num_outputs() == 0)
+    return error_.Report(Status::kMalformedModel, "model has no outputs");
+  output_ = interpreter_.model().output(0);
+  initialized_ = true;
+  invoked_ = false;
+  return Status::kOk;
+}
+
+Status TrainingSession::Step(DataType type, const void* input, size_t bytes,
+                             int32_t label, int32_t mode, float* loss) {
+  error_.Clear();
+  if (!initialized_)
+    return error_.Report(Status::kError, "training session used before Init succeeded");
+  if (mode == kTrainMode && (label < 0 || label >= num_classes_))
+    return error_.Report(Status::kBadInput, "label %d out of range [0, %d)", static_cast<int>(label), num_classes_);
+  TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.SetTensor(input_, type, input, bytes)));
+  TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.SetTensor(label_, DataType::kInt32, &label, sizeof(label))));
+  TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.SetTensor(mode_, DataType::kInt32, &mode, sizeof(mode))));
+  TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.Invoke()));
+  invoked_ = true;
+  if (loss != nullptr) memcpy(loss, interpreter_.tensor_data(loss_), sizeof(float));
+  return Status::kOk;
+}
+
+Status TrainingSession::TrainStep(const int8_t* input, size_t bytes,
+                                  int32_t label, float* loss) {
+  return Step(DataType::kInt8, input, bytes, label, kTrainMode, loss);
+}
+
+Status TrainingSession::TrainStep(const float* input, size_t bytes,
+                                  int32_t label, float* loss) {
+  return Step(DataType::kFloat32, input, bytes, label, kTrainMode, loss);
+}
+
+Status TrainingSession::InferStep(const int8_t* input, size_t bytes,
+                                  int32_t label, float* loss) {
+  return Step(DataType::kInt8, input, bytes, label, kInferMode, loss);
+}
+
+Status TrainingSession::InferStep(const float* input, size_t bytes,
+                                  int32_t label, float* loss) {
+  return Step(DataType::kFloat32, input, bytes, label, kInferMode, loss);
+}
+
+Status TrainingSession::Reset() {
+  error_.Clear();
+  if (!initialized_)
+    return error_.Report(Status::kError, "training session used before Init succeeded");
+  TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.Reset()));
+  invoked_ = false;
+  return Status::kOk;
+}
+
+Status TrainingSession::WeightsSha256(uint8_t digest[32]) {
+  error_.Clear();
+  if (!initialized_)
+    return error_.Report(Status::kError, "training session used before Init succeeded");
+  Sha256 hash;
+  for (uint32_t i = 0; i < trainables_.length(); ++i) {
+    const FbTable t = trainables_.TableAt(i);
+    const int index = t.Scalar<int32_t>(invoked_ ? slot::kTrainableVariable
+                                                 : slot::kTrainableInitializer, 0);
+    hash.Update(interpreter_.tensor_data(index), interpreter_.tensor_bytes(index));
+  }
+  hash.Finish(digest);
+  return Status::kOk;
+}
+
+const int8_t* TrainingSession::output() const {
+  if (!initialized_ || interpreter_.tensor_type(output_) != DataType::kInt8)
+    return nullptr;
+  return static_cast<const int8_t*>(interpreter_.tensor_data(output_));
+}
+
+size_t TrainingSession::output_bytes() const {
+  return initialized_ ? interpreter_.tensor_bytes(output_) : 0;
+}
+
+int TrainingSession::PredictedClass() const {
+  const int8_t* out = output();
+  if (out == nullptr) return -1;
+  int best = -1;
+  for (size_t i = 0; i < output_bytes(); ++i)
+    if (best < 0 || out[i] > out[best]) best = static_cast<int>(i);
+  return best;
+}
+
+DataType TrainingSession::input_type() const {
+  return interpreter_.tensor_type(input_);
+}
+
+size_t TrainingSession::input_bytes() const {
+  return interpreter_.tensor_bytes(input_);
+}
+
+}  // namespace tflm_train

@@ -1,0 +1,95 @@
+// A training driver over the standalone Interpreter: reads the model's
+// `tflm_train.training_info` metadata (schema/training_info.fbs), feeds
+// sample, label and mode, and runs one SGD step (or one inference) per call.
+//
+//   TrainingSession session(model, model_size, arena, arena_size);
+//   if (session.Init() != Status::kOk) puts(session.error_message());
+//   float loss;
+//   session.TrainStep(sample, sample_bytes, label, &loss);
+//   uint8_t digest[32];
+//   session.WeightsSha256(digest);  // == tflm_train.Trainer.weights_sha256()
+#ifndef TFLM_TRAIN_RUNTIME_TRAINING_SESSION_H_
+#define TFLM_TRAIN_RUNTIME_TRAINING_SESSION_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ops_cc/core/status.h"
+#include "ops_cc/runtime/error_reporter.h"
+#include "ops_cc/runtime/flatbuffer_reader.h"
+#include "ops_cc/runtime/interpreter.h"
+
+namespace tflm_train {
+
+class TrainingSession {
+ public:
+  // The metadata format version this reader understands.
+  static constexpr uint32_t kFormatVersion = 1;
+
+  // Same requirements as Interpreter: `model` 8-byte aligned and alive for
+  // the session's lifetime, `arena` 16-byte aligned.
+  TrainingSession(const uint8_t* model, size_t model_size, uint8_t* arena,
+                  size_t arena_size);
+  TrainingSession(const TrainingSession&) = delete;
+  TrainingSession& operator=(const TrainingSession&) = delete;
+
+  // Allocates the interpreter and validates the metadata: version, tensor
+  // indices in range, tensor types, sizes and kinds.
+  Status Init();
+
+  // One SGD step on one sample (mode 1); `loss` gets the loss before the
+  // update. The label must be in [0, num_classes).
+  Status TrainStep(const int8_t* input, size_t bytes, int32_t label, float* loss);
+  Status TrainStep(const float* input, size_t bytes, int32_t label, float* loss);
+  // Forward pass and loss (mode 0), weights unchanged; the loss is NaN for a
+  // label outside [0, num_classes).
+  Status InferStep(const int8_t* input, size_t bytes, int32_t label, float* loss);
+  Status InferStep(const float* input, size_t bytes, int32_t label, float* loss);
+
+  // Back to the weights stored in the model's initialisers.
+  Status Reset();
+
+  // SHA-256 over the raw bytes of every trainable tensor, in metadata order.
+  // Before the first successful step (after Init or Reset) the variables
+  // still hold zero points, so the initialisers are hashed instead.
+  Status WeightsSha256(uint8_t digest[32]);
+
+  // The model output of the last step (the inference model's output 0);
+  // null when that output is not int8.
+  const int8_t* output() const;
+  size_t output_bytes() const;
+  // Index of the largest element of the int8 output, -1 if there is none.
+  int PredictedClass() const;
+
+  DataType input_type() const;
+  size_t input_bytes() const;
+  int num_classes() const { return num_classes_; }
+  int num_trainables() const { return static_cast<int>(trainables_.length()); }
+  // Bytes of all trainable variables (the RAM the trained weights take).
+  size_t trainable_bytes() const { return trainable_bytes_; }
+
+  const Interpreter& interpreter() const { return interpreter_; }
+  // The last error as one line.
+  const char* error_message() const { return error_.message(); }
+
+ private:
+  // What a tensor named by the metadata must be.
+  enum class Role { kWritable, kVariable, kConstant };
+  Status ValidateTensor(const char* what, int index, DataType type, Role role);
+  Status Step(DataType type, const void* input, size_t bytes, int32_t label,
+              int32_t mode, float* loss);
+  Status FromInterpreter(Status status);
+
+  Interpreter interpreter_;
+  ErrorReporter error_;
+  FbVector trainables_;  // of Trainable tables, validated by Init
+  int input_ = -1, label_ = -1, mode_ = -1, loss_ = -1, output_ = -1;
+  int num_classes_ = 0;
+  size_t trainable_bytes_ = 0;
+  bool initialized_ = false;
+  bool invoked_ = false;  // a step ran since Init or Reset
+};
+
+}  // namespace tflm_train
+
+#endif  // TFLM_TRAIN_RUNTIME_TRAINING_SESSION_H_

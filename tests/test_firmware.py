@@ -1,0 +1,92 @@
+"""The Cortex-M4 firmware (QEMU mps2-an386) trains bit-exactly like the host
+simulator, and a model over the RAM budget is a clear error."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import models
+import tflm_train
+from tflm_train import cli
+from tflm_train.data import Dataset
+from tflm_train.errors import TflmTrainError
+from tflm_train.firmware import TOOLS, run_firmware
+from tflm_train.training import train
+
+_missing = [t for t in TOOLS if shutil.which(t) is None]
+pytestmark = pytest.mark.skipif(
+    bool(_missing), reason=f"{', '.join(_missing)} not installed (Cortex-M toolchain / QEMU)")
+
+STEPS, SEED = 20, 5
+# One model per kind of backward graph; mobilenet has float input/output
+# (QUANTIZE/DEQUANTIZE), so float samples travel to the device.
+CASES = {
+    "cnn": (models.plain_cnn, False,
+            {"bias_update_layers": 2, "weight_update": {"conv_b": 0.5}}),
+    "mobilenet": (models.mobilenet_like, True,
+                  {"bias_update_layers": 4, "weight_update": {"pw2": 0.25, "dw2": 0.5}}),
+    "residual": (models.residual, False,
+                 {"bias_update_layers": 3, "weight_update": {"res_b": 0.5}}),
+}
+
+
+def _training_model(name):
+    build, float_io, scheme = CASES[name]
+    scheme = dict(scheme, optimizer={"lr": 0.05, "rounding": "stochastic"})
+    return tflm_train.convert(build(float_io=float_io), scheme)
+
+
+def _data(name, count=12):
+    shape, classes = models.SHAPES[name]
+    rng = np.random.default_rng(11)
+    return Dataset(rng.normal(0, 1, (count,) + shape).astype(np.float32),
+                   rng.integers(0, classes, count))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_firmware_trains_like_the_host_simulator(name):
+    model, data = _training_model(name), _data(name)
+    device = run_firmware(model, data, steps=STEPS, seed=SEED)
+    host = train(tflm_train.Trainer(model), data, steps=STEPS, seed=SEED, progress=False,
+                 log=lambda *_: None)
+
+    assert device["weights_sha256"] == host["weights_sha256"]
+    assert device["loss_history"] == host["loss_history"]  # bit for bit
+    assert device["steps"] == STEPS and len(device["loss_history"]) == STEPS
+
+    plan = tflm_train.plan(model)
+    assert device["peak_arena_bytes"] == plan["peak_arena_bytes"]
+    assert device["persistent_bytes"] < plan["persistent_bytes"]  # 32-bit records
+    assert device["arena_used_bytes"] <= device["arena_bytes"] < device["static_ram_bytes"]
+    assert 0 < device["ram_bytes"] <= device["ram_budget_bytes"] == 256 * 1024
+    assert device["flash_bytes"] > len(model)
+    assert 0 < device["instructions_per_infer_step"] < device["instructions_per_train_step"]
+
+
+def test_over_budget_is_a_one_line_error(tmp_path, capsys):
+    model_path, data_path = tmp_path / "cnn_train.tflite", tmp_path / "data.npz"
+    model_path.write_bytes(_training_model("cnn"))
+    data = _data("cnn")
+    np.savez(data_path, x=data.x, y=data.y)
+    capsys.readouterr()
+
+    rc = cli.main(["firmware", str(model_path), "--data", str(data_path), "--steps", "2",
+                   "--ram-kb", "8"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.count("\n") == 1
+    assert "does not fit in 8 KiB of RAM" in err and "over by" in err
+
+    with pytest.raises(TflmTrainError, match=r"over by (\d+) bytes") as exc:
+        run_firmware(model_path, data_path, steps=2, ram_kb=16)
+    # Exactly the shortfall: adding it (rounded up to KiB) makes it fit.
+    over = int(exc.value.args[0].rsplit("over by ", 1)[1].split()[0])
+    fits = json.loads(_cli_json(capsys, model_path, data_path, 16 + -(-over // 1024)))
+    assert fits["ram_budget_bytes"] == (16 + -(-over // 1024)) * 1024
+
+
+def _cli_json(capsys, model_path, data_path, ram_kb):
+    assert cli.main(["firmware", str(model_path), "--data", str(data_path), "--steps", "2",
+                     "--ram-kb", str(ram_kb), "--json"]) == 0
+    return capsys.readouterr().out
