@@ -1,0 +1,116 @@
+#include "ops_cc/kernels/grad/conv_grad.h"
+
+namespace tflm_train {
+
+void ConvInputGrad(const ConvGradArgs& a, float* dx) {
+  const int batches = a.x_shape.dims[0];
+  const int in_h = a.x_shape.dims[1];
+  const int in_w = a.x_shape.dims[2];
+  const int in_c = a.x_shape.dims[3];
+  const int filter_h = a.filter_shape.dims[1];
+  const int filter_w = a.filter_shape.dims[2];
+  const int out_h = a.y_shape.dims[1];
+  const int out_w = a.y_shape.dims[2];
+  const int out_c = a.y_shape.dims[3];
+
+  const int64_t n = a.x_shape.FlatSize();
+  for (int64_t k = 0; k < n; ++k) dx[k] = 0.0f;
+
+  for (int b = 0; b < batches; ++b) {
+    for (int oy = 0; oy < out_h; ++oy) {
+      const int y0 = oy * a.stride_h - a.pad_h;
+      for (int ox = 0; ox < out_w; ++ox) {
+        const int x0 = ox * a.stride_w - a.pad_w;
+        for (int o = 0; o < out_c; ++o) {
+          const int64_t out = Offset4(a.y_shape, b, oy, ox, o);
+          const float g = a.mask.Apply(a.dy[out], a.y[out]);
+          if (g == 0.0f) continue;
+          const float gs = g * a.filter_scales[o];
+          for (int ky = 0; ky < filter_h; ++ky) {
+            const int iy = y0 + ky * a.dilation_h;
+            if (iy < 0 || iy >= in_h) continue;
+            for (int kx = 0; kx < filter_w; ++kx) {
+              const int ix = x0 + kx * a.dilation_w;
+              if (ix < 0 || ix >= in_w) continue;
+              const int8_t* w =
+                  a.filter + Offset4(a.filter_shape, o, ky, kx, 0);
+              float* d = dx + Offset4(a.x_shape, b, iy, ix, 0);
+              for (int i = 0; i < in_c; ++i)
+                d[i] += gs * static_cast<float>(w[i]);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+float ConvFilterGrad(const ConvGradArgs& a, int o, int ky, int kx, int i) {
+  const int batches = a.x_shape.dims[0];
+  const int in_h = a.x_shape.dims[1];
+  const int in_w = a.x_shape.dims[2];
+  const int in_c = a.x_shape.dims[3];
+  const int out_h = a.y_shape.dims[1];
+  const int out_w = a.y_shape.dims[2];
+  const int out_c = a.y_shape.dims[3];
+  float acc = 0.0f;
+  for (int b = 0; b < batches; ++b) {
+    const int8_t* x = a.x + b * in_h * in_w * in_c + i;
+    const int y_base = b * out_h * out_w * out_c + o;
+    for (int oy = 0; oy < out_h; ++oy) {
+      const int iy = oy * a.stride_h - a.pad_h + ky * a.dilation_h;
+      if (iy < 0 || iy >= in_h) continue;
+      for (int ox = 0; ox < out_w; ++ox) {
+        const int ix = ox * a.stride_w - a.pad_w + kx * a.dilation_w;
+        if (ix < 0 || ix >= in_w) continue;
+        const int out = y_base + (oy * out_w + ox) * out_c;
+        const float g = a.mask.Apply(a.dy[out], a.y[out]);
+        if (g == 0.0f) continue;
+        const int32_t xq = x[(iy * in_w + ix) * in_c];
+        acc += g * static_cast<float>(xq - a.input_zero_point);
+      }
+    }
+  }
+  return acc * a.input_scale;
+}
+
+float ConvBiasGrad(const ConvGradArgs& a, int o) {
+  const int out_c = a.y_shape.dims[3];
+  const int64_t cells = a.y_shape.FlatSizeSkipLast();
+  float acc = 0.0f;
+  for (int64_t k = 0; k < cells; ++k) {
+    const int64_t out = k * out_c + o;
+    acc += a.mask.Apply(a.dy[out], a.y[out]);
+  }
+  return acc;
+}
+
+void ConvGrad(const ConvGradArgs& a, float* dx, const LayerUpdate& update) {
+  if (dx != nullptr) ConvInputGrad(a, dx);
+  const int out_c = a.filter_shape.dims[0];
+  if (update.update_weights) {
+    const int filter_h = a.filter_shape.dims[1];
+    const int filter_w = a.filter_shape.dims[2];
+    const int in_c = a.filter_shape.dims[3];
+    const int count = update.channels != nullptr ? update.num_channels : out_c;
+    for (int k = 0; k < count; ++k) {
+      const int o = update.channels != nullptr ? update.channels[k] : k;
+      const float scale = a.filter_scales[o];
+      for (int ky = 0; ky < filter_h; ++ky)
+        for (int kx = 0; kx < filter_w; ++kx)
+          for (int i = 0; i < in_c; ++i) {
+            int8_t* w = a.filter + Offset4(a.filter_shape, o, ky, kx, i);
+            *w = SgdUpdateInt8(*w, ConvFilterGrad(a, o, ky, kx, i),
+                               update.weight_lr, scale, update.rule);
+          }
+    }
+  }
+  if (update.bias != nullptr) {
+    for (int o = 0; o < out_c; ++o)
+      update.bias[o] = SgdUpdateInt32(update.bias[o], ConvBiasGrad(a, o),
+                                      update.bias_lr, update.bias_scales[o],
+                                      update.rule);
+  }
+}
+
+}  // namespace tflm_train

@@ -1,0 +1,65 @@
+#include "ops_cc/kernels/grad/fully_connected_grad.h"
+
+namespace tflm_train {
+
+void FullyConnectedInputGrad(const FullyConnectedGradArgs& a, float* dx) {
+  const int in = a.input_depth;
+  const int out = a.output_depth;
+  for (int k = 0; k < a.batches * in; ++k) dx[k] = 0.0f;
+  for (int b = 0; b < a.batches; ++b) {
+    float* d = dx + b * in;
+    for (int o = 0; o < out; ++o) {
+      const float g = a.mask.Apply(a.dy[b * out + o], a.y[b * out + o]);
+      if (g == 0.0f) continue;
+      const float gs = g * a.filter_scales[o];
+      const int8_t* w = a.filter + o * in;
+      for (int i = 0; i < in; ++i) d[i] += gs * static_cast<float>(w[i]);
+    }
+  }
+}
+
+float FullyConnectedFilterGrad(const FullyConnectedGradArgs& a, int o, int i) {
+  float acc = 0.0f;
+  for (int b = 0; b < a.batches; ++b) {
+    const int k = b * a.output_depth + o;
+    const float g = a.mask.Apply(a.dy[k], a.y[k]);
+    if (g == 0.0f) continue;
+    const int32_t xq = a.x[b * a.input_depth + i];
+    acc += g * static_cast<float>(xq - a.input_zero_point);
+  }
+  return acc * a.input_scale;
+}
+
+float FullyConnectedBiasGrad(const FullyConnectedGradArgs& a, int o) {
+  float acc = 0.0f;
+  for (int b = 0; b < a.batches; ++b) {
+    const int k = b * a.output_depth + o;
+    acc += a.mask.Apply(a.dy[k], a.y[k]);
+  }
+  return acc;
+}
+
+void FullyConnectedGrad(const FullyConnectedGradArgs& a, float* dx,
+                        const LayerUpdate& update) {
+  if (dx != nullptr) FullyConnectedInputGrad(a, dx);
+  if (update.update_weights) {
+    const int count =
+        update.channels != nullptr ? update.num_channels : a.output_depth;
+    for (int k = 0; k < count; ++k) {
+      const int o = update.channels != nullptr ? update.channels[k] : k;
+      int8_t* w = a.filter + o * a.input_depth;
+      for (int i = 0; i < a.input_depth; ++i)
+        w[i] = SgdUpdateInt8(w[i], FullyConnectedFilterGrad(a, o, i),
+                             update.weight_lr, a.filter_scales[o], update.rule);
+    }
+  }
+  if (update.bias != nullptr) {
+    for (int o = 0; o < a.output_depth; ++o)
+      update.bias[o] = SgdUpdateInt32(update.bias[o],
+                                      FullyConnectedBiasGrad(a, o),
+                                      update.bias_lr, update.bias_scales[o],
+                                      update.rule);
+  }
+}
+
+}  // namespace tflm_train

@@ -1,0 +1,47 @@
+// Backward of an int8 FULLY_CONNECTED (input flattened to [B, I], filter
+// [O, I], output [B, O]) with the fused SGD update of its weights and bias.
+// Real values and mask as for conv (conv_grad.h).
+#ifndef TFLM_TRAIN_KERNELS_GRAD_FULLY_CONNECTED_GRAD_H_
+#define TFLM_TRAIN_KERNELS_GRAD_FULLY_CONNECTED_GRAD_H_
+
+#include <cstdint>
+
+#include "ops_cc/kernels/grad/grad_common.h"
+#include "ops_cc/kernels/grad/sgd_update.h"
+
+namespace tflm_train {
+
+struct FullyConnectedGradArgs {
+  int batches = 1;      // B
+  int input_depth = 0;  // I
+  int output_depth = 0; // O
+  float input_scale = 0.0f;
+  int32_t input_zero_point = 0;
+  ActivationMask mask;
+  const int8_t* x = nullptr;   // [B, I]
+  int8_t* filter = nullptr;    // [O, I], updated in place
+  const float* filter_scales = nullptr;  // s_w per output channel
+  const int8_t* y = nullptr;   // [B, O]
+  const float* dy = nullptr;   // [B, O]
+};
+
+// dL/dx [B, I]: zeroed, then for each (b, o) with g != 0,
+// g * s_w[o] * q_w[o, i] is added for i in order.
+void FullyConnectedInputGrad(const FullyConnectedGradArgs& args, float* dx);
+
+// dL/dW[o, i] = s_x * sum over b of g[b, o] * (q_x[b, i] - z_x).
+float FullyConnectedFilterGrad(const FullyConnectedGradArgs& args, int o,
+                               int i);
+
+// dL/db[o] = sum over b of g[b, o].
+float FullyConnectedBiasGrad(const FullyConnectedGradArgs& args, int o);
+
+// The fused op: dx (if non-null) from the current weights; then each weight
+// of each updated channel (list order, then i) gets its gradient and update
+// at once; then the bias of every channel.
+void FullyConnectedGrad(const FullyConnectedGradArgs& args, float* dx,
+                        const LayerUpdate& update);
+
+}  // namespace tflm_train
+
+#endif  // TFLM_TRAIN_KERNELS_GRAD_FULLY_CONNECTED_GRAD_H_

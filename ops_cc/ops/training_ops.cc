@@ -1,0 +1,924 @@
+#include "ops_cc/ops/training_ops.h"
+
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+#include "ops_cc/core/flexbuffer.h"
+#include "ops_cc/core/float_math.h"
+#include "ops_cc/core/quantization.h"
+#include "ops_cc/kernels/grad/conv_grad.h"
+#include "ops_cc/kernels/grad/depthwise_conv_grad.h"
+#include "ops_cc/kernels/grad/elementwise_grad.h"
+#include "ops_cc/kernels/grad/fully_connected_grad.h"
+#include "ops_cc/kernels/grad/grad_common.h"
+#include "ops_cc/kernels/grad/loss.h"
+#include "ops_cc/kernels/grad/pooling_grad.h"
+#include "ops_cc/kernels/grad/sgd_update.h"
+#include "ops_cc/ops/builtin_options.h"
+#include "ops_cc/ops/forward_ops.h"
+
+namespace tflm_train {
+namespace {
+
+constexpr char kInitVariables[] = "TFLMTRAIN_INIT_VARIABLES";
+constexpr char kSoftmaxCrossEntropy[] = "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY";
+constexpr char kConvGrad[] = "TFLMTRAIN_CONV_2D_GRAD";
+constexpr char kDepthwiseConvGrad[] = "TFLMTRAIN_DEPTHWISE_CONV_2D_GRAD";
+constexpr char kFullyConnectedGrad[] = "TFLMTRAIN_FULLY_CONNECTED_GRAD";
+constexpr char kAddGrad[] = "TFLMTRAIN_ADD_GRAD";
+constexpr char kAveragePoolGrad[] = "TFLMTRAIN_AVERAGE_POOL_2D_GRAD";
+constexpr char kMaxPoolGrad[] = "TFLMTRAIN_MAX_POOL_2D_GRAD";
+constexpr char kMeanGrad[] = "TFLMTRAIN_MEAN_GRAD";
+constexpr char kPadGrad[] = "TFLMTRAIN_PAD_GRAD";
+constexpr char kReshapeGrad[] = "TFLMTRAIN_RESHAPE_GRAD";
+constexpr char kGradSum[] = "TFLMTRAIN_GRAD_SUM";
+
+// ---- Options ----------------------------------------------------------------
+
+// The first problem met while parsing custom options (key null: none).
+struct OptionError {
+  const char* key = nullptr;
+  FlexStatus status = FlexStatus::kOk;
+};
+
+class OptionReader {
+ public:
+  explicit OptionReader(InitContext& context) {
+    const FlexStatus status =
+        map_.Open(context.CustomOptions(), context.CustomOptionsSize());
+    if (status != FlexStatus::kOk) error_ = OptionError{"(map)", status};
+  }
+
+  int Required(const char* key) { return Read(key, 0, true); }
+  int Optional(const char* key, int fallback) {
+    return Read(key, fallback, false);
+  }
+  const OptionError& error() const { return error_; }
+
+ private:
+  int Read(const char* key, int fallback, bool required) {
+    if (error_.key != nullptr) return fallback;
+    int64_t value = 0;
+    FlexStatus status = map_.GetInt(key, &value);
+    if (status == FlexStatus::kMissing && !required) return fallback;
+    if (status == FlexStatus::kOk && (value < INT32_MIN || value > INT32_MAX))
+      status = FlexStatus::kWrongType;
+    if (status != FlexStatus::kOk) {
+      error_ = OptionError{key, status};
+      return fallback;
+    }
+    return static_cast<int>(value);
+  }
+
+  FlexMap map_;
+  OptionError error_;
+};
+
+// ---- Prepare helpers --------------------------------------------------------
+
+template <typename T>
+T* NewOpData(InitContext& context) {
+  void* memory = context.AllocatePersistent(sizeof(T));
+  return memory == nullptr ? nullptr : new (memory) T();
+}
+
+template <typename T>
+Status GetOpData(PrepareContext& c, const char* op, T** data) {
+  *data = static_cast<T*>(c.OpData());
+  if (*data == nullptr) return c.Fail("%s: op data was not allocated", op);
+  return Status::kOk;
+}
+
+Status CheckOptions(PrepareContext& c, const char* op, const OptionError& e) {
+  if (e.key == nullptr) return Status::kOk;
+  return c.Fail("%s: custom option '%s': %s", op, e.key,
+                FlexStatusName(e.status));
+}
+
+Status CheckArity(PrepareContext& c, const char* op, int inputs, int outputs) {
+  if (c.NumInputs() != inputs || c.NumOutputs() != outputs)
+    return c.Fail("%s: expected %d inputs and %d outputs, got %d and %d", op,
+                  inputs, outputs, c.NumInputs(), c.NumOutputs());
+  return Status::kOk;
+}
+
+Status CheckType(PrepareContext& c, const char* op, const char* name,
+                 const TensorDesc& d, DataType type) {
+  if (d.type != type)
+    return c.Fail("%s: %s must be %s, got %s", op, name, DataTypeName(type),
+                  DataTypeName(d.type));
+  return Status::kOk;
+}
+
+Status ReadInput(PrepareContext& c, const char* op, int i, const char* name,
+                 DataType type, TensorDesc* d) {
+  if (!c.HasInput(i))
+    return c.Fail("%s: input %d (%s) is missing", op, i, name);
+  if (c.Input(i, d) != Status::kOk)
+    return c.Fail("%s: cannot read input %d (%s)", op, i, name);
+  return CheckType(c, op, name, *d, type);
+}
+
+Status ReadOutput(PrepareContext& c, const char* op, int i, const char* name,
+                  DataType type, TensorDesc* d) {
+  if (!c.HasOutput(i))
+    return c.Fail("%s: output %d (%s) is missing", op, i, name);
+  if (c.Output(i, d) != Status::kOk)
+    return c.Fail("%s: cannot read output %d (%s)", op, i, name);
+  return CheckType(c, op, name, *d, type);
+}
+
+Status CheckElements(PrepareContext& c, const char* op, const char* name,
+                     const TensorDesc& d, int64_t count) {
+  if (d.shape.FlatSize() != count)
+    return c.Fail("%s: %s must have %ld elements, got %ld", op, name,
+                  static_cast<long>(count),
+                  static_cast<long>(d.shape.FlatSize()));
+  return Status::kOk;
+}
+
+Status CheckSameShape(PrepareContext& c, const char* op, const char* name,
+                      const TensorDesc& d, const char* other_name,
+                      const Shape& other) {
+  if (d.shape != other)
+    return c.Fail("%s: %s shape differs from %s shape", op, name, other_name);
+  return Status::kOk;
+}
+
+Status CheckRank(PrepareContext& c, const char* op, const char* name,
+                 const TensorDesc& d, int rank) {
+  if (d.shape.rank != rank)
+    return c.Fail("%s: %s must have rank %d, got %d", op, name, rank,
+                  d.shape.rank);
+  return Status::kOk;
+}
+
+Status CheckVariable(PrepareContext& c, const char* op, const char* name,
+                     const TensorDesc& d) {
+  if (!d.is_variable)
+    return c.Fail("%s: %s is updated but is not a variable tensor", op, name);
+  return Status::kOk;
+}
+
+bool ValidScale(float s) { return IsFinite(s) && s > 0.0f; }
+
+// An int8 tensor with one positive scale and an int8 zero point.
+Status CheckPerTensor(PrepareContext& c, const char* op, const char* name,
+                      const TensorDesc& d) {
+  if (d.quant.count != 1)
+    return c.Fail("%s: %s must be quantized per tensor, got %d scales", op,
+                  name, d.quant.count);
+  if (!ValidScale(d.quant.scales[0]))
+    return c.Fail("%s: %s scale must be positive and finite", op, name);
+  if (d.quant.zero_points[0] < -128 || d.quant.zero_points[0] > 127)
+    return c.Fail("%s: %s zero point is outside int8", op, name);
+  return Status::kOk;
+}
+
+// Mode tensor: int32 [1].
+Status CheckMode(PrepareContext& c, const char* op, int i) {
+  TensorDesc d;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, i, "mode", DataType::kInt32, &d));
+  return CheckElements(c, op, "mode", d, 1);
+}
+
+// The activation mask of int8 output `y` (already checked per tensor).
+Status MaskFor(PrepareContext& c, const char* op, int activation,
+               const TensorDesc& y, ActivationMask* mask) {
+  if (!CalculateActivationRangeInt8(activation, y.quant.scales[0],
+                                    y.quant.zero_points[0], &mask->act_min,
+                                    &mask->act_max))
+    return c.Fail("%s: unsupported activation %d", op, activation);
+  return Status::kOk;
+}
+
+// Leading padding of a window op; checks the output height and width.
+Status Window(PrepareContext& c, const char* op, int padding, int stride_h,
+              int stride_w, int dilation_h, int dilation_w, int filter_h,
+              int filter_w, const Shape& x, const Shape& y, int* pad_h,
+              int* pad_w) {
+  int out_h = 0, out_w = 0;
+  if (!ComputeWindowGeometry(padding, x.dims[1], filter_h, stride_h,
+                             dilation_h, &out_h, pad_h) ||
+      !ComputeWindowGeometry(padding, x.dims[2], filter_w, stride_w,
+                             dilation_w, &out_w, pad_w))
+    return c.Fail(
+        "%s: invalid window (padding %d, stride %dx%d, dilation %dx%d, "
+        "filter %dx%d)",
+        op, padding, stride_h, stride_w, dilation_h, dilation_w, filter_h,
+        filter_w);
+  if (y.dims[1] != out_h || y.dims[2] != out_w)
+    return c.Fail("%s: y is %dx%d but x and the window give %dx%d", op,
+                  static_cast<int>(y.dims[1]), static_cast<int>(y.dims[2]),
+                  out_h, out_w);
+  if (y.dims[0] != x.dims[0])
+    return c.Fail("%s: y batch %d differs from x batch %d", op,
+                  static_cast<int>(y.dims[0]), static_cast<int>(x.dims[0]));
+  return Status::kOk;
+}
+
+bool TrainMode(EvalContext& c) { return *c.Input<int32_t>(0) != 0; }
+
+// ---- TFLMTRAIN_INIT_VARIABLES -----------------------------------------------
+
+struct InitVariablesData {
+  bool initialized = false;
+  int count = 0;
+  uint32_t* bytes = nullptr;  // per pair
+};
+
+void* InitVariablesInit(InitContext& c) {
+  return NewOpData<InitVariablesData>(c);
+}
+
+Status InitVariablesPrepare(PrepareContext& c) {
+  const char* op = kInitVariables;
+  InitVariablesData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  const int n = c.NumInputs();
+  if (c.NumOutputs() != n)
+    return c.Fail("%s: %d inputs but %d outputs", op, n, c.NumOutputs());
+  if (n > 0) {
+    data->bytes = static_cast<uint32_t*>(
+        c.AllocatePersistent(sizeof(uint32_t) * static_cast<size_t>(n)));
+    if (data->bytes == nullptr)
+      return c.Fail("%s: out of persistent memory", op);
+  }
+  for (int i = 0; i < n; ++i) {
+    TensorDesc src, dst;
+    if (!c.HasInput(i) || !c.HasOutput(i) || c.Input(i, &src) != Status::kOk ||
+        c.Output(i, &dst) != Status::kOk)
+      return c.Fail("%s: pair %d is missing a tensor", op, i);
+    if (!src.is_constant)
+      return c.Fail("%s: source %d is not a constant", op, i);
+    if (!dst.is_variable)
+      return c.Fail("%s: destination %d is not a variable", op, i);
+    const int64_t bytes =
+        src.shape.FlatSize() * static_cast<int64_t>(DataTypeSize(src.type));
+    if (src.type != dst.type ||
+        dst.shape.FlatSize() * static_cast<int64_t>(DataTypeSize(dst.type)) !=
+            bytes)
+      return c.Fail("%s: pair %d differs in type or size", op, i);
+    if (bytes > INT32_MAX) return c.Fail("%s: pair %d is too large", op, i);
+    data->bytes[i] = static_cast<uint32_t>(bytes);
+  }
+  data->count = n;
+  data->initialized = false;
+  return Status::kOk;
+}
+
+Status InitVariablesEval(EvalContext& c) {
+  auto* data = static_cast<InitVariablesData*>(c.OpData());
+  if (data->initialized) return Status::kOk;
+  for (int i = 0; i < data->count; ++i)
+    std::memcpy(c.OutputData(i), c.InputData(i), data->bytes[i]);
+  data->initialized = true;
+  return Status::kOk;
+}
+
+void InitVariablesReset(void* op_data) {
+  if (op_data != nullptr)
+    static_cast<InitVariablesData*>(op_data)->initialized = false;
+}
+
+// ---- TFLMTRAIN_SOFTMAX_CROSS_ENTROPY ----------------------------------------
+
+struct LossData {
+  float scale = 0.0f;
+  int num_classes = 0;
+};
+
+void* LossInit(InitContext& c) { return NewOpData<LossData>(c); }
+
+Status LossPrepare(PrepareContext& c) {
+  const char* op = kSoftmaxCrossEntropy;
+  LossData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 2));
+  TensorDesc logits, label, loss;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 0, "logits", DataType::kInt8, &logits));
+  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "logits", logits));
+  if (logits.shape.rank < 1 || logits.shape.FlatSizeSkipLast() != 1 ||
+      logits.shape.Last() < 1)
+    return c.Fail("%s: logits must be [1, ..., C] with C >= 1", op);
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "label", DataType::kInt32, &label));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "label", label, 1));
+  TT_RETURN_IF_ERROR(CheckMode(c, op, 2));
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "loss", DataType::kFloat32, &loss));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "loss", loss, 1));
+  if (c.HasOutput(1)) {
+    TensorDesc grad;
+    TT_RETURN_IF_ERROR(
+        ReadOutput(c, op, 1, "logits/grad", DataType::kFloat32, &grad));
+    TT_RETURN_IF_ERROR(
+        CheckSameShape(c, op, "logits/grad", grad, "logits", logits.shape));
+  }
+  data->scale = logits.quant.scales[0];
+  data->num_classes = logits.shape.Last();
+  return Status::kOk;
+}
+
+Status LossEval(EvalContext& c) {
+  const auto* data = static_cast<const LossData*>(c.OpData());
+  const int32_t label = *c.Input<int32_t>(1);
+  const bool train = *c.Input<int32_t>(2) != 0;
+  if (train && (label < 0 || label >= data->num_classes)) {
+    c.Fail("%s: label %ld is outside [0, %d)", kSoftmaxCrossEntropy,
+           static_cast<long>(label), data->num_classes);
+    return Status::kBadInput;
+  }
+  *c.Output<float>(0) =
+      SoftmaxCrossEntropy(c.Input<int8_t>(0), data->num_classes, data->scale,
+                          label, train ? c.Output<float>(1) : nullptr);
+  return Status::kOk;
+}
+
+// ---- CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED gradients ----------------
+
+enum class Layer { kConv, kDepthwise, kFullyConnected };
+
+enum LayerInput {
+  kLayerMode = 0,
+  kLayerHparams,
+  kLayerDy,
+  kLayerY,
+  kLayerX,
+  kLayerFilter,
+  kLayerBias,
+  kLayerChannels,
+  kLayerRng,
+  kLayerNumInputs,
+};
+
+struct LayerGradData {
+  OptionError option_error;
+  int stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  int padding = kPaddingSame;
+  int depth_multiplier = 1;
+  int activation = kActivationNone;
+  bool update_weights = false, update_bias = false, qas = false;
+  int rounding = 0;
+  // Filled by Prepare.
+  int pad_h = 0, pad_w = 0;
+  ActivationMask mask;
+  float input_scale = 0.0f;
+  int32_t input_zero_point = 0;
+  float* weight_scales = nullptr;  // s_w[c], one per output channel
+  float* bias_scales = nullptr;    // s_x * s_w[c]
+  bool uses_rng = false;
+};
+
+void* LayerGradInit(InitContext& c, Layer layer) {
+  LayerGradData* data = NewOpData<LayerGradData>(c);
+  if (data == nullptr) return nullptr;
+  OptionReader options(c);
+  if (layer != Layer::kFullyConnected) {
+    data->stride_h = options.Required("stride_h");
+    data->stride_w = options.Required("stride_w");
+    data->dilation_h = options.Optional("dilation_h", 1);
+    data->dilation_w = options.Optional("dilation_w", 1);
+    data->padding = options.Required("padding");
+  }
+  if (layer == Layer::kDepthwise)
+    data->depth_multiplier = options.Optional("depth_multiplier", 1);
+  data->activation = options.Required("activation");
+  data->update_weights = options.Required("update_weights") != 0;
+  data->update_bias = options.Required("update_bias") != 0;
+  data->qas = options.Required("qas") != 0;
+  data->rounding = options.Required("rounding");
+  data->option_error = options.error();
+  return data;
+}
+
+void* ConvGradInit(InitContext& c) { return LayerGradInit(c, Layer::kConv); }
+void* DepthwiseConvGradInit(InitContext& c) {
+  return LayerGradInit(c, Layer::kDepthwise);
+}
+void* FullyConnectedGradInit(InitContext& c) {
+  return LayerGradInit(c, Layer::kFullyConnected);
+}
+
+// Checks the filter against x and y; returns the output channel count.
+Status CheckLayerShapes(PrepareContext& c, const char* op, Layer layer,
+                        LayerGradData* data, const TensorDesc& x,
+                        const TensorDesc& filter, const TensorDesc& y,
+                        int* channels) {
+  if (layer == Layer::kFullyConnected) {
+    TT_RETURN_IF_ERROR(CheckRank(c, op, "filter", filter, 2));
+    const int out = filter.shape.dims[0];
+    const int in = filter.shape.dims[1];
+    if (in < 1 || out < 1) return c.Fail("%s: filter has a zero dimension", op);
+    if (x.shape.FlatSize() % in != 0)
+      return c.Fail("%s: x has %ld elements, not a multiple of %d", op,
+                    static_cast<long>(x.shape.FlatSize()), in);
+    const int64_t batches = x.shape.FlatSize() / in;
+    if (y.shape.Last() != out || y.shape.FlatSize() != batches * out)
+      return c.Fail("%s: y must be [%ld, %d]", op, static_cast<long>(batches),
+                    out);
+    *channels = out;
+    return Status::kOk;
+  }
+  TT_RETURN_IF_ERROR(CheckRank(c, op, "x", x, 4));
+  TT_RETURN_IF_ERROR(CheckRank(c, op, "filter", filter, 4));
+  TT_RETURN_IF_ERROR(CheckRank(c, op, "y", y, 4));
+  const int out = y.shape.dims[3];
+  if (layer == Layer::kConv) {
+    if (filter.shape.dims[0] != out || filter.shape.dims[3] != x.shape.dims[3])
+      return c.Fail("%s: filter must be [%d, KH, KW, %d]", op, out,
+                    static_cast<int>(x.shape.dims[3]));
+  } else {
+    if (data->depth_multiplier != 1)
+      return c.Fail("%s: depth_multiplier must be 1, got %d", op,
+                    data->depth_multiplier);
+    if (filter.shape.dims[0] != 1 || filter.shape.dims[3] != out ||
+        x.shape.dims[3] != out)
+      return c.Fail("%s: filter must be [1, KH, KW, %d] and x must have %d "
+                    "channels", op, out, out);
+  }
+  if (out < 1) return c.Fail("%s: y has no channels", op);
+  TT_RETURN_IF_ERROR(Window(c, op, data->padding, data->stride_h,
+                            data->stride_w, data->dilation_h, data->dilation_w,
+                            filter.shape.dims[1], filter.shape.dims[2],
+                            x.shape, y.shape, &data->pad_h, &data->pad_w));
+  *channels = out;
+  return Status::kOk;
+}
+
+Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
+  LayerGradData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, kLayerNumInputs, 1));
+  if (data->rounding != 0 && data->rounding != 1)
+    return c.Fail("%s: rounding must be 0 or 1, got %d", op, data->rounding);
+
+  TensorDesc hparams, dy, y, x, filter;
+  TT_RETURN_IF_ERROR(CheckMode(c, op, kLayerMode));
+  TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerHparams, "hparams",
+                               DataType::kFloat32, &hparams));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "hparams", hparams, 2));
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, kLayerDy, "y/grad", DataType::kFloat32, &dy));
+  TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerY, "y", DataType::kInt8, &y));
+  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
+  TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
+  TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerX, "x", DataType::kInt8, &x));
+  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "x", x));
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, kLayerFilter, "filter", DataType::kInt8, &filter));
+  int channels = 0;
+  TT_RETURN_IF_ERROR(
+      CheckLayerShapes(c, op, layer, data, x, filter, y, &channels));
+  TT_RETURN_IF_ERROR(MaskFor(c, op, data->activation, y, &data->mask));
+  data->input_scale = x.quant.scales[0];
+  data->input_zero_point = x.quant.zero_points[0];
+
+  // Weight scales: one, or one per output channel along its dimension.
+  const QuantParams& q = filter.quant;
+  const int channel_dim = layer == Layer::kDepthwise ? 3 : 0;
+  if (q.count != 1 &&
+      (q.count != channels || q.quantized_dimension != channel_dim))
+    return c.Fail("%s: filter needs 1 scale or %d along dimension %d, got %d",
+                  op, channels, channel_dim, q.count);
+  data->weight_scales = static_cast<float*>(
+      c.AllocatePersistent(sizeof(float) * static_cast<size_t>(channels)));
+  data->bias_scales = static_cast<float*>(
+      c.AllocatePersistent(sizeof(float) * static_cast<size_t>(channels)));
+  if (data->weight_scales == nullptr || data->bias_scales == nullptr)
+    return c.Fail("%s: out of persistent memory", op);
+  for (int k = 0; k < channels; ++k) {
+    const int i = q.count == 1 ? 0 : k;
+    if (!ValidScale(q.scales[i]) || q.zero_points[i] != 0)
+      return c.Fail("%s: filter channel %d needs a positive scale and zero "
+                    "point 0", op, k);
+    data->weight_scales[k] = q.scales[i];
+    data->bias_scales[k] = data->input_scale * q.scales[i];
+  }
+  if (data->update_weights)
+    TT_RETURN_IF_ERROR(CheckVariable(c, op, "filter", filter));
+
+  if (c.HasInput(kLayerBias)) {
+    TensorDesc bias;
+    TT_RETURN_IF_ERROR(
+        ReadInput(c, op, kLayerBias, "bias", DataType::kInt32, &bias));
+    TT_RETURN_IF_ERROR(CheckElements(c, op, "bias", bias, channels));
+    if (data->update_bias)
+      TT_RETURN_IF_ERROR(CheckVariable(c, op, "bias", bias));
+  } else if (data->update_bias) {
+    return c.Fail("%s: update_bias is set but there is no bias", op);
+  }
+
+  if (c.HasInput(kLayerChannels)) {
+    TensorDesc list;
+    TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerChannels, "channels",
+                                 DataType::kInt32, &list));
+    const auto* index =
+        static_cast<const int32_t*>(c.ConstantInputData(kLayerChannels));
+    if (list.shape.rank != 1 || index == nullptr)
+      return c.Fail("%s: channels must be a constant int32 [k]", op);
+    for (int k = 0; k < list.shape.dims[0]; ++k) {
+      if (index[k] < 0 || index[k] >= channels ||
+          (k > 0 && index[k] <= index[k - 1]))
+        return c.Fail("%s: channels must be increasing and in [0, %d)", op,
+                      channels);
+    }
+  }
+
+  data->uses_rng =
+      data->rounding == 1 && (data->update_weights || data->update_bias);
+  if (c.HasInput(kLayerRng) || data->uses_rng) {
+    TensorDesc rng;
+    TT_RETURN_IF_ERROR(
+        ReadInput(c, op, kLayerRng, "rng", DataType::kInt32, &rng));
+    TT_RETURN_IF_ERROR(CheckElements(c, op, "rng", rng, 1));
+    if (data->uses_rng) TT_RETURN_IF_ERROR(CheckVariable(c, op, "rng", rng));
+  }
+
+  if (c.HasOutput(0)) {
+    TensorDesc dx;
+    TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
+    TT_RETURN_IF_ERROR(CheckSameShape(c, op, "x/grad", dx, "x", x.shape));
+  }
+  return Status::kOk;
+}
+
+Status ConvGradPrepare(PrepareContext& c) {
+  return LayerGradPrepare(c, kConvGrad, Layer::kConv);
+}
+Status DepthwiseConvGradPrepare(PrepareContext& c) {
+  return LayerGradPrepare(c, kDepthwiseConvGrad, Layer::kDepthwise);
+}
+Status FullyConnectedGradPrepare(PrepareContext& c) {
+  return LayerGradPrepare(c, kFullyConnectedGrad, Layer::kFullyConnected);
+}
+
+Status LayerGradEval(EvalContext& c, Layer layer) {
+  if (!TrainMode(c)) return Status::kOk;
+  const auto* data = static_cast<const LayerGradData*>(c.OpData());
+  const float* hparams = c.Input<float>(kLayerHparams);
+
+  uint32_t rng_state = 0;
+  if (data->uses_rng) std::memcpy(&rng_state, c.InputData(kLayerRng), 4);
+  LayerUpdate update;
+  update.update_weights = data->update_weights;
+  update.channels = c.Input<int32_t>(kLayerChannels);
+  update.num_channels =
+      static_cast<int>(c.InputShape(kLayerChannels).FlatSize());
+  update.weight_lr = hparams[0];
+  update.bias = data->update_bias ? c.Input<int32_t>(kLayerBias) : nullptr;
+  update.bias_scales = data->bias_scales;
+  update.bias_lr = hparams[1];
+  update.rule.qas = data->qas;
+  update.rule.rounding =
+      data->rounding == 1 ? Rounding::kStochastic : Rounding::kNearest;
+  update.rule.rng_state = &rng_state;
+
+  float* dx = c.Output<float>(0);
+  if (layer == Layer::kFullyConnected) {
+    FullyConnectedGradArgs a;
+    const Shape filter_shape = c.InputShape(kLayerFilter);
+    a.output_depth = filter_shape.dims[0];
+    a.input_depth = filter_shape.dims[1];
+    a.batches =
+        static_cast<int>(c.InputShape(kLayerX).FlatSize() / a.input_depth);
+    a.input_scale = data->input_scale;
+    a.input_zero_point = data->input_zero_point;
+    a.mask = data->mask;
+    a.x = c.Input<int8_t>(kLayerX);
+    a.filter = c.Input<int8_t>(kLayerFilter);
+    a.filter_scales = data->weight_scales;
+    a.y = c.Input<int8_t>(kLayerY);
+    a.dy = c.Input<float>(kLayerDy);
+    FullyConnectedGrad(a, dx, update);
+  } else {
+    ConvGradArgs a;
+    a.stride_h = data->stride_h;
+    a.stride_w = data->stride_w;
+    a.dilation_h = data->dilation_h;
+    a.dilation_w = data->dilation_w;
+    a.pad_h = data->pad_h;
+    a.pad_w = data->pad_w;
+    a.input_scale = data->input_scale;
+    a.input_zero_point = data->input_zero_point;
+    a.mask = data->mask;
+    a.x_shape = c.InputShape(kLayerX);
+    a.x = c.Input<int8_t>(kLayerX);
+    a.filter_shape = c.InputShape(kLayerFilter);
+    a.filter = c.Input<int8_t>(kLayerFilter);
+    a.filter_scales = data->weight_scales;
+    a.y_shape = c.InputShape(kLayerY);
+    a.y = c.Input<int8_t>(kLayerY);
+    a.dy = c.Input<float>(kLayerDy);
+    if (layer == Layer::kConv)
+      ConvGrad(a, dx, update);
+    else
+      DepthwiseConvGrad(a, dx, update);
+  }
+  if (data->uses_rng) std::memcpy(c.InputData(kLayerRng), &rng_state, 4);
+  return Status::kOk;
+}
+
+Status ConvGradEval(EvalContext& c) { return LayerGradEval(c, Layer::kConv); }
+Status DepthwiseConvGradEval(EvalContext& c) {
+  return LayerGradEval(c, Layer::kDepthwise);
+}
+Status FullyConnectedGradEval(EvalContext& c) {
+  return LayerGradEval(c, Layer::kFullyConnected);
+}
+
+// ---- TFLMTRAIN_ADD_GRAD -----------------------------------------------------
+
+struct AddGradData {
+  OptionError option_error;
+  int activation = kActivationNone;
+  ActivationMask mask;
+};
+
+void* AddGradInit(InitContext& c) {
+  AddGradData* data = NewOpData<AddGradData>(c);
+  if (data == nullptr) return nullptr;
+  OptionReader options(c);
+  data->activation = options.Required("activation");
+  data->option_error = options.error();
+  return data;
+}
+
+Status AddGradPrepare(PrepareContext& c) {
+  const char* op = kAddGrad;
+  AddGradData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 2));
+  TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
+  TensorDesc dy, y;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 2, "y", DataType::kInt8, &y));
+  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
+  TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
+  for (int i = 0; i < 2; ++i) {
+    if (!c.HasOutput(i)) continue;
+    TensorDesc d;
+    const char* name = i == 0 ? "a/grad" : "b/grad";
+    TT_RETURN_IF_ERROR(ReadOutput(c, op, i, name, DataType::kFloat32, &d));
+    TT_RETURN_IF_ERROR(CheckSameShape(c, op, name, d, "y", y.shape));
+  }
+  return MaskFor(c, op, data->activation, y, &data->mask);
+}
+
+Status AddGradEval(EvalContext& c) {
+  if (!TrainMode(c)) return Status::kOk;
+  const auto* data = static_cast<const AddGradData*>(c.OpData());
+  AddGrad(c.Input<float>(1), c.Input<int8_t>(2), c.InputShape(2).FlatSize(),
+          data->mask, c.Output<float>(0), c.Output<float>(1));
+  return Status::kOk;
+}
+
+// ---- TFLMTRAIN_AVERAGE_POOL_2D_GRAD / TFLMTRAIN_MAX_POOL_2D_GRAD ------------
+
+struct PoolGradData {
+  OptionError option_error;
+  int padding = kPaddingSame;
+  int activation = kActivationNone;
+  PoolGradParams params;
+};
+
+void* PoolGradInit(InitContext& c) {
+  PoolGradData* data = NewOpData<PoolGradData>(c);
+  if (data == nullptr) return nullptr;
+  OptionReader options(c);
+  data->padding = options.Required("padding");
+  data->params.stride_h = options.Required("stride_h");
+  data->params.stride_w = options.Required("stride_w");
+  data->params.filter_h = options.Required("filter_h");
+  data->params.filter_w = options.Required("filter_w");
+  data->activation = options.Required("activation");
+  data->option_error = options.error();
+  return data;
+}
+
+Status PoolGradPrepare(PrepareContext& c, const char* op, bool max_pool) {
+  PoolGradData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, max_pool ? 4 : 3, 1));
+  TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
+  TensorDesc dy, y, dx;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 2, "y", DataType::kInt8, &y));
+  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
+  TT_RETURN_IF_ERROR(CheckRank(c, op, "y", y, 4));
+  TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
+  TT_RETURN_IF_ERROR(CheckRank(c, op, "x/grad", dx, 4));
+  if (dx.shape.dims[3] != y.shape.dims[3])
+    return c.Fail("%s: x/grad and y differ in channels", op);
+  if (max_pool) {
+    TensorDesc x;
+    TT_RETURN_IF_ERROR(ReadInput(c, op, 3, "x", DataType::kInt8, &x));
+    TT_RETURN_IF_ERROR(CheckSameShape(c, op, "x", x, "x/grad", dx.shape));
+  }
+  PoolGradParams& p = data->params;
+  TT_RETURN_IF_ERROR(Window(c, op, data->padding, p.stride_h, p.stride_w, 1, 1,
+                            p.filter_h, p.filter_w, dx.shape, y.shape,
+                            &p.pad_h, &p.pad_w));
+  return MaskFor(c, op, data->activation, y, &p.mask);
+}
+
+Status AveragePoolGradPrepare(PrepareContext& c) {
+  return PoolGradPrepare(c, kAveragePoolGrad, false);
+}
+Status MaxPoolGradPrepare(PrepareContext& c) {
+  return PoolGradPrepare(c, kMaxPoolGrad, true);
+}
+
+Status AveragePoolGradEval(EvalContext& c) {
+  if (!TrainMode(c)) return Status::kOk;
+  const auto* data = static_cast<const PoolGradData*>(c.OpData());
+  AveragePoolGrad(data->params, c.InputShape(2), c.Input<float>(1),
+                  c.Input<int8_t>(2), c.OutputShape(0), c.Output<float>(0));
+  return Status::kOk;
+}
+
+Status MaxPoolGradEval(EvalContext& c) {
+  if (!TrainMode(c)) return Status::kOk;
+  const auto* data = static_cast<const PoolGradData*>(c.OpData());
+  MaxPoolGrad(data->params, c.InputShape(2), c.Input<float>(1),
+              c.Input<int8_t>(2), c.OutputShape(0), c.Input<int8_t>(3),
+              c.Output<float>(0));
+  return Status::kOk;
+}
+
+// ---- TFLMTRAIN_MEAN_GRAD ----------------------------------------------------
+
+Status MeanGradPrepare(PrepareContext& c) {
+  const char* op = kMeanGrad;
+  TT_RETURN_IF_ERROR(CheckArity(c, op, 2, 1));
+  TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
+  TensorDesc dy, dx;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
+  TT_RETURN_IF_ERROR(CheckRank(c, op, "x/grad", dx, 4));
+  const Shape& x = dx.shape;
+  if (x.dims[1] < 1 || x.dims[2] < 1)
+    return c.Fail("%s: x/grad has an empty spatial dimension", op);
+  if (dy.shape.Last() != x.dims[3] ||
+      dy.shape.FlatSize() != static_cast<int64_t>(x.dims[0]) * x.dims[3])
+    return c.Fail("%s: y/grad must be [%d, %d] (or [%d, 1, 1, %d])", op,
+                  static_cast<int>(x.dims[0]), static_cast<int>(x.dims[3]),
+                  static_cast<int>(x.dims[0]), static_cast<int>(x.dims[3]));
+  return Status::kOk;
+}
+
+Status MeanGradEval(EvalContext& c) {
+  if (!TrainMode(c)) return Status::kOk;
+  MeanGrad(c.Input<float>(1), c.OutputShape(0), c.Output<float>(0));
+  return Status::kOk;
+}
+
+// ---- TFLMTRAIN_PAD_GRAD -----------------------------------------------------
+
+struct PadGradData {
+  int32_t pad_before[kMaxRank] = {0};
+};
+
+void* PadGradInit(InitContext& c) { return NewOpData<PadGradData>(c); }
+
+Status PadGradPrepare(PrepareContext& c) {
+  const char* op = kPadGrad;
+  PadGradData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 1));
+  TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
+  TensorDesc dy, paddings, dx;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, 2, "paddings", DataType::kInt32, &paddings));
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
+  const int rank = dx.shape.rank;
+  if (dy.shape.rank != rank)
+    return c.Fail("%s: y/grad and x/grad differ in rank", op);
+  const auto* pads = static_cast<const int32_t*>(c.ConstantInputData(2));
+  if (pads == nullptr || paddings.shape.rank != 2 ||
+      paddings.shape.dims[0] != rank || paddings.shape.dims[1] != 2)
+    return c.Fail("%s: paddings must be a constant int32 [%d, 2]", op, rank);
+  for (int d = 0; d < rank; ++d) {
+    const int32_t before = pads[2 * d];
+    const int32_t after = pads[2 * d + 1];
+    if (before < 0 || after < 0 ||
+        static_cast<int64_t>(dx.shape.dims[d]) + before + after !=
+            dy.shape.dims[d])
+      return c.Fail("%s: dimension %d: x/grad %d + paddings %ld, %ld != "
+                    "y/grad %d", op, d, static_cast<int>(dx.shape.dims[d]),
+                    static_cast<long>(before), static_cast<long>(after),
+                    static_cast<int>(dy.shape.dims[d]));
+    data->pad_before[d] = before;
+  }
+  return Status::kOk;
+}
+
+Status PadGradEval(EvalContext& c) {
+  if (!TrainMode(c)) return Status::kOk;
+  const auto* data = static_cast<const PadGradData*>(c.OpData());
+  PadGrad(c.InputShape(1), c.Input<float>(1), data->pad_before,
+          c.OutputShape(0), c.Output<float>(0));
+  return Status::kOk;
+}
+
+// ---- TFLMTRAIN_RESHAPE_GRAD -------------------------------------------------
+
+Status ReshapeGradPrepare(PrepareContext& c) {
+  const char* op = kReshapeGrad;
+  TT_RETURN_IF_ERROR(CheckArity(c, op, 2, 1));
+  TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
+  TensorDesc dy, dx;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
+  return CheckElements(c, op, "x/grad", dx, dy.shape.FlatSize());
+}
+
+Status ReshapeGradEval(EvalContext& c) {
+  if (!TrainMode(c)) return Status::kOk;
+  ReshapeGrad(c.Input<float>(1), c.OutputShape(0).FlatSize(),
+              c.Output<float>(0));
+  return Status::kOk;
+}
+
+// ---- TFLMTRAIN_GRAD_SUM -----------------------------------------------------
+
+struct GradSumData {
+  int count = 0;
+  const float** grads = nullptr;  // filled at each Eval
+};
+
+void* GradSumInit(InitContext& c) { return NewOpData<GradSumData>(c); }
+
+Status GradSumPrepare(PrepareContext& c) {
+  const char* op = kGradSum;
+  GradSumData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  const int n = c.NumInputs() - 1;
+  if (n < 1 || c.NumOutputs() != 1)
+    return c.Fail("%s: expected mode, at least one gradient and one output",
+                  op);
+  TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
+  TensorDesc out;
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "sum", DataType::kFloat32, &out));
+  for (int i = 1; i <= n; ++i) {
+    TensorDesc g;
+    TT_RETURN_IF_ERROR(ReadInput(c, op, i, "gradient", DataType::kFloat32, &g));
+    if (g.shape != out.shape)
+      return c.Fail("%s: gradient %d differs in shape from the sum", op, i);
+  }
+  data->grads = static_cast<const float**>(
+      c.AllocatePersistent(sizeof(const float*) * static_cast<size_t>(n)));
+  if (data->grads == nullptr) return c.Fail("%s: out of persistent memory", op);
+  data->count = n;
+  return Status::kOk;
+}
+
+Status GradSumEval(EvalContext& c) {
+  if (!TrainMode(c)) return Status::kOk;
+  auto* data = static_cast<GradSumData*>(c.OpData());
+  for (int i = 0; i < data->count; ++i) data->grads[i] = c.Input<float>(i + 1);
+  GradSum(data->grads, data->count, c.OutputShape(0).FlatSize(),
+          c.Output<float>(0));
+  return Status::kOk;
+}
+
+// ---- Registry ---------------------------------------------------------------
+
+const OpKernel kKernels[kNumTrainingOps] = {
+    {-1, kInitVariables, InitVariablesInit, InitVariablesPrepare,
+     InitVariablesEval, InitVariablesReset},
+    {-1, kSoftmaxCrossEntropy, LossInit, LossPrepare, LossEval, nullptr},
+    {-1, kConvGrad, ConvGradInit, ConvGradPrepare, ConvGradEval, nullptr},
+    {-1, kDepthwiseConvGrad, DepthwiseConvGradInit, DepthwiseConvGradPrepare,
+     DepthwiseConvGradEval, nullptr},
+    {-1, kFullyConnectedGrad, FullyConnectedGradInit,
+     FullyConnectedGradPrepare, FullyConnectedGradEval, nullptr},
+    {-1, kAddGrad, AddGradInit, AddGradPrepare, AddGradEval, nullptr},
+    {-1, kAveragePoolGrad, PoolGradInit, AveragePoolGradPrepare,
+     AveragePoolGradEval, nullptr},
+    {-1, kMaxPoolGrad, PoolGradInit, MaxPoolGradPrepare, MaxPoolGradEval,
+     nullptr},
+    {-1, kMeanGrad, nullptr, MeanGradPrepare, MeanGradEval, nullptr},
+    {-1, kPadGrad, PadGradInit, PadGradPrepare, PadGradEval, nullptr},
+    {-1, kReshapeGrad, nullptr, ReshapeGradPrepare, ReshapeGradEval, nullptr},
+    {-1, kGradSum, GradSumInit, GradSumPrepare, GradSumEval, nullptr},
+};
+
+}  // namespace
+
+const OpKernel* TrainingKernel(int i) {
+  return i >= 0 && i < kNumTrainingOps ? &kKernels[i] : nullptr;
+}
+
+const OpKernel* FindTrainingKernel(const char* custom_name) {
+  if (custom_name == nullptr) return nullptr;
+  for (const OpKernel& kernel : kKernels)
+    if (std::strcmp(kernel.custom_name, custom_name) == 0) return &kernel;
+  return nullptr;
+}
+
+}  // namespace tflm_train

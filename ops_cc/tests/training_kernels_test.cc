@@ -1,0 +1,837 @@
+// Checks of the training building blocks that need no TensorFlow: the SGD
+// update rule, xorshift32, ExpF/LogF accuracy, the flexbuffer reader (golden
+// bytes from Python, truncations, garbage) and the op wrappers' life cycle
+// on a fake host. Gradient values are checked against TF in
+// tests/test_grad_kernels.py.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ops_cc/core/flexbuffer.h"
+#include "ops_cc/core/float_math.h"
+#include "ops_cc/kernels/grad/fully_connected_grad.h"
+#include "ops_cc/kernels/grad/sgd_update.h"
+#include "ops_cc/ops/training_ops.h"
+#include "ops_cc/tests/flexbuffer_golden.h"
+
+namespace tflm_train {
+namespace {
+
+// ---- SGD update rule --------------------------------------------------------
+
+int8_t Nearest8(int8_t q, float grad, float lr, float scale, bool qas) {
+  SgdRule rule;
+  rule.qas = qas;
+  return SgdUpdateInt8(q, grad, lr, scale, rule);
+}
+
+TEST(SgdUpdate, NearestRoundsHalfUp) {
+  // Δq = floor(-lr G / s + 0.5) with QAS, lr = s = 1.
+  EXPECT_EQ(Nearest8(10, 2.0f, 1.0f, 1.0f, true), 8);
+  EXPECT_EQ(Nearest8(10, 0.5f, 1.0f, 1.0f, true), 10);   // -0.5 -> 0
+  EXPECT_EQ(Nearest8(10, -0.5f, 1.0f, 1.0f, true), 11);  // 0.5 -> 1
+  EXPECT_EQ(Nearest8(10, 1.5f, 1.0f, 1.0f, true), 9);    // -1.5 -> -1
+  EXPECT_EQ(Nearest8(10, -1.5f, 1.0f, 1.0f, true), 12);  // 1.5 -> 2
+  EXPECT_EQ(Nearest8(10, 0.7f, 1.0f, 1.0f, true), 9);
+  EXPECT_EQ(Nearest8(10, 0.3f, 1.0f, 1.0f, true), 10);
+}
+
+TEST(SgdUpdate, QasDividesPlainMultiplies) {
+  // G = 1, s = 0.25, lr = 0.5: QAS step 2, plain step 0.125.
+  EXPECT_EQ(Nearest8(0, 1.0f, 0.5f, 0.25f, true), -2);
+  EXPECT_EQ(Nearest8(0, 1.0f, 0.5f, 0.25f, false), 0);
+  EXPECT_EQ(Nearest8(0, 1.0f, 8.0f, 0.25f, false), -2);
+}
+
+TEST(SgdUpdate, SaturatesInt8Symmetric) {
+  EXPECT_EQ(Nearest8(120, -20.0f, 1.0f, 1.0f, true), 127);
+  EXPECT_EQ(Nearest8(-120, 20.0f, 1.0f, 1.0f, true), -127);
+  EXPECT_EQ(Nearest8(-128, 0.0f, 1.0f, 1.0f, true), -127);
+  EXPECT_EQ(Nearest8(0, -1e30f, 1.0f, 1.0f, true), 127);
+}
+
+TEST(SgdUpdate, SaturatesInt32) {
+  SgdRule rule;
+  rule.qas = true;
+  EXPECT_EQ(SgdUpdateInt32(INT32_MAX - 1, -5.0f, 1.0f, 1.0f, rule), INT32_MAX);
+  EXPECT_EQ(SgdUpdateInt32(INT32_MIN + 1, 5.0f, 1.0f, 1.0f, rule), INT32_MIN);
+  // A step far beyond the int32 range still moves across it.
+  EXPECT_EQ(SgdUpdateInt32(INT32_MIN, -1e30f, 1.0f, 1.0f, rule), INT32_MAX);
+  EXPECT_EQ(SgdUpdateInt32(INT32_MAX, 1e30f, 1.0f, 1.0f, rule), INT32_MIN);
+  EXPECT_EQ(SgdUpdateInt32(100, -3.0e9f, 1.0f, 1.0f, rule), INT32_MAX);
+}
+
+TEST(SgdUpdate, NonFiniteStepsCountAsZero) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(Nearest8(17, nan, 1.0f, 1.0f, true), 17);
+  EXPECT_EQ(Nearest8(17, inf, 1.0f, 1.0f, true), 17);
+  EXPECT_EQ(Nearest8(17, -inf, 1.0f, 1.0f, false), 17);
+  EXPECT_EQ(Nearest8(17, 1.0f, 1.0f, 0.0f, true), 17);   // G / 0
+  EXPECT_EQ(Nearest8(17, 1e30f, 1e30f, 1.0f, true), 17);  // overflow
+  SgdRule rule;
+  EXPECT_EQ(SgdUpdateInt32(-9, nan, 1.0f, 1.0f, rule), -9);
+}
+
+TEST(SgdUpdate, StochasticUsesOneDrawPerElement) {
+  uint32_t state = 2463534242u;
+  SgdRule rule;
+  rule.qas = true;
+  rule.rounding = Rounding::kStochastic;
+  rule.rng_state = &state;
+  // First draw: x = 723471715, u = (x >> 8) / 2^24 ~ 0.168.
+  const float u1 = static_cast<float>(723471715u >> 8) * 0x1p-24f;
+  EXPECT_EQ(SgdDelta(-2.5f, 1.0f, 1.0f, rule), (2.5f + u1 >= 3.0f) ? 3 : 2);
+  EXPECT_EQ(state, 723471715u);
+  // Non-finite steps still consume their draw.
+  uint32_t expected = state;
+  Xorshift32Next(&expected);
+  EXPECT_EQ(SgdDelta(std::numeric_limits<float>::quiet_NaN(), 1.0f, 1.0f,
+                     rule),
+            0);
+  EXPECT_EQ(state, expected);
+  // floor(-step + u) with u in [0, 1): an integral step is exact.
+  for (int k = 0; k < 100; ++k) EXPECT_EQ(SgdDelta(3.0f, 1.0f, 1.0f, rule), -3);
+}
+
+// ---- xorshift32 -------------------------------------------------------------
+
+TEST(Xorshift32, MatchesDirectDefinition) {
+  // Marsaglia (2003), "Xorshift RNGs": xor32 from 2463534242 gives 723471715.
+  uint32_t state = 2463534242u;
+  EXPECT_EQ(Xorshift32Next(&state), 723471715u);
+  uint32_t direct = 1u;
+  state = 1u;
+  for (int k = 0; k < 100000; ++k) {
+    direct ^= direct << 13;
+    direct ^= direct >> 17;
+    direct ^= direct << 5;
+    const float u = Xorshift32Uniform(&state);
+    ASSERT_EQ(state, direct);
+    ASSERT_EQ(u, static_cast<float>(direct >> 8) / 16777216.0f);
+    ASSERT_GE(u, 0.0f);
+    ASSERT_LT(u, 1.0f);
+  }
+  state = 0u;
+  EXPECT_EQ(Xorshift32Next(&state), 0u);
+}
+
+// ---- ExpF / LogF / FloorToInt64 ---------------------------------------------
+
+float FromBits(uint32_t bits) {
+  float x;
+  std::memcpy(&x, &bits, sizeof(x));
+  return x;
+}
+
+// |got - want| in units of the spacing of floats at `want` (double exact).
+double UlpError(float got, double want) {
+  const float want_f = static_cast<float>(want);
+  if (std::isinf(want_f))
+    return std::isinf(got) && (got > 0) == (want > 0) ? 0.0 : 1e9;
+  const float next = std::nextafter(std::fabs(want_f),
+                                    std::numeric_limits<float>::infinity());
+  const double ulp = static_cast<double>(next) - std::fabs(want_f);
+  return std::fabs(static_cast<double>(got) - want) / ulp;
+}
+
+TEST(FloatMath, ExpWithinOneUlp) {
+  double worst = 0.0;
+  float worst_x = 0.0f;
+  // Every 61st float in [-104, 89] (both signs, all exponents).
+  for (uint64_t bits = 0; bits < (uint64_t{1} << 32); bits += 61) {
+    const float x = FromBits(static_cast<uint32_t>(bits));
+    if (!(x > -104.0f && x < 89.0f)) continue;
+    const double e = UlpError(ExpF(x), std::exp(static_cast<double>(x)));
+    if (e > worst) {
+      worst = e;
+      worst_x = x;
+    }
+  }
+  EXPECT_LE(worst, 1.0) << "at x = " << worst_x;
+}
+
+TEST(FloatMath, LogWithinOneUlp) {
+  double worst = 0.0;
+  float worst_x = 0.0f;
+  // Every 37th positive finite float, subnormals included.
+  for (uint32_t bits = 1; bits < 0x7f800000u; bits += 37) {
+    const float x = FromBits(bits);
+    const double e = UlpError(LogF(x), std::log(static_cast<double>(x)));
+    if (e > worst) {
+      worst = e;
+      worst_x = x;
+    }
+  }
+  EXPECT_LE(worst, 1.0) << "at x = " << worst_x;
+}
+
+TEST(FloatMath, SpecialValues) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(ExpF(0.0f), 1.0f);
+  EXPECT_EQ(ExpF(-0.0f), 1.0f);
+  EXPECT_EQ(ExpF(inf), inf);
+  EXPECT_EQ(ExpF(-inf), 0.0f);
+  EXPECT_TRUE(std::isnan(ExpF(nan)));
+  EXPECT_EQ(ExpF(89.0f), inf);
+  EXPECT_EQ(ExpF(-104.0f), 0.0f);
+  EXPECT_TRUE(std::isfinite(ExpF(88.72f)));
+  EXPECT_GT(ExpF(-103.0f), 0.0f);  // subnormal result
+  EXPECT_EQ(LogF(1.0f), 0.0f);
+  EXPECT_EQ(LogF(0.0f), -inf);
+  EXPECT_EQ(LogF(-0.0f), -inf);
+  EXPECT_EQ(LogF(inf), inf);
+  EXPECT_TRUE(std::isnan(LogF(-1.0f)));
+  EXPECT_TRUE(std::isnan(LogF(-inf)));
+  EXPECT_TRUE(std::isnan(LogF(nan)));
+  EXPECT_NEAR(LogF(FromBits(1u)), -103.27893f, 1e-4f);
+  EXPECT_FALSE(IsFinite(inf));
+  EXPECT_FALSE(IsFinite(nan));
+  EXPECT_TRUE(IsFinite(3.0e38f));
+}
+
+TEST(FloatMath, FloorToInt64) {
+  EXPECT_EQ(FloorToInt64(2.5f), 2);
+  EXPECT_EQ(FloorToInt64(-2.5f), -3);
+  EXPECT_EQ(FloorToInt64(-0.0f), 0);
+  EXPECT_EQ(FloorToInt64(-1e-30f), -1);
+  EXPECT_EQ(FloorToInt64(16777216.0f), 16777216);
+  EXPECT_EQ(FloorToInt64(-3.0e9f), -3000000000LL);
+  EXPECT_EQ(FloorToInt64(1e20f), int64_t{1} << 62);
+  EXPECT_EQ(FloorToInt64(-1e20f), -(int64_t{1} << 62));
+  EXPECT_EQ(FloorToInt64(std::numeric_limits<float>::infinity()),
+            int64_t{1} << 62);
+  EXPECT_EQ(FloorToInt64(std::numeric_limits<float>::quiet_NaN()), 0);
+}
+
+// ---- Flexbuffer reader ------------------------------------------------------
+
+// Opens a heap copy of exactly `size` bytes, so that address sanitizer
+// builds catch any read past the end.
+struct HeapMap {
+  std::vector<uint8_t> bytes;
+  FlexMap map;
+  FlexStatus status;
+  HeapMap(const uint8_t* data, size_t size)
+      : bytes(data, data + size),
+        status(map.Open(bytes.empty() ? nullptr : bytes.data(), size)) {}
+};
+
+void ExpectEntry(const FlexMap& map, const golden::GoldenEntry& e) {
+  SCOPED_TRACE(e.key);
+  int64_t i = 0;
+  float f = 0.0f;
+  switch (e.kind) {
+    case golden::kInt:
+    case golden::kBool:
+      ASSERT_EQ(map.GetInt(e.key, &i), FlexStatus::kOk);
+      EXPECT_EQ(i, e.int_value);
+      ASSERT_EQ(map.GetFloat(e.key, &f), FlexStatus::kOk);
+      EXPECT_EQ(f, static_cast<float>(e.float_value));
+      break;
+    case golden::kFloat:
+      EXPECT_EQ(map.GetInt(e.key, &i), FlexStatus::kWrongType);
+      ASSERT_EQ(map.GetFloat(e.key, &f), FlexStatus::kOk);
+      if (e.float_value > 3.5e38)
+        EXPECT_EQ(f, std::numeric_limits<float>::infinity());
+      else
+        EXPECT_EQ(f, static_cast<float>(e.float_value));
+      break;
+    case golden::kHugeUInt:
+      EXPECT_EQ(map.GetInt(e.key, &i), FlexStatus::kWrongType);
+      ASSERT_EQ(map.GetFloat(e.key, &f), FlexStatus::kOk);
+      EXPECT_EQ(f, static_cast<float>(e.float_value));
+      break;
+    default:
+      EXPECT_EQ(map.GetInt(e.key, &i), FlexStatus::kWrongType);
+      EXPECT_EQ(map.GetFloat(e.key, &f), FlexStatus::kWrongType);
+  }
+}
+
+TEST(FlexMap, ReadsPythonGoldens) {
+  for (const golden::GoldenMap& g : golden::kMaps) {
+    SCOPED_TRACE(g.name);
+    HeapMap h(g.bytes, g.size);
+    ASSERT_EQ(h.status, FlexStatus::kOk);
+    EXPECT_EQ(h.map.size(), g.num_entries);
+    for (int k = 0; k < g.num_entries; ++k) ExpectEntry(h.map, g.entries[k]);
+    int64_t i = 0;
+    float f = 0.0f;
+    EXPECT_EQ(h.map.GetInt("no_such_key", &i), FlexStatus::kMissing);
+    EXPECT_EQ(h.map.GetFloat("", &f), FlexStatus::kMissing);
+  }
+}
+
+TEST(FlexMap, KeyMustMatchExactly) {
+  HeapMap h(golden::kManyKeysBytes, sizeof(golden::kManyKeysBytes));
+  ASSERT_EQ(h.status, FlexStatus::kOk);
+  int64_t v = 0;
+  EXPECT_EQ(h.map.GetInt("key_01", &v), FlexStatus::kMissing);
+  EXPECT_EQ(h.map.GetInt("key_0011", &v), FlexStatus::kMissing);
+  EXPECT_EQ(h.map.GetInt("key_259", &v), FlexStatus::kOk);
+  EXPECT_EQ(v, 259 * 37 - 5000);
+}
+
+TEST(FlexMap, RejectsNonMapsAndEmptyInput) {
+  FlexMap map;
+  EXPECT_EQ(
+      map.Open(golden::kVectorRootBytes, sizeof(golden::kVectorRootBytes)),
+      FlexStatus::kMalformed);
+  EXPECT_EQ(map.Open(golden::kIntRootBytes, sizeof(golden::kIntRootBytes)),
+            FlexStatus::kMalformed);
+  EXPECT_EQ(map.Open(nullptr, 0), FlexStatus::kMalformed);
+  EXPECT_EQ(map.size(), 0);
+  int64_t v = 0;
+  EXPECT_EQ(map.GetInt("a", &v), FlexStatus::kMalformed);
+}
+
+TEST(FlexMap, EveryTruncationIsAnError) {
+  for (const golden::GoldenMap& g : golden::kMaps) {
+    SCOPED_TRACE(g.name);
+    for (size_t n = 0; n < g.size; ++n) {
+      HeapMap h(g.bytes, n);
+      EXPECT_NE(h.status, FlexStatus::kOk) << "prefix of " << n << " bytes";
+    }
+  }
+}
+
+// Looks up the keys of `g` (every 16th of a big map) and one missing key;
+// the results do not matter, only that nothing reads outside the buffer.
+void ProbeKeys(const FlexMap& map, const golden::GoldenMap& g) {
+  int64_t i = 0;
+  float f = 0.0f;
+  for (int k = 0; k < g.num_entries; k += g.num_entries > 32 ? 16 : 1) {
+    map.GetInt(g.entries[k].key, &i);
+    map.GetFloat(g.entries[k].key, &f);
+  }
+  map.GetInt("zzz", &i);
+}
+
+TEST(FlexMap, SurvivesCorruptedGoldens) {
+  const uint8_t patterns[] = {0x00, 0x01, 0x7f, 0x80, 0xff};
+  for (const golden::GoldenMap& g : golden::kMaps) {
+    for (size_t at = 0; at < g.size; ++at) {
+      for (uint8_t p : patterns) {
+        std::vector<uint8_t> bytes(g.bytes, g.bytes + g.size);
+        bytes[at] = p;
+        HeapMap h(bytes.data(), bytes.size());
+        if (h.status == FlexStatus::kOk) ProbeKeys(h.map, g);
+      }
+    }
+  }
+}
+
+TEST(FlexMap, SurvivesRandomBytes) {
+  std::mt19937 rng(1234);
+  for (int trial = 0; trial < 50000; ++trial) {
+    std::vector<uint8_t> bytes(rng() % 48);
+    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+    // A plausible map root (type byte and width) in half of the cases.
+    if (bytes.size() >= 3 && trial % 2 == 0) {
+      bytes.back() = static_cast<uint8_t>(1u << (rng() % 4));
+      bytes[bytes.size() - 2] = static_cast<uint8_t>((9u << 2) | (rng() % 4));
+    }
+    HeapMap h(bytes.data(), bytes.size());
+    if (h.status == FlexStatus::kOk) ProbeKeys(h.map, golden::kMaps[0]);
+  }
+}
+
+TEST(FlexMap, SurvivesRandomDamage) {
+  std::mt19937 rng(99);
+  const int num_maps = sizeof(golden::kMaps) / sizeof(golden::kMaps[0]);
+  int opened = 0;
+  for (int trial = 0; trial < 20000; ++trial) {
+    const golden::GoldenMap& g = golden::kMaps[trial % num_maps];
+    std::vector<uint8_t> bytes(g.bytes, g.bytes + g.size);
+    for (int e = 1 + static_cast<int>(rng() % 4); e > 0; --e)
+      bytes[rng() % bytes.size()] = static_cast<uint8_t>(rng());
+    if (rng() % 4 == 0) bytes.resize(rng() % (bytes.size() + 1));
+    HeapMap h(bytes.data(), bytes.size());
+    if (h.status == FlexStatus::kOk) {
+      ++opened;
+      ProbeKeys(h.map, g);
+    }
+  }
+  EXPECT_GT(opened, 0);  // lookups did run on damaged maps
+}
+
+// ---- Op wrappers on a fake host ---------------------------------------------
+
+struct FakeTensor {
+  DataType type = DataType::kFloat32;
+  Shape shape;
+  std::vector<uint8_t> data;
+  std::vector<float> scales;
+  std::vector<int32_t> zero_points;
+  int quantized_dimension = 0;
+  bool is_variable = false;
+  bool is_constant = false;
+
+  template <typename T>
+  T* As() {
+    return reinterpret_cast<T*>(data.data());
+  }
+};
+
+template <typename T>
+FakeTensor MakeTensor(DataType type, std::vector<int> dims,
+                      std::vector<T> values = {}) {
+  FakeTensor t;
+  t.type = type;
+  t.shape.rank = static_cast<int>(dims.size());
+  for (size_t d = 0; d < dims.size(); ++d) t.shape.dims[d] = dims[d];
+  t.data.resize(sizeof(T) * static_cast<size_t>(t.shape.FlatSize()));
+  if (!values.empty()) std::memcpy(t.data.data(), values.data(), t.data.size());
+  return t;
+}
+
+void Quantize(FakeTensor* t, std::vector<float> scales,
+              std::vector<int32_t> zero_points, int dimension = 0) {
+  t->scales = std::move(scales);
+  t->zero_points = std::move(zero_points);
+  t->quantized_dimension = dimension;
+}
+
+// One operator over a tensor table; implements the three contexts.
+class FakeOp : public InitContext, public PrepareContext, public EvalContext {
+ public:
+  FakeOp(std::vector<FakeTensor>* tensors, std::vector<int> inputs,
+         std::vector<int> outputs, const uint8_t* options = nullptr,
+         size_t options_size = 0)
+      : tensors_(tensors),
+        inputs_(std::move(inputs)),
+        outputs_(std::move(outputs)),
+        options_(options),
+        options_size_(options_size) {}
+
+  Status Run(const OpKernel& kernel, bool prepare_only = false) {
+    if (!initialized_) {
+      op_data_ = kernel.init != nullptr ? kernel.init(*this) : nullptr;
+      TT_RETURN_IF_ERROR(kernel.prepare(*this));
+      initialized_ = true;
+    }
+    return prepare_only ? Status::kOk : kernel.eval(*this);
+  }
+  const std::string& error() const { return error_; }
+
+  // InitContext.
+  const uint8_t* CustomOptions() const override { return options_; }
+  size_t CustomOptionsSize() const override { return options_size_; }
+  void* AllocatePersistent(size_t bytes) override {
+    persistent_.emplace_back((bytes + 7) / 8);
+    return persistent_.back().data();
+  }
+
+  // PrepareContext.
+  int NumInputs() const override { return static_cast<int>(inputs_.size()); }
+  int NumOutputs() const override { return static_cast<int>(outputs_.size()); }
+  bool HasInput(int i) const override {
+    return i >= 0 && i < NumInputs() && inputs_[i] >= 0;
+  }
+  bool HasOutput(int i) const override {
+    return i >= 0 && i < NumOutputs() && outputs_[i] >= 0;
+  }
+  Status Input(int i, TensorDesc* desc) override {
+    if (!HasInput(i)) return Status::kError;
+    Describe((*tensors_)[inputs_[i]], desc);
+    return Status::kOk;
+  }
+  Status Output(int i, TensorDesc* desc) override {
+    if (!HasOutput(i)) return Status::kError;
+    Describe((*tensors_)[outputs_[i]], desc);
+    return Status::kOk;
+  }
+  const void* ConstantInputData(int i) override {
+    if (!HasInput(i) || !(*tensors_)[inputs_[i]].is_constant) return nullptr;
+    return (*tensors_)[inputs_[i]].data.data();
+  }
+  const void* BuiltinOptions() const override { return nullptr; }
+  void* OpData() override { return op_data_; }
+  Status RequestScratch(size_t, int*) override { return Status::kError; }
+  Status Fail(const char* format, ...) override {
+    char buffer[256];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(buffer, sizeof(buffer), format, args);
+    va_end(args);
+    error_ = buffer;
+    return Status::kError;
+  }
+
+  // EvalContext.
+  void* InputData(int i) override {
+    return HasInput(i) ? (*tensors_)[inputs_[i]].data.data() : nullptr;
+  }
+  void* OutputData(int i) override {
+    return HasOutput(i) ? (*tensors_)[outputs_[i]].data.data() : nullptr;
+  }
+  Shape InputShape(int i) override {
+    return HasInput(i) ? (*tensors_)[inputs_[i]].shape : Shape();
+  }
+  Shape OutputShape(int i) override {
+    return HasOutput(i) ? (*tensors_)[outputs_[i]].shape : Shape();
+  }
+  void* Scratch(int) override { return nullptr; }
+
+ private:
+  static void Describe(const FakeTensor& t, TensorDesc* d) {
+    *d = TensorDesc();
+    d->type = t.type;
+    d->shape = t.shape;
+    d->is_variable = t.is_variable;
+    d->is_constant = t.is_constant;
+    if (!t.scales.empty()) {
+      d->quant.scales = t.scales.data();
+      d->quant.zero_points = t.zero_points.data();
+      d->quant.count = static_cast<int>(t.scales.size());
+      d->quant.quantized_dimension = t.quantized_dimension;
+    }
+  }
+
+  std::vector<FakeTensor>* tensors_;
+  std::vector<int> inputs_, outputs_;
+  const uint8_t* options_;
+  size_t options_size_;
+  std::vector<std::vector<uint64_t>> persistent_;
+  void* op_data_ = nullptr;
+  bool initialized_ = false;
+  std::string error_;
+};
+
+const OpKernel& Kernel(const char* name) {
+  const OpKernel* kernel = FindTrainingKernel(name);
+  EXPECT_NE(kernel, nullptr) << name;
+  return *kernel;
+}
+
+TEST(TrainingOps, Registry) {
+  EXPECT_EQ(FindTrainingKernel("TFLMTRAIN_NOPE"), nullptr);
+  EXPECT_EQ(FindTrainingKernel(nullptr), nullptr);
+  EXPECT_EQ(TrainingKernel(kNumTrainingOps), nullptr);
+  EXPECT_EQ(TrainingKernel(-1), nullptr);
+  for (int i = 0; i < kNumTrainingOps; ++i) {
+    const OpKernel* k = TrainingKernel(i);
+    ASSERT_NE(k, nullptr);
+    EXPECT_EQ(k->builtin_code, -1);
+    EXPECT_EQ(FindTrainingKernel(k->custom_name), k);
+    EXPECT_NE(k->prepare, nullptr);
+    EXPECT_NE(k->eval, nullptr);
+  }
+}
+
+TEST(TrainingOps, InitVariablesCopiesOncePerReset) {
+  std::vector<FakeTensor> t;
+  t.push_back(MakeTensor<int8_t>(DataType::kInt8, {3}, {1, 2, 3}));
+  t[0].is_constant = true;
+  t.push_back(MakeTensor<int8_t>(DataType::kInt8, {3}));
+  t[1].is_variable = true;
+  const OpKernel& k = Kernel("TFLMTRAIN_INIT_VARIABLES");
+  FakeOp op(&t, {0}, {1});
+  ASSERT_EQ(op.Run(k), Status::kOk) << op.error();
+  EXPECT_EQ(t[1].As<int8_t>()[2], 3);
+  t[1].As<int8_t>()[2] = 9;  // "trained"
+  ASSERT_EQ(op.Run(k), Status::kOk);
+  EXPECT_EQ(t[1].As<int8_t>()[2], 9);
+  k.reset(op.OpData());
+  ASSERT_EQ(op.Run(k), Status::kOk);
+  EXPECT_EQ(t[1].As<int8_t>()[2], 3);
+
+  t[1].is_variable = false;
+  FakeOp bad(&t, {0}, {1});
+  EXPECT_NE(bad.Run(k, true), Status::kOk);
+  EXPECT_EQ(bad.error(),
+            "TFLMTRAIN_INIT_VARIABLES: destination 0 is not a variable");
+}
+
+TEST(TrainingOps, LossModes) {
+  std::vector<FakeTensor> t;
+  t.push_back(MakeTensor<int8_t>(DataType::kInt8, {1, 3}, {10, 20, -5}));
+  Quantize(&t[0], {0.1f}, {3});
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {1}));   // label
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {1}));   // mode
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {1}));        // loss
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {1, 3}, {7, 7, 7}));
+  const OpKernel& k = Kernel("TFLMTRAIN_SOFTMAX_CROSS_ENTROPY");
+  FakeOp op(&t, {0, 1, 2}, {3, 4});
+  ASSERT_EQ(op.Run(k), Status::kOk) << op.error();
+  const float loss = t[3].As<float>()[0];
+  EXPECT_NEAR(loss, -std::log(std::exp(1.0) / (std::exp(0.0) + std::exp(1.0) +
+                                               std::exp(-1.5))),
+              1e-6);
+  EXPECT_LT(t[4].As<float>()[1], 0.0f);
+  // Infer mode: loss only, gradient untouched; an unknown label gives NaN.
+  t[2].As<int32_t>()[0] = 0;
+  t[1].As<int32_t>()[0] = 5;
+  std::fill(t[4].As<float>(), t[4].As<float>() + 3, 7.0f);
+  ASSERT_EQ(op.Run(k), Status::kOk);
+  EXPECT_TRUE(std::isnan(t[3].As<float>()[0]));
+  EXPECT_EQ(t[4].As<float>()[0], 7.0f);
+  // Train mode: an unknown label is an error.
+  t[2].As<int32_t>()[0] = 1;
+  EXPECT_EQ(op.Run(k), Status::kBadInput);
+  EXPECT_EQ(op.error(),
+            "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY: label 5 is outside [0, 3)");
+}
+
+// A FULLY_CONNECTED gradient op over [1, 4] -> [1, 3].
+struct FcFixture {
+  std::vector<FakeTensor> t;
+  enum { kMode, kHparams, kDy, kY, kX, kFilter, kBias, kChannels, kRng, kDx };
+
+  FcFixture() {
+    t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {1}));
+    t.push_back(MakeTensor<float>(DataType::kFloat32, {2}, {500.0f, 1e4f}));
+    t.push_back(
+        MakeTensor<float>(DataType::kFloat32, {1, 3}, {1.0f, -2.0f, 0.5f}));
+    t.push_back(MakeTensor<int8_t>(DataType::kInt8, {1, 3}, {5, -7, 127}));
+    Quantize(&t[kY], {0.05f}, {0});
+    t.push_back(MakeTensor<int8_t>(DataType::kInt8, {1, 4}, {10, -20, 30, 0}));
+    Quantize(&t[kX], {0.02f}, {-3});
+    t.push_back(MakeTensor<int8_t>(DataType::kInt8, {3, 4},
+                                   {1, 2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -4}));
+    Quantize(&t[kFilter], {0.01f, 0.02f, 0.04f}, {0, 0, 0});
+    t[kFilter].is_variable = true;
+    t.push_back(MakeTensor<int32_t>(DataType::kInt32, {3}, {100, -100, 0}));
+    t[kBias].is_variable = true;
+    t.push_back(MakeTensor<int32_t>(DataType::kInt32, {2}, {0, 2}));
+    t[kChannels].is_constant = true;
+    t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {12345}));
+    t[kRng].is_variable = true;
+    t.push_back(MakeTensor<float>(DataType::kFloat32, {1, 4}));
+  }
+
+  FakeOp Op(const uint8_t* options, size_t size, int channels = kChannels,
+            int rng = kRng) {
+    return FakeOp(&t, {kMode, kHparams, kDy, kY, kX, kFilter, kBias, channels,
+                       rng},
+                  {kDx}, options, size);
+  }
+};
+
+TEST(TrainingOps, FullyConnectedGradMatchesKernelAndHonoursMode) {
+  FcFixture f;
+  const OpKernel& k = Kernel("TFLMTRAIN_FULLY_CONNECTED_GRAD");
+  FakeOp op = f.Op(golden::kFullyConnectedOptionsBytes,
+                   sizeof(golden::kFullyConnectedOptionsBytes));
+  // Mode 0: nothing is touched.
+  f.t[FcFixture::kMode].As<int32_t>()[0] = 0;
+  std::vector<FakeTensor> before = f.t;
+  ASSERT_EQ(op.Run(k), Status::kOk) << op.error();
+  for (size_t i = 0; i < f.t.size(); ++i)
+    EXPECT_EQ(f.t[i].data, before[i].data) << "tensor " << i;
+
+  // Mode 1: the same as calling the kernel directly.
+  f.t[FcFixture::kMode].As<int32_t>()[0] = 1;
+  std::vector<int8_t> filter(before[FcFixture::kFilter].data.begin(),
+                             before[FcFixture::kFilter].data.end());
+  std::vector<int32_t> bias = {100, -100, 0};
+  const float scales[3] = {0.01f, 0.02f, 0.04f};
+  const float bias_scales[3] = {0.02f * 0.01f, 0.02f * 0.02f, 0.02f * 0.04f};
+  const int32_t channels[2] = {0, 2};
+  FullyConnectedGradArgs a;
+  a.batches = 1;
+  a.input_depth = 4;
+  a.output_depth = 3;
+  a.input_scale = 0.02f;
+  a.input_zero_point = -3;
+  a.x = f.t[FcFixture::kX].As<int8_t>();
+  a.filter = filter.data();
+  a.filter_scales = scales;
+  a.y = f.t[FcFixture::kY].As<int8_t>();
+  a.dy = f.t[FcFixture::kDy].As<float>();
+  LayerUpdate u;
+  u.update_weights = true;
+  u.channels = channels;
+  u.num_channels = 2;
+  u.weight_lr = 500.0f;
+  u.bias = bias.data();
+  u.bias_scales = bias_scales;
+  u.bias_lr = 1e4f;
+  float dx[4];
+  FullyConnectedGrad(a, dx, u);
+
+  ASSERT_EQ(op.Run(k), Status::kOk) << op.error();
+  EXPECT_EQ(0, std::memcmp(f.t[FcFixture::kFilter].data.data(), filter.data(),
+                           filter.size()));
+  EXPECT_EQ(0, std::memcmp(f.t[FcFixture::kBias].data.data(), bias.data(),
+                           sizeof(int32_t) * 3));
+  EXPECT_EQ(0, std::memcmp(f.t[FcFixture::kDx].data.data(), dx, sizeof(dx)));
+  // Channel 1 is not listed: its weights stay; y = 127 masks channel 2.
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(filter[4 + i], before[FcFixture::kFilter].As<int8_t>()[4 + i]);
+    EXPECT_EQ(filter[8 + i], before[FcFixture::kFilter].As<int8_t>()[8 + i]);
+  }
+  EXPECT_NE(filter[0], 1);
+  EXPECT_NE(bias[1], -100);  // biases of all channels update
+  EXPECT_EQ(f.t[FcFixture::kRng].As<int32_t>()[0], 12345);  // nearest
+}
+
+TEST(TrainingOps, LayerGradPrepareErrors) {
+  const OpKernel& k = Kernel("TFLMTRAIN_FULLY_CONNECTED_GRAD");
+  const uint8_t* options = golden::kFullyConnectedOptionsBytes;
+  const size_t size = sizeof(golden::kFullyConnectedOptionsBytes);
+  {
+    FcFixture f;
+    FakeOp op = f.Op(golden::kSmallIntsBytes, sizeof(golden::kSmallIntsBytes));
+    EXPECT_NE(op.Run(k, true), Status::kOk);
+    EXPECT_EQ(op.error(),
+              "TFLMTRAIN_FULLY_CONNECTED_GRAD: custom option 'activation': "
+              "missing");
+  }
+  {
+    FcFixture f;
+    FakeOp op = f.Op(options, size - 1);
+    EXPECT_NE(op.Run(k, true), Status::kOk);
+    EXPECT_EQ(op.error(),
+              "TFLMTRAIN_FULLY_CONNECTED_GRAD: custom option '(map)': "
+              "malformed");
+  }
+  {
+    FcFixture f;
+    f.t[FcFixture::kFilter].is_variable = false;
+    FakeOp op = f.Op(options, size);
+    EXPECT_NE(op.Run(k, true), Status::kOk);
+    EXPECT_EQ(op.error(),
+              "TFLMTRAIN_FULLY_CONNECTED_GRAD: filter is updated but is not a "
+              "variable tensor");
+  }
+  {
+    FcFixture f;
+    f.t[FcFixture::kChannels].As<int32_t>()[1] = 3;
+    FakeOp op = f.Op(options, size);
+    EXPECT_NE(op.Run(k, true), Status::kOk);
+    EXPECT_EQ(op.error(),
+              "TFLMTRAIN_FULLY_CONNECTED_GRAD: channels must be increasing "
+              "and in [0, 3)");
+  }
+  {
+    FcFixture f;
+    f.t[FcFixture::kFilter].scales = {0.01f, 0.02f};
+    f.t[FcFixture::kFilter].zero_points = {0, 0};
+    FakeOp op = f.Op(options, size);
+    EXPECT_NE(op.Run(k, true), Status::kOk);
+    EXPECT_EQ(op.error(),
+              "TFLMTRAIN_FULLY_CONNECTED_GRAD: filter needs 1 scale or 3 "
+              "along dimension 0, got 2");
+  }
+  {
+    FcFixture f;
+    f.t[FcFixture::kHparams] = MakeTensor<float>(DataType::kFloat32, {1});
+    FakeOp op = f.Op(options, size);
+    EXPECT_NE(op.Run(k, true), Status::kOk);
+    EXPECT_EQ(op.error(),
+              "TFLMTRAIN_FULLY_CONNECTED_GRAD: hparams must have 2 elements, "
+              "got 1");
+  }
+  {
+    FcFixture f;  // absent channel list and rng are fine with nearest
+    FakeOp op = f.Op(options, size, -1, -1);
+    EXPECT_EQ(op.Run(k), Status::kOk) << op.error();
+  }
+}
+
+TEST(TrainingOps, ConvGradPrepareChecksGeometryAndRng) {
+  // ConvOptions: stride 2x1, VALID, RELU6, stochastic rounding.
+  const OpKernel& k = Kernel("TFLMTRAIN_CONV_2D_GRAD");
+  auto make = [](int out_h, bool with_rng) {
+    std::vector<FakeTensor> t;
+    t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {1}));
+    t.push_back(MakeTensor<float>(DataType::kFloat32, {2}, {0.1f, 0.1f}));
+    t.push_back(MakeTensor<float>(DataType::kFloat32, {1, out_h, 3, 2}));
+    t.push_back(MakeTensor<int8_t>(DataType::kInt8, {1, out_h, 3, 2}));
+    Quantize(&t[3], {0.05f}, {-128});
+    t.push_back(MakeTensor<int8_t>(DataType::kInt8, {1, 5, 5, 3}));
+    Quantize(&t[4], {0.1f}, {0});
+    t.push_back(MakeTensor<int8_t>(DataType::kInt8, {2, 3, 3, 3}));
+    Quantize(&t[5], {0.01f, 0.02f}, {0, 0}, 0);
+    t[5].is_variable = true;
+    t.push_back(MakeTensor<int32_t>(DataType::kInt32, {2}));
+    t[6].is_variable = true;
+    t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {7}));
+    t[7].is_variable = with_rng;
+    return t;
+  };
+  {
+    auto t = make(2, true);  // (5 - 3 + 2) / 2 = 2 rows, 3 columns
+    FakeOp op(&t, {0, 1, 2, 3, 4, 5, 6, -1, 7}, {-1},
+              golden::kConvOptionsBytes, sizeof(golden::kConvOptionsBytes));
+    ASSERT_EQ(op.Run(k), Status::kOk) << op.error();
+    EXPECT_NE(t[7].As<int32_t>()[0], 7);  // stochastic draws advanced it
+  }
+  {
+    auto t = make(3, true);
+    FakeOp op(&t, {0, 1, 2, 3, 4, 5, 6, -1, 7}, {-1},
+              golden::kConvOptionsBytes, sizeof(golden::kConvOptionsBytes));
+    EXPECT_NE(op.Run(k, true), Status::kOk);
+    EXPECT_EQ(op.error(),
+              "TFLMTRAIN_CONV_2D_GRAD: y is 3x3 but x and the window give 2x3");
+  }
+  {
+    auto t = make(2, false);
+    FakeOp op(&t, {0, 1, 2, 3, 4, 5, 6, -1, 7}, {-1},
+              golden::kConvOptionsBytes, sizeof(golden::kConvOptionsBytes));
+    EXPECT_NE(op.Run(k, true), Status::kOk);
+    EXPECT_EQ(op.error(),
+              "TFLMTRAIN_CONV_2D_GRAD: rng is updated but is not a variable "
+              "tensor");
+  }
+  {
+    auto t = make(2, true);
+    FakeOp op(&t, {0, 1, 2, 3, 4, 5, 6, -1, -1}, {-1},
+              golden::kConvOptionsBytes, sizeof(golden::kConvOptionsBytes));
+    EXPECT_NE(op.Run(k, true), Status::kOk);
+    EXPECT_EQ(op.error(), "TFLMTRAIN_CONV_2D_GRAD: input 8 (rng) is missing");
+  }
+}
+
+TEST(TrainingOps, ShapeOpsHonourMode) {
+  std::vector<FakeTensor> t;
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {0}));
+  t.push_back(
+      MakeTensor<float>(DataType::kFloat32, {2, 3}, {1, 2, 3, 4, 5, 6}));
+  t.push_back(
+      MakeTensor<float>(DataType::kFloat32, {2, 3}, {1, 1, 1, 1, 1, 1}));
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {2, 3}));
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {6}));
+  const OpKernel& sum = Kernel("TFLMTRAIN_GRAD_SUM");
+  const OpKernel& reshape = Kernel("TFLMTRAIN_RESHAPE_GRAD");
+  FakeOp sum_op(&t, {0, 1, 2}, {3});
+  FakeOp reshape_op(&t, {0, 3}, {4});
+  ASSERT_EQ(sum_op.Run(sum), Status::kOk) << sum_op.error();
+  ASSERT_EQ(reshape_op.Run(reshape), Status::kOk) << reshape_op.error();
+  EXPECT_EQ(t[4].As<float>()[5], 0.0f);
+  t[0].As<int32_t>()[0] = 1;
+  ASSERT_EQ(sum_op.Run(sum), Status::kOk);
+  ASSERT_EQ(reshape_op.Run(reshape), Status::kOk);
+  EXPECT_EQ(t[4].As<float>()[5], 7.0f);
+  EXPECT_EQ(t[4].As<float>()[0], 2.0f);
+}
+
+TEST(TrainingOps, PadGradCrops) {
+  std::vector<FakeTensor> t;
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {1}));
+  std::vector<float> dy(4 * 5);
+  for (size_t i = 0; i < dy.size(); ++i) dy[i] = static_cast<float>(i);
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {4, 5}, dy));
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {2, 2}, {1, 1, 2, 0}));
+  t[2].is_constant = true;
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {2, 3}));
+  FakeOp op(&t, {0, 1, 2}, {3});
+  ASSERT_EQ(op.Run(Kernel("TFLMTRAIN_PAD_GRAD")), Status::kOk) << op.error();
+  const float want[6] = {7, 8, 9, 12, 13, 14};
+  EXPECT_EQ(0, std::memcmp(t[3].data.data(), want, sizeof(want)));
+  t[2].As<int32_t>()[3] = 1;  // paddings no longer match the shapes
+  FakeOp bad(&t, {0, 1, 2}, {3});
+  EXPECT_NE(bad.Run(Kernel("TFLMTRAIN_PAD_GRAD"), true), Status::kOk);
+}
+
+}  // namespace
+}  // namespace tflm_train
