@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -46,6 +47,23 @@ DataType FromNumpy(const py::dtype& dtype) {
                               std::string(py::str(dtype)));
 }
 
+// Accumulates wall time per operator across invocations.
+class WallClockProfiler : public OpProfiler {
+ public:
+  explicit WallClockProfiler(int num_ops) : seconds_(num_ops, 0.0) {}
+  void BeginOp(int) override { start_ = std::chrono::steady_clock::now(); }
+  void EndOp(int op) override {
+    seconds_[op] += std::chrono::duration<double>(
+                        std::chrono::steady_clock::now() - start_)
+                        .count();
+  }
+  const std::vector<double>& seconds() const { return seconds_; }
+
+ private:
+  std::vector<double> seconds_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 // 16-byte aligned storage unit for the model copy and the arena.
 struct alignas(16) Block {
   uint8_t bytes[16];
@@ -68,6 +86,19 @@ class HostInterpreter {
   }
 
   void Invoke() { Check(interpreter_->Invoke()); }
+
+  // Runs Invoke `repeats` times and returns the seconds spent in each
+  // operator, summed over the runs.
+  std::vector<double> ProfileInvoke(int repeats) {
+    WallClockProfiler profiler(interpreter_->num_operators());
+    interpreter_->set_profiler(&profiler);
+    Status status = Status::kOk;
+    for (int r = 0; r < repeats && status == Status::kOk; ++r)
+      status = interpreter_->Invoke();
+    interpreter_->set_profiler(nullptr);
+    Check(status);
+    return profiler.seconds();
+  }
   void Reset() { Check(interpreter_->Reset()); }
 
   py::array GetTensor(int index) const {
@@ -186,6 +217,8 @@ void BindRuntime(py::module_& m) {
       .def(py::init<const py::bytes&, size_t, bool>(), py::arg("model"),
            py::arg("arena_size"), py::arg("preserve_all_tensors") = false)
       .def("invoke", &HostInterpreter::Invoke)
+      .def("profile_invoke", &HostInterpreter::ProfileInvoke,
+           py::arg("repeats"))
       .def("reset", &HostInterpreter::Reset)
       .def("get_tensor", &HostInterpreter::GetTensor)
       .def("set_tensor", &HostInterpreter::SetTensor)

@@ -458,7 +458,9 @@ Status Interpreter::Invoke() {
   error_.Clear();
   for (int i = 0; i < model_.num_operators(); ++i) {
     EvalContextImpl context(this, i);
+    if (profiler_ != nullptr) profiler_->BeginOp(i);
     const Status status = ops_[i].kernel->eval(context);
+    if (profiler_ != nullptr) profiler_->EndOp(i);
     if (status != Status::kOk) {
       OpError(i, "eval failed");
       return status;

@@ -20,6 +20,15 @@
 
 namespace tflm_train {
 
+// Optional per-operator timing hook (host benchmarks); the runtime itself
+// has no clock.
+class OpProfiler {
+ public:
+  virtual ~OpProfiler() = default;
+  virtual void BeginOp(int op) = 0;
+  virtual void EndOp(int op) = 0;
+};
+
 class Interpreter {
  public:
   // `model` must be 8-byte aligned and outlive the interpreter.
@@ -32,6 +41,9 @@ class Interpreter {
   // Invoke (no memory reuse), so all intermediates can be read afterwards,
   // like TFLM's kPreserveAllTensors. Call before AllocateTensors.
   void set_preserve_all_tensors(bool preserve) { preserve_all_tensors_ = preserve; }
+
+  // Called around every operator's Eval while set (null to stop).
+  void set_profiler(OpProfiler* profiler) { profiler_ = profiler; }
 
   // Parses and validates the model, prepares every op and plans the arena.
   Status AllocateTensors();
@@ -101,6 +113,7 @@ class Interpreter {
   size_t variable_bytes_ = 0;
   bool allocated_ = false;
   bool preserve_all_tensors_ = false;
+  OpProfiler* profiler_ = nullptr;
 };
 
 }  // namespace tflm_train
