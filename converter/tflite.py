@@ -8,6 +8,7 @@ is loaded straight from its file; it only needs `flatbuffers` and numpy.
 import functools
 import importlib.util
 import os
+import struct
 
 import flatbuffers
 import numpy as np
@@ -52,7 +53,13 @@ def read_model(data):
     data = bytearray(data)  # numpy fields of the ModelT are views of it: keep them writable
     if len(data) < 8 or bytes(data[4:8]) != TFLITE_FILE_IDENTIFIER:
         raise ConversionError("not a .tflite flatbuffer (file identifier is not TFL3)")
-    return schema().ModelT.InitFromPackedBuf(data, 0)
+    try:
+        return schema().ModelT.InitFromPackedBuf(data, 0)
+    except (struct.error, IndexError, ValueError, TypeError) as e:
+        # The generated reader does not verify offsets: a truncated or corrupt
+        # file surfaces as a failed unpack somewhere inside it.
+        raise ConversionError(f"not a valid .tflite flatbuffer: truncated or corrupt "
+                              f"({len(data)} bytes; {e})") from None
 
 
 class _AlignedBuffer:
