@@ -105,11 +105,18 @@ def representative_inputs(name, seed=0, count=32):
     return np.random.default_rng(seed + 1000).normal(0, 1, (count,) + shape).astype(np.float32)
 
 
-def quantize(model, samples, float_io=False):
-    """Full-int8 post-training quantization of a tf_keras model."""
+def quantize(model, samples, float_io=False, per_tensor_dense=False):
+    """Full-int8 post-training quantization of a tf_keras model.
+
+    TF 2.21 quantizes FULLY_CONNECTED weights per channel by default;
+    `per_tensor_dense` asks for the per-tensor weights older converters (and
+    many deployed models) have.
+    """
     import tensorflow as tf  # noqa: PLC0415
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if per_tensor_dense:
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     converter.representative_dataset = lambda: ([samples[i:i + 1]] for i in range(len(samples)))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if not float_io:
@@ -119,9 +126,10 @@ def quantize(model, samples, float_io=False):
 
 
 @functools.cache
-def tflite_model(name, seed=0, float_io=False):
+def tflite_model(name, seed=0, float_io=False, per_tensor_dense=False):
     """int8 .tflite bytes of architecture `name` (see SHAPES)."""
-    return quantize(keras_model(name, seed), representative_inputs(name, seed), float_io)
+    return quantize(keras_model(name, seed), representative_inputs(name, seed), float_io,
+                    per_tensor_dense)
 
 
 def plain_cnn(seed=0, float_io=False):

@@ -60,6 +60,29 @@ def test_every_intermediate_tensor_matches_tflm(architecture, seed, float_io):
     assert differing == 0
 
 
+def test_per_tensor_fully_connected_weights(architecture):
+    """FC weights quantized per tensor: forward bit-exact with TFLM, QAS
+    uses the single scale, and training moves the weights."""
+    model = models.tflite_model(architecture, per_tensor_dense=True)
+    ours = _native.Interpreter(model, ARENA, preserve_all_tensors=True)
+    ref = _tflm_interpreter(model)
+    x = _random_input(ours.tensor_info(ours.inputs[0]), np.random.default_rng(5))
+    ours.set_tensor(ours.inputs[0], x)
+    ours.invoke()
+    ref.set_input(x, 0)
+    ref.invoke()
+    np.testing.assert_array_equal(ours.get_tensor(ours.outputs[0]), ref.get_output(0))
+
+    data = tflm_train.convert(model, {"preset": "classifier"})
+    trainer = tflm_train.Trainer(data)
+    weight = next(t for t in trainer.info.trainables if t.kind == tflm_train.converter.TrainableKind.WEIGHT)
+    assert len(weight.scales) == 1
+    before = trainer.weights_sha256()
+    for i in range(5):
+        trainer.step(x, i % models.SHAPES[architecture][1])
+    assert trainer.weights_sha256() != before
+
+
 def test_training_model_infers_like_tflm_before_and_after_training(architecture):
     """Infer mode of the training graph = the inference model on TFLM, both
     for the original weights and, after training, for the exported model."""
