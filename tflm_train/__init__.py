@@ -11,10 +11,11 @@ from tflm_train.converter import (ConversionError, Scheme, convert,
 from tflm_train.errors import DataError, RuntimeModelError, TflmTrainError
 from tflm_train.plan import plan
 from tflm_train.runtime import Trainer
+from tflm_train.scheme_search import search_scheme
 
 __all__ = [
     "ConversionError", "DataError", "RuntimeModelError", "Scheme",
     "TflmTrainError", "Trainer", "convert", "export_inference_model", "plan",
-    "to_int8_tflite",
+    "search_scheme", "to_int8_tflite",
 ]
 __version__ = "0.1.0"

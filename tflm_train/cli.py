@@ -1,4 +1,4 @@
-"""The `tflm-train` command line: convert, plan, train, eval, export, firmware."""
+"""The `tflm-train` command line: convert, plan, train, eval, export, firmware, scheme."""
 from __future__ import annotations
 
 import argparse
@@ -24,15 +24,18 @@ def _sample_shape(trainer):
     return trainer.input_shape[1:]
 
 
+def _representative_data(path):
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise TflmTrainError(f"{path}: no such representative data file")
+    return np.load(path, allow_pickle=False)
+
+
 def cmd_convert(args) -> int:
     from tflm_train.converter import convert
 
-    rep = None
-    if args.representative_data is not None:
-        path = Path(args.representative_data)
-        if not path.is_file():
-            raise TflmTrainError(f"{path}: no such representative data file")
-        rep = np.load(path, allow_pickle=False)
+    rep = _representative_data(args.representative_data)
     if not Path(args.model).exists():
         raise TflmTrainError(f"{args.model}: no such model file or directory")
     convert(args.model, args.scheme, representative_data=rep, out=args.out)
@@ -148,6 +151,24 @@ def cmd_firmware(args) -> int:
     return 0
 
 
+def cmd_scheme(args) -> int:
+    from tflm_train.scheme_search import search_scheme, write_scheme
+
+    result = search_scheme(args.model, args.data, int(args.budget_kb * 1024),
+                           method=args.method, seed=args.seed, lr=args.lr,
+                           representative_data=_representative_data(args.representative_data))
+    evidence = write_scheme(result, args.out) if args.out else None
+    if args.json:
+        print(json.dumps(result.evidence()))
+        return 0
+    print(result.summary())
+    if evidence:
+        print(f"wrote {args.out} and {evidence}")
+    else:
+        print(json.dumps(result.scheme, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="On-device training for TensorFlow Lite Micro.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -198,12 +219,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--log-every", type=int, default=1, help="print the loss every k steps")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_firmware)
+
+    c = sub.add_parser("scheme", help="search the sparse-update scheme with the best predicted gain under a RAM budget")
+    c.add_argument("model", help="int8 .tflite (or a Keras model, as for convert)")
+    c.add_argument("--data", required=True, help="DATA.npz with x and y (the search splits it into search-train and search-val)")
+    c.add_argument("--budget-kb", type=float, required=True, help="peak RAM budget of one training step in KiB (the planner's peak_ram_bytes)")
+    c.add_argument("--method", choices=("contribution", "fisher"), default="contribution",
+                   help="contribution: train each candidate on the host simulator; fisher: Fisher information from one backward pass per sample")
+    c.add_argument("--lr", type=float, help="learning rate of the search runs and of the scheme (default: the scheme default)")
+    c.add_argument("--seed", type=int, default=0, help="data split, sample order and Fisher sample seed")
+    c.add_argument("--out", help="write the scheme JSON here and the evidence to <name>.evidence.json")
+    c.add_argument("--representative-data", help=".npy of float inputs for post-training quantization of a float model")
+    c.add_argument("--json", action="store_true", help="print the scheme and the evidence as JSON")
+    c.set_defaults(func=cmd_scheme)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    for name in ("epochs", "steps", "ram_kb", "log_every"):
+    for name in ("epochs", "steps", "ram_kb", "log_every", "budget_kb"):
         value = getattr(args, name, None)
         if value is not None and value <= 0:
             print(f"{PROG}: error: --{name.replace('_', '-')} must be positive", file=sys.stderr)
