@@ -83,14 +83,18 @@ def callgrind_instructions(model_path: Path, x_path: Path, label: int, mode: int
                sys.executable, "-c", CALLGRIND_DRIVER, str(model_path), str(x_path),
                str(mode), str(DEFAULT_ARENA_BYTES), str(label), str(CALLGRIND_STEPS)]
         subprocess.run(cmd, check=True, capture_output=True)
-        annotate = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)],
+        annotate = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(out)],
                                   check=True, capture_output=True, text=True).stdout
     total = int(re.search(r"^([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", annotate, re.M)
                 .group(1).replace(",", ""))
     per_kernel = defaultdict(int)
-    # Each op wrapper's Eval is one function: "<Ir> (<pct>) ...::XxxEval(...)".
-    for m in re.finditer(r"^\s*([\d,]+) \([^)]*\)\s+\*?\s*\S*?tflm_train::[^\s(]*?(\w+Eval)\(", annotate, re.M):
-        per_kernel[m.group(2)] += int(m.group(1).replace(",", ""))
+    # Each op wrapper's Eval is one function:
+    #   "<Ir> (<pct>)  ???:tflm_train::(anonymous namespace)::ConvEval(...) [...]"
+    # (LayerGradEval is a helper inside the three layer-gradient Evals.)
+    for m in re.finditer(r"^\s*([\d,]+) \([^)]*\)\s+\S*tflm_train::.*?::(\w+Eval)\(",
+                         annotate, re.M):
+        if m.group(2) != "LayerGradEval":
+            per_kernel[m.group(2)] += int(m.group(1).replace(",", ""))
     return total / CALLGRIND_STEPS, {k: v / CALLGRIND_STEPS for k, v in per_kernel.items()}
 
 
