@@ -283,7 +283,12 @@ class _TrainingGraph:
         attrs.update(activation=getattr(options, "fusedActivationFunction", 0),
                      update_weights=update_weights, update_bias=update.bias,
                      qas=self.scheme.qas, rounding=int(self.rounding))
-        inputs = [self.mode, self.hparams, y_grad, layer.output, layer.input, layer.filter,
+        # x only for the weight gradient, so it need not stay alive for a bias
+        # update; that needs only x's scale.
+        x = layer.input if update_weights else -1
+        if x < 0 and update.bias:
+            attrs["input_scale"] = float(self.sg.tensors[layer.input].quantization.scale[0])
+        inputs = [self.mode, self.hparams, y_grad, layer.output, x, layer.filter,
                   layer.bias, channels, rng]
         return self.custom_op(GRAD_OPS[name], inputs, [x_grad], attrs)
 

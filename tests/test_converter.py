@@ -234,9 +234,15 @@ def check_training_model(source, training, updates):
         assert code.builtinCode == code.deprecatedBuiltinCode == CUSTOM
         assert op.customOptionsFormat == 0
         opts = options(op)
-        assert set(opts.Keys.Value) == OPTION_KEYS[trn_ops[k]], trn_ops[k]
+        keys = OPTION_KEYS[trn_ops[k]]
+        if "update_bias" in keys and op.inputs[4] == -1 and opts["update_bias"].AsBool:
+            keys = keys | {"input_scale"}  # s_x of a bias update without x
+        assert set(opts.Keys.Value) == keys, trn_ops[k]
         for key in opts.Keys.Value:
-            assert opts[key].IsBool if key in BOOL_KEYS else opts[key].IsInt, key
+            if key == "input_scale":
+                assert opts[key].IsFloat
+            else:
+                assert opts[key].IsBool if key in BOOL_KEYS else opts[key].IsInt, key
 
     # Trainables: variables and their initialisers.
     expected = []
@@ -332,8 +338,13 @@ def check_backward(src, trn, info, updates, ops, op_names, logits_grad):
             filter_channels = shape(src, sop.inputs[1])[out_dim(src_ops[i])]
             top = tsg.operators[i + 1]
             bias_index = int(top.inputs[2]) if len(top.inputs) > 2 else -1
-            assert list(op.inputs[1:7]) == [info.hparams, grads[y], y, x, int(sop.inputs[1]),
-                                            bias_index]
+            # x only for a weight update; a bias update alone gets its scale as an option.
+            assert list(op.inputs[1:7]) == [info.hparams, grads[y], y,
+                                            x if channels is not None else -1,
+                                            int(sop.inputs[1]), bias_index]
+            if channels is None and bias:
+                assert opts["input_scale"].AsFloat == \
+                    np.float32(tsg.tensors[x].quantization.scale[0])
             if channels is not None and len(channels) < filter_channels:
                 assert tsg.tensors[op.inputs[7]].type == INT32
                 np.testing.assert_array_equal(data(trn, op.inputs[7]), channels)
@@ -445,12 +456,44 @@ def test_bias_of_last_layer_only_emits_one_gradient_op():
                                             "TFLMTRAIN_FULLY_CONNECTED_GRAD"]
     grad_op = model.subgraphs[0].operators[-1]
     assert list(grad_op.outputs) == [-1]
+    assert grad_op.inputs[4] == -1  # no weight update: x need not stay alive
     assert list(grad_op.inputs[7:]) == [-1, -1]
     opts = options(grad_op)
     assert (opts["update_weights"].AsBool, opts["update_bias"].AsBool) == (False, True)
     info = C.read_training_info(training)
     assert [(t.kind, t.layer_name) for t in info.trainables] == [(C.TrainableKind.BIAS,
                                                                   "classifier")]
+
+
+def test_bias_step_without_x_equals_the_step_with_x():
+    """Gradient ops that update no weights get x = -1 and s_x as the
+    `input_scale` option; putting x back (as older files have it) must not
+    change a single bit of training."""
+    import tflm_train
+
+    training = C.convert(models.mobilenet_like(), {"preset": "bias-only"})
+    model = tflite.read_model(training)
+    sg = model.subgraphs[0]
+    made_by = {int(t): op for op in sg.operators for t in op.outputs}
+    restored = 0
+    for op, name in zip(sg.operators, names(model)):
+        if name.endswith("_GRAD") and len(op.inputs) == 9 and op.inputs[4] == -1:
+            assert "input_scale" in options(op).Keys.Value
+            op.inputs[4] = made_by[int(op.inputs[3])].inputs[0]  # the layer's x
+            restored += 1
+    assert restored >= 3  # conv, depthwise and fully connected
+    with_x = tflite.write_model(model)
+
+    _, classes = models.SHAPES["mobilenet"]
+    losses, digests = [], []
+    for data in (training, with_x):
+        trainer = tflm_train.Trainer(data)
+        initial = trainer.weights_sha256()
+        losses.append([trainer.step(x, i % classes)
+                       for i, x in enumerate(random_inputs("mobilenet"))])
+        digests.append(trainer.weights_sha256())
+        assert digests[-1] != initial  # the biases did move
+    assert losses[0] == losses[1] and digests[0] == digests[1]
 
 
 def test_residual_gradients_are_summed():

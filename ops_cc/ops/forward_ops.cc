@@ -208,15 +208,48 @@ Status WindowPadding(PrepareContext& c, const char* op, int padding,
   return Status::kOk;
 }
 
-Status AllocateMultipliers(PrepareContext& c, const char* op, int count,
-                           int32_t** multipliers, int32_t** shifts) {
-  const size_t bytes = sizeof(int32_t) * static_cast<size_t>(count);
-  *multipliers = static_cast<int32_t*>(c.AllocatePersistent(bytes));
-  *shifts = static_cast<int32_t*>(c.AllocatePersistent(bytes));
-  if (*multipliers == nullptr || *shifts == nullptr) {
-    return c.Fail("%s: out of persistent memory for %d multipliers", op, count);
+// Per-channel requantization. The multipliers and shifts are formed in
+// scratch at every Eval from the scales, which stay in the model
+// (kernel_context.h), instead of being kept per channel in persistent memory
+// (docs/architecture.md, "The standalone runtime").
+struct ChannelRequant {
+  float input_scale = 0.0f;
+  float output_scale = 0.0f;
+  const float* filter_scales = nullptr;
+  int num_filter_scales = 0;  // 1 (broadcast) or `channels`
+  int channels = 0;
+  int scratch = -1;  // multipliers [channels], then shifts [channels]
+};
+
+Status PrepareChannelRequant(PrepareContext& c, const char* op,
+                             const TensorDesc& input, const TensorDesc& filter,
+                             const TensorDesc& output, int channels,
+                             ChannelRequant* r) {
+  // Eval's computation, per distinct scale, so that a scale out of range
+  // fails here.
+  for (int k = 0; k < filter.quant.count; ++k) {
+    int32_t multiplier = 0, shift = 0;
+    if (!ComputePerChannelMultipliers(Scale(input), filter.quant.scales + k, 1,
+                                      Scale(output), 1, &multiplier, &shift)) {
+      return c.Fail("%s: input * filter / output scale is out of range", op);
+    }
   }
-  return Status::kOk;
+  r->input_scale = Scale(input);
+  r->output_scale = Scale(output);
+  r->filter_scales = filter.quant.scales;
+  r->num_filter_scales = filter.quant.count;
+  r->channels = channels;
+  return c.RequestScratch(2 * sizeof(int32_t) * static_cast<size_t>(channels),
+                          &r->scratch);
+}
+
+// Returns the multipliers; the shifts follow them.
+const int32_t* ComputeChannelRequant(EvalContext& c, const ChannelRequant& r) {
+  auto* multipliers = static_cast<int32_t*>(c.Scratch(r.scratch));
+  ComputePerChannelMultipliers(r.input_scale, r.filter_scales,
+                               r.num_filter_scales, r.output_scale, r.channels,
+                               multipliers, multipliers + r.channels);
+  return multipliers;
 }
 
 Status RequireOpData(PrepareContext& c, const char* op) {
@@ -228,8 +261,7 @@ Status RequireOpData(PrepareContext& c, const char* op) {
 
 struct ConvOpData {
   ConvParams params;
-  int32_t* multipliers = nullptr;  // per output channel
-  int32_t* shifts = nullptr;
+  ChannelRequant requant;
   bool has_bias = false;
 };
 
@@ -297,14 +329,8 @@ Status PrepareConvLike(PrepareContext& c, const char* op,
   p.output_offset = ZeroPoint(output);
   TT_RETURN_IF_ERROR(
       ActivationRange(c, op, o.activation, output, &p.act_min, &p.act_max));
-  TT_RETURN_IF_ERROR(
-      AllocateMultipliers(c, op, out_c, &data->multipliers, &data->shifts));
-  if (!ComputePerChannelMultipliers(Scale(input), filter.quant.scales,
-                                    filter.quant.count, Scale(output), out_c,
-                                    data->multipliers, data->shifts)) {
-    return c.Fail("%s: input * filter / output scale is out of range", op);
-  }
-  return Status::kOk;
+  return PrepareChannelRequant(c, op, input, filter, output, out_c,
+                               &data->requant);
 }
 
 Status ConvPrepare(PrepareContext& c) {
@@ -317,7 +343,9 @@ Status ConvPrepare(PrepareContext& c) {
 
 Status ConvEval(EvalContext& c) {
   const auto* d = static_cast<const ConvOpData*>(c.OpData());
-  ref::ConvPerChannel(d->params, d->multipliers, d->shifts, c.InputShape(0),
+  const int32_t* multipliers = ComputeChannelRequant(c, d->requant);
+  ref::ConvPerChannel(d->params, multipliers,
+                      multipliers + d->requant.channels, c.InputShape(0),
                       c.Input<const int8_t>(0), c.InputShape(1),
                       c.Input<const int8_t>(1),
                       d->has_bias ? c.Input<const int32_t>(2) : nullptr,
@@ -340,9 +368,11 @@ Status DepthwiseConvPrepare(PrepareContext& c) {
 
 Status DepthwiseConvEval(EvalContext& c) {
   const auto* d = static_cast<const ConvOpData*>(c.OpData());
+  const int32_t* multipliers = ComputeChannelRequant(c, d->requant);
   ref::DepthwiseConvPerChannel(
-      d->params, d->multipliers, d->shifts, c.InputShape(0),
-      c.Input<const int8_t>(0), c.InputShape(1), c.Input<const int8_t>(1),
+      d->params, multipliers, multipliers + d->requant.channels,
+      c.InputShape(0), c.Input<const int8_t>(0), c.InputShape(1),
+      c.Input<const int8_t>(1),
       d->has_bias ? c.Input<const int32_t>(2) : nullptr, c.OutputShape(0),
       c.Output<int8_t>(0));
   return Status::kOk;
@@ -352,8 +382,9 @@ Status DepthwiseConvEval(EvalContext& c) {
 
 struct FullyConnectedOpData {
   FullyConnectedParams params;
-  int32_t* multipliers = nullptr;  // one, or one per output unit
-  int32_t* shifts = nullptr;
+  ChannelRequant requant;  // per-channel weights
+  int32_t multiplier = 0;  // per-tensor weights
+  int32_t shift = 0;
   bool has_bias = false;
 };
 
@@ -398,24 +429,27 @@ Status FullyConnectedPrepare(PrepareContext& c) {
   p.per_channel = filter.quant.count > 1;
   TT_RETURN_IF_ERROR(
       ActivationRange(c, op, o->activation, output, &p.act_min, &p.act_max));
-  TT_RETURN_IF_ERROR(AllocateMultipliers(c, op, filter.quant.count,
-                                         &data->multipliers, &data->shifts));
-  const bool ok =
-      p.per_channel
-          ? ComputePerChannelMultipliers(Scale(input), filter.quant.scales,
-                                         units, Scale(output), units,
-                                         data->multipliers, data->shifts)
-          : ComputeFullyConnectedMultiplier(Scale(input), Scale(filter),
-                                            Scale(output), data->multipliers,
-                                            data->shifts);
-  if (!ok)
+  if (p.per_channel) {
+    return PrepareChannelRequant(c, op, input, filter, output, units,
+                                 &data->requant);
+  }
+  if (!ComputeFullyConnectedMultiplier(Scale(input), Scale(filter),
+                                       Scale(output), &data->multiplier,
+                                       &data->shift)) {
     return c.Fail("%s: input * filter / output scale is out of range", op);
+  }
   return Status::kOk;
 }
 
 Status FullyConnectedEval(EvalContext& c) {
   const auto* d = static_cast<const FullyConnectedOpData*>(c.OpData());
-  ref::FullyConnected(d->params, d->multipliers, d->shifts,
+  const int32_t* multipliers = &d->multiplier;
+  const int32_t* shifts = &d->shift;
+  if (d->params.per_channel) {
+    multipliers = ComputeChannelRequant(c, d->requant);
+    shifts = multipliers + d->requant.channels;
+  }
+  ref::FullyConnected(d->params, multipliers, shifts,
                       c.Input<const int8_t>(0), c.InputShape(1),
                       c.Input<const int8_t>(1),
                       d->has_bias ? c.Input<const int32_t>(2) : nullptr,

@@ -23,6 +23,14 @@ namespace tflm_train {
 // Quantization of one tensor: real = scale * (q - zero_point). `count` is 1
 // for per-tensor quantization, the channel count for per-channel, 0 if the
 // tensor is not quantized.
+//
+// `scales` stay valid for the interpreter's lifetime, so op data may keep
+// the pointer instead of a copy: they point into the model's scale vector
+// (standalone runtime), and under TFLM TfLiteAffineQuantization::scale is
+// that vector reinterpreted, for temporary tensors too (micro_allocator.cc,
+// InitializeTfLiteTensorFromFlatbuffer -> FlatBufferVectorToTfLiteTypeArray;
+// the model outlives the interpreter). `zero_points` are copies, valid only
+// until Prepare returns.
 struct QuantParams {
   const float* scales = nullptr;
   const int32_t* zero_points = nullptr;

@@ -54,6 +54,17 @@ class OptionReader {
   int Optional(const char* key, int fallback) {
     return Read(key, fallback, false);
   }
+  float OptionalFloat(const char* key, float fallback) {
+    if (error_.key != nullptr) return fallback;
+    float value = fallback;
+    const FlexStatus status = map_.GetFloat(key, &value);
+    if (status == FlexStatus::kMissing) return fallback;
+    if (status != FlexStatus::kOk) {
+      error_ = OptionError{key, status};
+      return fallback;
+    }
+    return value;
+  }
   const OptionError& error() const { return error_; }
 
  private:
@@ -359,13 +370,20 @@ struct LayerGradData {
   int activation = kActivationNone;
   bool update_weights = false, update_bias = false, qas = false;
   int rounding = 0;
+  // s_x: the `input_scale` option when x is absent, else x's scale (Prepare).
+  float input_scale = 0.0f;
   // Filled by Prepare.
   int pad_h = 0, pad_w = 0;
   ActivationMask mask;
-  float input_scale = 0.0f;
   int32_t input_zero_point = 0;
-  float* weight_scales = nullptr;  // s_w[c], one per output channel
-  float* bias_scales = nullptr;    // s_x * s_w[c]
+  int channels = 0;
+  // The filter's scales s_w, in the model (kernel_context.h): one per output
+  // channel, or one for the whole filter.
+  const float* filter_scales = nullptr;
+  bool per_tensor_filter = false;
+  // Scratch formed at each Eval instead of persistent copies: the per-tensor
+  // scale broadcast to every channel, then the bias scales s_x * s_w[c].
+  int scales_scratch = -1;
   bool uses_rng = false;
 };
 
@@ -387,6 +405,7 @@ void* LayerGradInit(InitContext& c, Layer layer) {
   data->update_bias = options.Required("update_bias") != 0;
   data->qas = options.Required("qas") != 0;
   data->rounding = options.Required("rounding");
+  data->input_scale = options.OptionalFloat("input_scale", 0.0f);
   data->option_error = options.error();
   return data;
 }
@@ -399,9 +418,10 @@ void* FullyConnectedGradInit(InitContext& c) {
   return LayerGradInit(c, Layer::kFullyConnected);
 }
 
-// Checks the filter against x and y; returns the output channel count.
+// Checks the filter against y and, unless null (neither x nor x/grad is
+// present), against the shape of x; returns the output channel count.
 Status CheckLayerShapes(PrepareContext& c, const char* op, Layer layer,
-                        LayerGradData* data, const TensorDesc& x,
+                        LayerGradData* data, const Shape* x,
                         const TensorDesc& filter, const TensorDesc& y,
                         int* channels) {
   if (layer == Layer::kFullyConnected) {
@@ -409,38 +429,47 @@ Status CheckLayerShapes(PrepareContext& c, const char* op, Layer layer,
     const int out = filter.shape.dims[0];
     const int in = filter.shape.dims[1];
     if (in < 1 || out < 1) return c.Fail("%s: filter has a zero dimension", op);
-    if (x.shape.FlatSize() % in != 0)
-      return c.Fail("%s: x has %ld elements, not a multiple of %d", op,
-                    static_cast<long>(x.shape.FlatSize()), in);
-    const int64_t batches = x.shape.FlatSize() / in;
-    if (y.shape.Last() != out || y.shape.FlatSize() != batches * out)
-      return c.Fail("%s: y must be [%ld, %d]", op, static_cast<long>(batches),
-                    out);
+    if (x != nullptr) {
+      if (x->FlatSize() % in != 0)
+        return c.Fail("%s: x has %ld elements, not a multiple of %d", op,
+                      static_cast<long>(x->FlatSize()), in);
+      const int64_t batches = x->FlatSize() / in;
+      if (y.shape.Last() != out || y.shape.FlatSize() != batches * out)
+        return c.Fail("%s: y must be [%ld, %d]", op,
+                      static_cast<long>(batches), out);
+    } else if (y.shape.rank < 1 || y.shape.Last() != out) {
+      return c.Fail("%s: y must be [B, %d]", op, out);
+    }
     *channels = out;
     return Status::kOk;
   }
-  TT_RETURN_IF_ERROR(CheckRank(c, op, "x", x, 4));
+  if (x != nullptr && x->rank != 4)
+    return c.Fail("%s: x must have rank 4, got %d", op, x->rank);
   TT_RETURN_IF_ERROR(CheckRank(c, op, "filter", filter, 4));
   TT_RETURN_IF_ERROR(CheckRank(c, op, "y", y, 4));
   const int out = y.shape.dims[3];
   if (layer == Layer::kConv) {
-    if (filter.shape.dims[0] != out || filter.shape.dims[3] != x.shape.dims[3])
+    if (filter.shape.dims[0] != out ||
+        (x != nullptr && filter.shape.dims[3] != x->dims[3]))
       return c.Fail("%s: filter must be [%d, KH, KW, %d]", op, out,
-                    static_cast<int>(x.shape.dims[3]));
+                    static_cast<int>(x != nullptr ? x->dims[3]
+                                                  : filter.shape.dims[3]));
   } else {
     if (data->depth_multiplier != 1)
       return c.Fail("%s: depth_multiplier must be 1, got %d", op,
                     data->depth_multiplier);
     if (filter.shape.dims[0] != 1 || filter.shape.dims[3] != out ||
-        x.shape.dims[3] != out)
+        (x != nullptr && x->dims[3] != out))
       return c.Fail("%s: filter must be [1, KH, KW, %d] and x must have %d "
                     "channels", op, out, out);
   }
   if (out < 1) return c.Fail("%s: y has no channels", op);
-  TT_RETURN_IF_ERROR(Window(c, op, data->padding, data->stride_h,
-                            data->stride_w, data->dilation_h, data->dilation_w,
-                            filter.shape.dims[1], filter.shape.dims[2],
-                            x.shape, y.shape, &data->pad_h, &data->pad_w));
+  if (x != nullptr)
+    TT_RETURN_IF_ERROR(Window(c, op, data->padding, data->stride_h,
+                              data->stride_w, data->dilation_h,
+                              data->dilation_w, filter.shape.dims[1],
+                              filter.shape.dims[2], *x, y.shape, &data->pad_h,
+                              &data->pad_w));
   *channels = out;
   return Status::kOk;
 }
@@ -453,7 +482,7 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   if (data->rounding != 0 && data->rounding != 1)
     return c.Fail("%s: rounding must be 0 or 1, got %d", op, data->rounding);
 
-  TensorDesc hparams, dy, y, x, filter;
+  TensorDesc hparams, dy, y, x, dx, filter;
   TT_RETURN_IF_ERROR(CheckMode(c, op, kLayerMode));
   TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerHparams, "hparams",
                                DataType::kFloat32, &hparams));
@@ -463,16 +492,33 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerY, "y", DataType::kInt8, &y));
   TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
   TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
-  TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerX, "x", DataType::kInt8, &x));
-  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "x", x));
+  // x is read only by the weight gradient; without it, x/grad (if any) gives
+  // its shape and the `input_scale` option s_x for the bias update.
+  const bool has_x = data->update_weights || c.HasInput(kLayerX);
+  if (has_x) {
+    TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerX, "x", DataType::kInt8, &x));
+    TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "x", x));
+  }
+  if (c.HasOutput(0)) {
+    TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
+    if (has_x)
+      TT_RETURN_IF_ERROR(CheckSameShape(c, op, "x/grad", dx, "x", x.shape));
+  }
+  const Shape* x_shape =
+      has_x ? &x.shape : (c.HasOutput(0) ? &dx.shape : nullptr);
   TT_RETURN_IF_ERROR(
       ReadInput(c, op, kLayerFilter, "filter", DataType::kInt8, &filter));
   int channels = 0;
   TT_RETURN_IF_ERROR(
-      CheckLayerShapes(c, op, layer, data, x, filter, y, &channels));
+      CheckLayerShapes(c, op, layer, data, x_shape, filter, y, &channels));
   TT_RETURN_IF_ERROR(MaskFor(c, op, data->activation, y, &data->mask));
-  data->input_scale = x.quant.scales[0];
-  data->input_zero_point = x.quant.zero_points[0];
+  if (has_x) {
+    data->input_scale = x.quant.scales[0];
+    data->input_zero_point = x.quant.zero_points[0];
+  } else if (data->update_bias && !ValidScale(data->input_scale)) {
+    return c.Fail("%s: without x, updating the bias needs a positive "
+                  "input_scale option", op);
+  }
 
   // Weight scales: one, or one per output channel along its dimension.
   const QuantParams& q = filter.quant;
@@ -481,20 +527,20 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
       (q.count != channels || q.quantized_dimension != channel_dim))
     return c.Fail("%s: filter needs 1 scale or %d along dimension %d, got %d",
                   op, channels, channel_dim, q.count);
-  data->weight_scales = static_cast<float*>(
-      c.AllocatePersistent(sizeof(float) * static_cast<size_t>(channels)));
-  data->bias_scales = static_cast<float*>(
-      c.AllocatePersistent(sizeof(float) * static_cast<size_t>(channels)));
-  if (data->weight_scales == nullptr || data->bias_scales == nullptr)
-    return c.Fail("%s: out of persistent memory", op);
-  for (int k = 0; k < channels; ++k) {
-    const int i = q.count == 1 ? 0 : k;
-    if (!ValidScale(q.scales[i]) || q.zero_points[i] != 0)
+  for (int k = 0; k < q.count; ++k) {
+    if (!ValidScale(q.scales[k]) || q.zero_points[k] != 0)
       return c.Fail("%s: filter channel %d needs a positive scale and zero "
                     "point 0", op, k);
-    data->weight_scales[k] = q.scales[i];
-    data->bias_scales[k] = data->input_scale * q.scales[i];
   }
+  data->channels = channels;
+  data->filter_scales = q.scales;
+  data->per_tensor_filter = q.count == 1;
+  const int scratch_floats = (data->per_tensor_filter ? channels : 0) +
+                             (data->update_bias ? channels : 0);
+  if (scratch_floats > 0)
+    TT_RETURN_IF_ERROR(c.RequestScratch(
+        sizeof(float) * static_cast<size_t>(scratch_floats),
+        &data->scales_scratch));
   if (data->update_weights)
     TT_RETURN_IF_ERROR(CheckVariable(c, op, "filter", filter));
 
@@ -534,12 +580,6 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
     TT_RETURN_IF_ERROR(CheckElements(c, op, "rng", rng, 1));
     if (data->uses_rng) TT_RETURN_IF_ERROR(CheckVariable(c, op, "rng", rng));
   }
-
-  if (c.HasOutput(0)) {
-    TensorDesc dx;
-    TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
-    TT_RETURN_IF_ERROR(CheckSameShape(c, op, "x/grad", dx, "x", x.shape));
-  }
   return Status::kOk;
 }
 
@@ -558,6 +598,22 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
   const auto* data = static_cast<const LayerGradData*>(c.OpData());
   const float* hparams = c.Input<float>(kLayerHparams);
 
+  const float* weight_scales = data->filter_scales;
+  const float* bias_scales = nullptr;
+  if (data->scales_scratch >= 0) {
+    auto* scratch = static_cast<float*>(c.Scratch(data->scales_scratch));
+    if (data->per_tensor_filter) {
+      for (int k = 0; k < data->channels; ++k) scratch[k] = weight_scales[0];
+      weight_scales = scratch;
+      scratch += data->channels;
+    }
+    if (data->update_bias) {
+      for (int k = 0; k < data->channels; ++k)
+        scratch[k] = data->input_scale * weight_scales[k];
+      bias_scales = scratch;
+    }
+  }
+
   uint32_t rng_state = 0;
   if (data->uses_rng) std::memcpy(&rng_state, c.InputData(kLayerRng), 4);
   LayerUpdate update;
@@ -567,7 +623,7 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
       static_cast<int>(c.InputShape(kLayerChannels).FlatSize());
   update.weight_lr = hparams[0];
   update.bias = data->update_bias ? c.Input<int32_t>(kLayerBias) : nullptr;
-  update.bias_scales = data->bias_scales;
+  update.bias_scales = bias_scales;
   update.bias_lr = hparams[1];
   update.rule.qas = data->qas;
   update.rule.rounding =
@@ -581,13 +637,13 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     a.output_depth = filter_shape.dims[0];
     a.input_depth = filter_shape.dims[1];
     a.batches =
-        static_cast<int>(c.InputShape(kLayerX).FlatSize() / a.input_depth);
+        static_cast<int>(c.InputShape(kLayerY).FlatSize() / a.output_depth);
     a.input_scale = data->input_scale;
     a.input_zero_point = data->input_zero_point;
     a.mask = data->mask;
     a.x = c.Input<int8_t>(kLayerX);
     a.filter = c.Input<int8_t>(kLayerFilter);
-    a.filter_scales = data->weight_scales;
+    a.filter_scales = weight_scales;
     a.y = c.Input<int8_t>(kLayerY);
     a.dy = c.Input<float>(kLayerDy);
     FullyConnectedGrad(a, dx, update);
@@ -602,11 +658,11 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     a.input_scale = data->input_scale;
     a.input_zero_point = data->input_zero_point;
     a.mask = data->mask;
-    a.x_shape = c.InputShape(kLayerX);
     a.x = c.Input<int8_t>(kLayerX);
+    a.x_shape = a.x != nullptr ? c.InputShape(kLayerX) : c.OutputShape(0);
     a.filter_shape = c.InputShape(kLayerFilter);
     a.filter = c.Input<int8_t>(kLayerFilter);
-    a.filter_scales = data->weight_scales;
+    a.filter_scales = weight_scales;
     a.y_shape = c.InputShape(kLayerY);
     a.y = c.Input<int8_t>(kLayerY);
     a.dy = c.Input<float>(kLayerDy);

@@ -687,7 +687,11 @@ class FakeContext : public InitContext,
   }
   const void* BuiltinOptions() const override { return options; }
   void* OpData() override { return op_data_; }
-  Status RequestScratch(size_t, int*) override { return Status::kError; }
+  Status RequestScratch(size_t bytes, int* index) override {
+    scratch_.emplace_back((bytes + 7) / 8);
+    *index = static_cast<int>(scratch_.size()) - 1;
+    return Status::kOk;
+  }
   Status Fail(const char* format, ...) override {
     char buffer[256];
     va_list args;
@@ -705,7 +709,7 @@ class FakeContext : public InitContext,
   }
   Shape InputShape(int i) override { return inputs[i]->shape; }
   Shape OutputShape(int i) override { return outputs[i]->shape; }
-  void* Scratch(int) override { return nullptr; }
+  void* Scratch(int index) override { return scratch_[index].data(); }
 
  private:
   static Status Describe(const FakeTensor* t, TensorDesc* d) {
@@ -718,7 +722,7 @@ class FakeContext : public InitContext,
     d->is_constant = t->is_constant;
     return Status::kOk;
   }
-  std::vector<std::vector<uint64_t>> arena_;
+  std::vector<std::vector<uint64_t>> arena_, scratch_;
   void* op_data_ = nullptr;
 };
 

@@ -455,7 +455,11 @@ class FakeOp : public InitContext, public PrepareContext, public EvalContext {
   }
   const void* BuiltinOptions() const override { return nullptr; }
   void* OpData() override { return op_data_; }
-  Status RequestScratch(size_t, int*) override { return Status::kError; }
+  Status RequestScratch(size_t bytes, int* index) override {
+    scratch_.emplace_back((bytes + 7) / 8);
+    *index = static_cast<int>(scratch_.size()) - 1;
+    return Status::kOk;
+  }
   Status Fail(const char* format, ...) override {
     char buffer[256];
     va_list args;
@@ -479,7 +483,7 @@ class FakeOp : public InitContext, public PrepareContext, public EvalContext {
   Shape OutputShape(int i) override {
     return HasOutput(i) ? (*tensors_)[outputs_[i]].shape : Shape();
   }
-  void* Scratch(int) override { return nullptr; }
+  void* Scratch(int index) override { return scratch_[index].data(); }
 
  private:
   static void Describe(const FakeTensor& t, TensorDesc* d) {
@@ -500,7 +504,7 @@ class FakeOp : public InitContext, public PrepareContext, public EvalContext {
   std::vector<int> inputs_, outputs_;
   const uint8_t* options_;
   size_t options_size_;
-  std::vector<std::vector<uint64_t>> persistent_;
+  std::vector<std::vector<uint64_t>> persistent_, scratch_;
   void* op_data_ = nullptr;
   bool initialized_ = false;
   std::string error_;
