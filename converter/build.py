@@ -246,8 +246,10 @@ class _TrainingGraph:
         activation = getattr(options, "fusedActivationFunction", 0)
         outputs, attrs = [x_grad], {}
         if name == "ADD":
+            # Both operands get the same gradient: one output per operand
+            # that needs it (absent outputs are omitted, never -1).
             inputs, attrs = [y_grad, y], {"activation": activation}
-            outputs = [x_grad, input_grads.get(1, -1)]
+            outputs = [g for g in (x_grad, input_grads.get(1, -1)) if g >= 0]
         elif name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
             inputs = [y_grad, y] + ([x] if name == "MAX_POOL_2D" else [])
             attrs = {"padding": options.padding, "stride_h": options.strideH,
@@ -290,7 +292,7 @@ class _TrainingGraph:
             attrs["input_scale"] = float(self.sg.tensors[layer.input].quantization.scale[0])
         inputs = [self.mode, self.hparams, y_grad, layer.output, x, layer.filter,
                   layer.bias, channels, rng]
-        return self.custom_op(GRAD_OPS[name], inputs, [x_grad], attrs)
+        return self.custom_op(GRAD_OPS[name], inputs, [x_grad] if x_grad >= 0 else [], attrs)
 
 
 def _has_data(buffer):

@@ -364,8 +364,8 @@ def check_backward(src, trn, info, updates, ops, op_names, logits_grad):
                      fwd.padding]
             if src_ops[i] == "DEPTHWISE_CONV_2D":
                 assert opts["depth_multiplier"].AsInt == 1
-            outputs = {0: int(op.outputs[0])}
-            assert len(op.inputs) == 9 and len(op.outputs) == 1
+            assert len(op.inputs) == 9 and len(op.outputs) <= 1
+            outputs = {0: int(op.outputs[0]) if len(op.outputs) else -1}
         else:
             rest = [grads[y]]
             if src_ops[i] in ("ADD", "AVERAGE_POOL_2D", "MAX_POOL_2D"):
@@ -375,8 +375,13 @@ def check_backward(src, trn, info, updates, ops, op_names, logits_grad):
             if src_ops[i] == "PAD":
                 rest.append(int(sop.inputs[1]))
             assert list(op.inputs[1:]) == rest
-            outputs = dict(enumerate(int(t) for t in op.outputs))
-            assert len(outputs) == len(ACTIVATION_SLOTS[src_ops[i]])
+            # Absent outputs are omitted: the listed ones belong, in order,
+            # to the input slots whose gradient is wanted.
+            wanted_slots = [k for k in ACTIVATION_SLOTS[src_ops[i]]
+                            if wanted(int(sop.inputs[k]))]
+            assert len(op.outputs) == len(wanted_slots) >= 1
+            outputs = dict.fromkeys(ACTIVATION_SLOTS[src_ops[i]], -1)
+            outputs.update(zip(wanted_slots, (int(t) for t in op.outputs)))
             if src_ops[i] == "ADD":
                 assert opts["activation"].AsInt == fwd.fusedActivationFunction
             if "POOL" in src_ops[i]:
@@ -418,7 +423,8 @@ def check_dataflow(model):
                 continue
             tensor = sg.tensors[t]
             assert tensor.isVariable or data(model, t) is not None, (k, tflite.name_of(tensor))
-        available.update(int(t) for t in op.outputs if t >= 0)
+        assert all(t >= 0 for t in op.outputs), k  # TFLM cannot plan -1 outputs
+        available.update(int(t) for t in op.outputs)
 
 
 # Structure, per architecture and scheme.
@@ -455,7 +461,7 @@ def test_bias_of_last_layer_only_emits_one_gradient_op():
     assert names(model)[n_forward + 1:] == ["TFLMTRAIN_SOFTMAX_CROSS_ENTROPY",
                                             "TFLMTRAIN_FULLY_CONNECTED_GRAD"]
     grad_op = model.subgraphs[0].operators[-1]
-    assert list(grad_op.outputs) == [-1]
+    assert len(grad_op.outputs) == 0  # no earlier layer needs x/grad
     assert grad_op.inputs[4] == -1  # no weight update: x need not stay alive
     assert list(grad_op.inputs[7:]) == [-1, -1]
     opts = options(grad_op)
@@ -512,7 +518,12 @@ def test_residual_gradients_are_summed():
                                              "train_classifier": False})
     model = tflite.read_model(training)
     add_grad = model.subgraphs[0].operators[names(model).index("TFLMTRAIN_ADD_GRAD")]
-    assert add_grad.outputs[0] == -1 and add_grad.outputs[1] >= 0
+    # One output, the gradient of the res_b branch operand (ADD input 1).
+    assert len(add_grad.outputs) == 1
+    sg = model.subgraphs[0]
+    consumer = next(op for op in sg.operators
+                    if add_grad.outputs[0] in list(op.inputs) and op is not add_grad)
+    assert "GRAD" in names(model)[list(sg.operators).index(consumer)]
     assert "TFLMTRAIN_GRAD_SUM" not in names(model)
 
 

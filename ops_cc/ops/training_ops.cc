@@ -114,6 +114,18 @@ Status CheckArity(PrepareContext& c, const char* op, int inputs, int outputs) {
   return Status::kOk;
 }
 
+// For ops whose trailing outputs are omitted when nothing needs them (the
+// model lists no -1 outputs: TFLM's planner cannot handle them).
+Status CheckArity(PrepareContext& c, const char* op, int inputs,
+                  int min_outputs, int max_outputs) {
+  if (c.NumInputs() != inputs || c.NumOutputs() < min_outputs ||
+      c.NumOutputs() > max_outputs)
+    return c.Fail("%s: expected %d inputs and %d to %d outputs, got %d and %d",
+                  op, inputs, min_outputs, max_outputs, c.NumInputs(),
+                  c.NumOutputs());
+  return Status::kOk;
+}
+
 Status CheckType(PrepareContext& c, const char* op, const char* name,
                  const TensorDesc& d, DataType type) {
   if (d.type != type)
@@ -478,7 +490,7 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   LayerGradData* data = nullptr;
   TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
   TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
-  TT_RETURN_IF_ERROR(CheckArity(c, op, kLayerNumInputs, 1));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, kLayerNumInputs, 0, 1));
   if (data->rounding != 0 && data->rounding != 1)
     return c.Fail("%s: rounding must be 0 or 1, got %d", op, data->rounding);
 
@@ -705,7 +717,7 @@ Status AddGradPrepare(PrepareContext& c) {
   AddGradData* data = nullptr;
   TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
   TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
-  TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 2));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 1, 2));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
   TensorDesc dy, y;
   TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
@@ -715,7 +727,7 @@ Status AddGradPrepare(PrepareContext& c) {
   for (int i = 0; i < 2; ++i) {
     if (!c.HasOutput(i)) continue;
     TensorDesc d;
-    const char* name = i == 0 ? "a/grad" : "b/grad";
+    const char* name = i == 0 ? "output 0" : "output 1";
     TT_RETURN_IF_ERROR(ReadOutput(c, op, i, name, DataType::kFloat32, &d));
     TT_RETURN_IF_ERROR(CheckSameShape(c, op, name, d, "y", y.shape));
   }

@@ -231,8 +231,10 @@ Status Model::ReadOperator(int index, OperatorMeta* out) const {
   for (int i = 0; i < out->num_inputs; ++i)
     if (out->inputs[i] < -1 || out->inputs[i] >= num_tensors())
       return error_->Report(Status::kMalformedModel, "operator %d: input %d names tensor %d of %d", index, i, out->inputs[i], num_tensors());
+  // Absent outputs must be omitted: TFLM's planner cannot handle -1 there,
+  // so a model with one would run here and fail on the device.
   for (int i = 0; i < out->num_outputs; ++i)
-    if (out->outputs[i] < -1 || out->outputs[i] >= num_tensors())
+    if (out->outputs[i] < 0 || out->outputs[i] >= num_tensors())
       return error_->Report(Status::kMalformedModel, "operator %d: output %d names tensor %d of %d", index, i, out->outputs[i], num_tensors());
   if (op.Scalar<uint64_t>(slot::kOpLargeCustomOptionsSize, 0) != 0)
     return error_->Report(Status::kMalformedModel, "operator %d: large custom options are not supported", index);
