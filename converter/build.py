@@ -117,7 +117,10 @@ class _TrainingGraph:
         operators += self.backward(logits_grad)
         sg.operators = operators
         sg.inputs = np.asarray([forward.input, self.label, self.mode], dtype=np.int32)
-        sg.outputs = np.asarray([forward.output, self.loss], dtype=np.int32)
+        # The trained state after the loss, so firmware reads it as graph outputs
+        # (TFLM exposes outputs without preserve_all_tensors).
+        state = [t.variable for t in trainables] + ([self.rng] if self.rng >= 0 else [])
+        sg.outputs = np.asarray([forward.output, self.loss] + state, dtype=np.int32)
 
         info = training_info.TrainingInfo(
             trainables=trainables,

@@ -187,7 +187,8 @@ def check_training_model(source, training, updates):
 
     # Subgraph inputs, outputs and special tensors.
     assert list(tsg.inputs) == [ssg.inputs[0], info.label, info.mode]
-    assert list(tsg.outputs) == [ssg.outputs[0], info.loss]
+    state = [t.variable for t in info.trainables] + ([info.rng] if stochastic else [])
+    assert list(tsg.outputs) == [ssg.outputs[0], info.loss] + state
     special = [(info.label, "tflm_train/label", INT32, [1]),
                (info.mode, "tflm_train/mode", INT32, [1]),
                (info.loss, "tflm_train/loss", FLOAT32, [1]),
