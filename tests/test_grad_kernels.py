@@ -473,32 +473,57 @@ def test_xorshift_stream():
 def test_softmax_cross_entropy_matches_tf(seed):
     rng = np.random.default_rng(200 + seed)
     classes = int(rng.integers(2, 30))
-    q = rng.integers(-128, 128, classes).astype(np.int8)
-    scale = float(rng.uniform(0.01, 0.3))
+    # Real-valued logits, also far outside any int8 range.
+    logits_f32 = (rng.normal(0, 1, classes) * float(rng.choice([0.1, 3.0, 40.0]))).astype(
+        np.float32)
     label = int(rng.integers(0, classes))
-    zero_point = int(rng.integers(-10, 10))
-    logits = tf.Variable((scale * (q.astype(np.float64) - zero_point))[None])
+    logits = tf.Variable(logits_f32.astype(np.float64)[None])
     with tf.GradientTape() as tape:
         ref_loss = tf.nn.sparse_softmax_cross_entropy_with_logits([label], logits)
     ref_grad = tape.gradient(ref_loss, logits).numpy()[0]
-    loss, grad = K.softmax_cross_entropy(q, scale, label)
+    # TF forms p_label - 1 by subtraction, which cancels in float64 too when
+    # p_label is close to 1: the label's entry is taken from the sum of the
+    # others' probabilities instead (float64 numpy).
+    e = np.exp(logits_f32.astype(np.float64) - float(logits_f32.max()))
+    ref_grad[label] = -np.delete(e, label).sum() / e.sum()
+    loss, grad = K.softmax_cross_entropy(logits_f32, label)
     ref = float(ref_loss.numpy()[0])
     assert abs(loss - ref) <= 2e-6 * max(1.0, abs(ref))
     assert_grad_close(grad, ref_grad, "logits/grad")
-    loss_only, none = K.softmax_cross_entropy(q, scale, label, want_grad=False)
+    loss_only, none = K.softmax_cross_entropy(logits_f32, label, want_grad=False)
     assert none is None and loss_only == loss
 
 
 def test_softmax_cross_entropy_edges():
-    q = np.int8([-128, 127, 0])
-    loss, _ = K.softmax_cross_entropy(q, 2.0, 0)  # p underflows in float32
-    assert np.isfinite(loss) and abs(loss - 2.0 * 255) < 1e-3
+    logits = np.float32([-256.0, 254.0, 0.0])
+    loss, _ = K.softmax_cross_entropy(logits, 0)  # p underflows in float32
+    assert np.isfinite(loss) and abs(loss - 510.0) < 1e-3
     for label in (-1, 3):
-        loss, grad = K.softmax_cross_entropy(q, 0.1, label)
+        loss, grad = K.softmax_cross_entropy(logits, label)
         assert np.isnan(loss)
-    loss, grad = K.softmax_cross_entropy(np.int8([5, 5]), 0.1, 1)
+    loss, grad = K.softmax_cross_entropy(np.float32([0.5, 0.5]), 1)
     assert abs(loss - np.log(2)) < 1e-7
     np.testing.assert_allclose(grad, [0.5, -0.5])
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error"])
+def test_regression_losses_match_tf(name, seed):
+    rng = np.random.default_rng(300 + seed)
+    n = int(rng.integers(1, 700))
+    values = (rng.normal(0, 5, n)).astype(np.float32)
+    targets = (rng.normal(0, 5, n)).astype(np.float32)
+    v = tf.Variable(values.astype(np.float64))
+    with tf.GradientTape() as tape:
+        error = v - targets.astype(np.float64)
+        ref_loss = tf.reduce_mean(error * error if name == "mean_squared_error"
+                                  else tf.abs(error))
+    ref_grad = tape.gradient(ref_loss, v).numpy()
+    loss, grad = getattr(K, name)(values, targets)
+    assert abs(loss - float(ref_loss)) <= 2e-6 * max(1.0, abs(float(ref_loss)))
+    assert_grad_close(grad, ref_grad, f"{name} grad")
+    loss_only, none = getattr(K, name)(values, targets, want_grad=False)
+    assert none is None and loss_only == loss
 
 
 def test_exp_log_accuracy():

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "ops_cc/core/quantization.h"
 #include "ops_cc/core/shape.h"
 
 namespace tflm_train {
@@ -29,6 +30,47 @@ bool ComputePerChannelMultipliers(float input_scale, const float* filter_scales,
                                   int num_filter_scales, float output_scale,
                                   int num_channels, int32_t* multipliers,
                                   int32_t* shifts);
+
+// The int32 accumulator of output cell (b, oy, ox, oc) of ConvPerChannel,
+// bias included, before requantization (wrapping on overflow as TFLM's
+// int32 arithmetic does in practice). Shapes as for ConvPerChannel.
+inline int32_t ConvAccumulator(const ConvParams& params,
+                               const Shape& input_shape, const int8_t* input,
+                               const Shape& filter_shape, const int8_t* filter,
+                               const int32_t* bias, int b, int oy, int ox,
+                               int oc) {
+  const int in_h = input_shape.dims[1];
+  const int in_w = input_shape.dims[2];
+  const int in_c = input_shape.dims[3];
+  const int out_c = filter_shape.dims[0];
+  const int filter_h = filter_shape.dims[1];
+  const int filter_w = filter_shape.dims[2];
+  const int filter_c = filter_shape.dims[3];
+  const int filters_per_group = out_c / (in_c / filter_c);
+  const int y0 = oy * params.stride_h - params.pad_h;
+  const int x0 = ox * params.stride_w - params.pad_w;
+  const int8_t* in_group = input + b * in_h * in_w * in_c +
+                           (oc / filters_per_group) * filter_c;
+  const int8_t* filter_oc = filter + oc * filter_h * filter_w * filter_c;
+  int32_t acc = 0;
+  for (int ky = 0; ky < filter_h; ++ky) {
+    const int y = y0 + ky * params.dilation_h;
+    if (y < 0 || y >= in_h) continue;  // zero padding contributes 0
+    for (int kx = 0; kx < filter_w; ++kx) {
+      const int x = x0 + kx * params.dilation_w;
+      if (x < 0 || x >= in_w) continue;
+      const int8_t* in_px = in_group + (y * in_w + x) * in_c;
+      const int8_t* w = filter_oc + (ky * filter_w + kx) * filter_c;
+      for (int ic = 0; ic < filter_c; ++ic) {
+        acc = WrappingAdd(acc, static_cast<int32_t>(w[ic]) *
+                                   (static_cast<int32_t>(in_px[ic]) +
+                                    params.input_offset));
+      }
+    }
+  }
+  if (bias != nullptr) acc = WrappingAdd(acc, bias[oc]);
+  return acc;
+}
 
 namespace ref {
 

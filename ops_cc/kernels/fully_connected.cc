@@ -30,14 +30,8 @@ void FullyConnected(const FullyConnectedParams& params,
   for (int r = 0; r < rows; ++r) {
     const int8_t* in_row = input + r * depth;
     for (int u = 0; u < units; ++u) {
-      const int8_t* w = filter + u * depth;
-      int32_t acc = 0;
-      for (int d = 0; d < depth; ++d) {
-        acc = WrappingAdd(
-            acc, static_cast<int32_t>(w[d]) *
-                     (static_cast<int32_t>(in_row[d]) + params.input_offset));
-      }
-      if (bias != nullptr) acc = WrappingAdd(acc, bias[u]);
+      int32_t acc = FullyConnectedAccumulator(params.input_offset, in_row,
+                                              depth, filter, bias, u);
       const int q = params.per_channel ? u : 0;
       acc = MultiplyByQuantizedMultiplier(acc, output_multiplier[q],
                                           output_shift[q]);

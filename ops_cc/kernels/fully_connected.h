@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "ops_cc/core/quantization.h"
 #include "ops_cc/core/shape.h"
 
 namespace tflm_train {
@@ -24,6 +25,22 @@ struct FullyConnectedParams {
 bool ComputeFullyConnectedMultiplier(float input_scale, float filter_scale,
                                      float output_scale, int32_t* multiplier,
                                      int32_t* shift);
+
+// The int32 accumulator of output unit u of input row `in_row` (depth
+// elements), bias included, before requantization (wrapping on overflow).
+inline int32_t FullyConnectedAccumulator(int32_t input_offset,
+                                         const int8_t* in_row, int depth,
+                                         const int8_t* filter,
+                                         const int32_t* bias, int u) {
+  const int8_t* w = filter + u * depth;
+  int32_t acc = 0;
+  for (int d = 0; d < depth; ++d) {
+    acc = WrappingAdd(acc, static_cast<int32_t>(w[d]) *
+                               (static_cast<int32_t>(in_row[d]) + input_offset));
+  }
+  if (bias != nullptr) acc = WrappingAdd(acc, bias[u]);
+  return acc;
+}
 
 namespace ref {
 

@@ -15,6 +15,7 @@
 #include "ops_cc/kernels/grad/loss.h"
 #include "ops_cc/kernels/grad/pooling_grad.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
+#include "ops_cc/kernels/real_output.h"
 #include "ops_cc/ops/builtin_options.h"
 #include "ops_cc/ops/forward_ops.h"
 
@@ -22,7 +23,12 @@ namespace tflm_train {
 namespace {
 
 constexpr char kInitVariables[] = "TFLMTRAIN_INIT_VARIABLES";
-constexpr char kSoftmaxCrossEntropy[] = "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY";
+constexpr char kFullyConnectedRealOutput[] =
+    "TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT";
+constexpr char kConvRealOutput[] = "TFLMTRAIN_CONV_2D_REAL_OUTPUT";
+constexpr char kSoftmaxCrossEntropy[] = "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY_V2";
+constexpr char kMeanSquaredError[] = "TFLMTRAIN_MEAN_SQUARED_ERROR";
+constexpr char kMeanAbsoluteError[] = "TFLMTRAIN_MEAN_ABSOLUTE_ERROR";
 constexpr char kConvGrad[] = "TFLMTRAIN_CONV_2D_GRAD";
 constexpr char kDepthwiseConvGrad[] = "TFLMTRAIN_DEPTHWISE_CONV_2D_GRAD";
 constexpr char kFullyConnectedGrad[] = "TFLMTRAIN_FULLY_CONNECTED_GRAD";
@@ -199,6 +205,24 @@ Status CheckPerTensor(PrepareContext& c, const char* op, const char* name,
   return Status::kOk;
 }
 
+// Symmetric int8 weights: one scale, or one per output channel along
+// `channel_dim`; positive scales, zero points 0.
+Status CheckFilterScales(PrepareContext& c, const char* op,
+                         const TensorDesc& filter, int channels,
+                         int channel_dim) {
+  const QuantParams& q = filter.quant;
+  if (q.count != 1 &&
+      (q.count != channels || q.quantized_dimension != channel_dim))
+    return c.Fail("%s: filter needs 1 scale or %d along dimension %d, got %d",
+                  op, channels, channel_dim, q.count);
+  for (int k = 0; k < q.count; ++k) {
+    if (!ValidScale(q.scales[k]) || q.zero_points[k] != 0)
+      return c.Fail("%s: filter channel %d needs a positive scale and zero "
+                    "point 0", op, k);
+  }
+  return Status::kOk;
+}
+
 // Mode tensor: int32 [1].
 Status CheckMode(PrepareContext& c, const char* op, int i) {
   TensorDesc d;
@@ -305,55 +329,237 @@ void InitVariablesReset(void* op_data) {
     static_cast<InitVariablesData*>(op_data)->initialized = false;
 }
 
-// ---- TFLMTRAIN_SOFTMAX_CROSS_ENTROPY ----------------------------------------
+// ---- TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT / TFLMTRAIN_CONV_2D_REAL_OUTPUT --
 
-struct LossData {
-  float scale = 0.0f;
-  int num_classes = 0;
+enum RealOutputInput {
+  kRealMode = 0,
+  kRealX,
+  kRealFilter,
+  kRealBias,
+  kRealRange,
+  kRealNumInputs,
 };
 
-void* LossInit(InitContext& c) { return NewOpData<LossData>(c); }
+struct RealOutputData {
+  OptionError option_error;
+  bool conv = false;
+  int padding = kPaddingSame;
+  int activation = kActivationNone;
+  ConvParams geometry;  // strides, dilations, padding, input offset
+  RealOutputParams params;
+};
 
-Status LossPrepare(PrepareContext& c) {
-  const char* op = kSoftmaxCrossEntropy;
+void* RealOutputInit(InitContext& c, bool conv) {
+  RealOutputData* data = NewOpData<RealOutputData>(c);
+  if (data == nullptr) return nullptr;
+  data->conv = conv;
+  OptionReader options(c);
+  if (conv) {
+    data->geometry.stride_h = options.Required("stride_h");
+    data->geometry.stride_w = options.Required("stride_w");
+    data->geometry.dilation_h = options.Optional("dilation_h", 1);
+    data->geometry.dilation_w = options.Optional("dilation_w", 1);
+    data->padding = options.Required("padding");
+  }
+  data->activation = options.Required("activation");
+  data->option_error = options.error();
+  return data;
+}
+
+void* FullyConnectedRealOutputInit(InitContext& c) {
+  return RealOutputInit(c, false);
+}
+void* ConvRealOutputInit(InitContext& c) { return RealOutputInit(c, true); }
+
+Status RealOutputPrepare(PrepareContext& c, const char* op) {
+  RealOutputData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, kRealNumInputs, 1));
+  TT_RETURN_IF_ERROR(CheckMode(c, op, kRealMode));
+  TensorDesc x, filter, y;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, kRealX, "x", DataType::kInt8, &x));
+  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "x", x));
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, kRealFilter, "filter", DataType::kInt8, &filter));
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "y", DataType::kFloat32, &y));
+  int channels = 0;
+  if (data->conv) {
+    TT_RETURN_IF_ERROR(CheckRank(c, op, "x", x, 4));
+    TT_RETURN_IF_ERROR(CheckRank(c, op, "filter", filter, 4));
+    TT_RETURN_IF_ERROR(CheckRank(c, op, "y", y, 4));
+    channels = filter.shape.dims[0];
+    if (channels < 1 || filter.shape.dims[3] != x.shape.dims[3] ||
+        y.shape.dims[3] != channels)
+      return c.Fail("%s: filter must be [%d, KH, KW, %d]", op,
+                    static_cast<int>(y.shape.dims[3]),
+                    static_cast<int>(x.shape.dims[3]));
+    ConvParams& g = data->geometry;
+    TT_RETURN_IF_ERROR(Window(c, op, data->padding, g.stride_h, g.stride_w,
+                              g.dilation_h, g.dilation_w, filter.shape.dims[1],
+                              filter.shape.dims[2], x.shape, y.shape, &g.pad_h,
+                              &g.pad_w));
+  } else {
+    TT_RETURN_IF_ERROR(CheckRank(c, op, "filter", filter, 2));
+    channels = filter.shape.dims[0];
+    const int depth = filter.shape.dims[1];
+    if (channels < 1 || depth < 1 || x.shape.FlatSize() % depth != 0 ||
+        y.shape.Last() != channels ||
+        y.shape.FlatSize() != x.shape.FlatSize() / depth * channels)
+      return c.Fail("%s: x, filter [%d, %d] and y disagree in shape", op,
+                    channels, depth);
+  }
+  TT_RETURN_IF_ERROR(CheckFilterScales(c, op, filter, channels, 0));
+  const QuantParams& q = filter.quant;
+  if (c.HasInput(kRealBias)) {
+    TensorDesc bias;
+    TT_RETURN_IF_ERROR(
+        ReadInput(c, op, kRealBias, "bias", DataType::kInt32, &bias));
+    TT_RETURN_IF_ERROR(CheckElements(c, op, "bias", bias, channels));
+  }
+  if (c.HasInput(kRealRange)) {
+    TensorDesc range;
+    TT_RETURN_IF_ERROR(
+        ReadInput(c, op, kRealRange, "range", DataType::kFloat32, &range));
+    TT_RETURN_IF_ERROR(CheckElements(c, op, "range", range, 2));
+    TT_RETURN_IF_ERROR(CheckVariable(c, op, "range", range));
+  }
+  RealOutputParams& p = data->params;
+  if (!RealActivationBounds(data->activation, &p.lower, &p.upper))
+    return c.Fail("%s: unsupported activation %d", op, data->activation);
+  p.input_scale = x.quant.scales[0];
+  p.filter_scales = q.scales;
+  p.per_tensor_filter = q.count == 1;
+  data->geometry.input_offset = -x.quant.zero_points[0];
+  return Status::kOk;
+}
+
+Status FullyConnectedRealOutputPrepare(PrepareContext& c) {
+  return RealOutputPrepare(c, kFullyConnectedRealOutput);
+}
+Status ConvRealOutputPrepare(PrepareContext& c) {
+  return RealOutputPrepare(c, kConvRealOutput);
+}
+
+Status RealOutputEval(EvalContext& c) {
+  const auto* data = static_cast<const RealOutputData*>(c.OpData());
+  const Shape x_shape = c.InputShape(kRealX);
+  const Shape filter_shape = c.InputShape(kRealFilter);
+  const Shape y_shape = c.OutputShape(0);
+  float* y = c.Output<float>(0);
+  if (data->conv) {
+    ConvRealOutput(data->params, data->geometry, x_shape, c.Input<int8_t>(kRealX),
+                   filter_shape, c.Input<int8_t>(kRealFilter),
+                   c.Input<int32_t>(kRealBias), y_shape, y);
+  } else {
+    const int depth = filter_shape.dims[1];
+    FullyConnectedRealOutput(
+        data->params, data->geometry.input_offset, c.Input<int8_t>(kRealX),
+        static_cast<int>(x_shape.FlatSize() / depth), depth,
+        filter_shape.dims[0], c.Input<int8_t>(kRealFilter),
+        c.Input<int32_t>(kRealBias), y);
+  }
+  float* range = c.Input<float>(kRealRange);
+  if (range != nullptr && TrainMode(c)) TrackRange(y, y_shape.FlatSize(), range);
+  return Status::kOk;
+}
+
+// ---- Losses: TFLMTRAIN_SOFTMAX_CROSS_ENTROPY_V2, TFLMTRAIN_MEAN_SQUARED_ERROR,
+// ---- TFLMTRAIN_MEAN_ABSOLUTE_ERROR ------------------------------------------
+
+enum class Loss { kCrossEntropy, kSquaredError, kAbsoluteError };
+
+struct LossData {
+  Loss loss = Loss::kCrossEntropy;
+  int64_t count = 0;  // elements of the output (classes for cross-entropy)
+};
+
+void* LossInit(InitContext& c, Loss loss) {
+  LossData* data = NewOpData<LossData>(c);
+  if (data != nullptr) data->loss = loss;
+  return data;
+}
+void* CrossEntropyInit(InitContext& c) {
+  return LossInit(c, Loss::kCrossEntropy);
+}
+void* SquaredErrorInit(InitContext& c) {
+  return LossInit(c, Loss::kSquaredError);
+}
+void* AbsoluteErrorInit(InitContext& c) {
+  return LossInit(c, Loss::kAbsoluteError);
+}
+
+// Inputs: 0 the real-valued output (float32), 1 the label (int32 [1]) or
+// target (float32, as many elements as the output), 2 mode. Outputs: 0 loss
+// (float32 [1]), 1 (optional) the output's gradient.
+Status LossPrepare(PrepareContext& c, const char* op) {
   LossData* data = nullptr;
   TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
-  TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 2));
-  TensorDesc logits, label, loss;
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 0, "logits", DataType::kInt8, &logits));
-  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "logits", logits));
-  if (logits.shape.rank < 1 || logits.shape.FlatSizeSkipLast() != 1 ||
-      logits.shape.Last() < 1)
-    return c.Fail("%s: logits must be [1, ..., C] with C >= 1", op);
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "label", DataType::kInt32, &label));
-  TT_RETURN_IF_ERROR(CheckElements(c, op, "label", label, 1));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 1, 2));
+  TensorDesc values, target, loss;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 0, "output", DataType::kFloat32, &values));
+  data->count = values.shape.FlatSize();
+  if (data->loss == Loss::kCrossEntropy) {
+    if (values.shape.rank < 1 || values.shape.FlatSizeSkipLast() != 1 ||
+        values.shape.Last() < 2)
+      return c.Fail("%s: logits must be [1, ..., C] with C >= 2", op);
+    TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "label", DataType::kInt32, &target));
+    TT_RETURN_IF_ERROR(CheckElements(c, op, "label", target, 1));
+  } else {
+    if (data->count < 1) return c.Fail("%s: the output is empty", op);
+    TT_RETURN_IF_ERROR(
+        ReadInput(c, op, 1, "target", DataType::kFloat32, &target));
+    TT_RETURN_IF_ERROR(CheckElements(c, op, "target", target, data->count));
+  }
   TT_RETURN_IF_ERROR(CheckMode(c, op, 2));
   TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "loss", DataType::kFloat32, &loss));
   TT_RETURN_IF_ERROR(CheckElements(c, op, "loss", loss, 1));
   if (c.HasOutput(1)) {
     TensorDesc grad;
     TT_RETURN_IF_ERROR(
-        ReadOutput(c, op, 1, "logits/grad", DataType::kFloat32, &grad));
+        ReadOutput(c, op, 1, "output/grad", DataType::kFloat32, &grad));
     TT_RETURN_IF_ERROR(
-        CheckSameShape(c, op, "logits/grad", grad, "logits", logits.shape));
+        CheckSameShape(c, op, "output/grad", grad, "output", values.shape));
   }
-  data->scale = logits.quant.scales[0];
-  data->num_classes = logits.shape.Last();
   return Status::kOk;
+}
+
+Status CrossEntropyPrepare(PrepareContext& c) {
+  return LossPrepare(c, kSoftmaxCrossEntropy);
+}
+Status SquaredErrorPrepare(PrepareContext& c) {
+  return LossPrepare(c, kMeanSquaredError);
+}
+Status AbsoluteErrorPrepare(PrepareContext& c) {
+  return LossPrepare(c, kMeanAbsoluteError);
 }
 
 Status LossEval(EvalContext& c) {
   const auto* data = static_cast<const LossData*>(c.OpData());
-  const int32_t label = *c.Input<int32_t>(1);
   const bool train = *c.Input<int32_t>(2) != 0;
-  if (train && (label < 0 || label >= data->num_classes)) {
-    c.Fail("%s: label %ld is outside [0, %d)", kSoftmaxCrossEntropy,
-           static_cast<long>(label), data->num_classes);
-    return Status::kBadInput;
+  float* grad = train ? c.Output<float>(1) : nullptr;
+  const float* values = c.Input<float>(0);
+  float loss = 0.0f;
+  switch (data->loss) {
+    case Loss::kCrossEntropy: {
+      const int32_t label = *c.Input<int32_t>(1);
+      const int classes = static_cast<int>(data->count);
+      if (train && (label < 0 || label >= classes)) {
+        c.Fail("%s: label %ld is outside [0, %d)", kSoftmaxCrossEntropy,
+               static_cast<long>(label), classes);
+        return Status::kBadInput;
+      }
+      loss = SoftmaxCrossEntropy(values, classes, label, grad);
+      break;
+    }
+    case Loss::kSquaredError:
+      loss = MeanSquaredError(values, c.Input<float>(1), data->count, grad);
+      break;
+    case Loss::kAbsoluteError:
+      loss = MeanAbsoluteError(values, c.Input<float>(1), data->count, grad);
+      break;
   }
-  *c.Output<float>(0) =
-      SoftmaxCrossEntropy(c.Input<int8_t>(0), data->num_classes, data->scale,
-                          label, train ? c.Output<float>(1) : nullptr);
+  *c.Output<float>(0) = loss;
   return Status::kOk;
 }
 
@@ -387,6 +593,12 @@ struct LayerGradData {
   // Filled by Prepare.
   int pad_h = 0, pad_w = 0;
   ActivationMask mask;
+  // y is the real-valued output (float32) of the output layer: no int8 mask;
+  // with a fused activation, dy is masked by the real bounds into
+  // `masked_dy_scratch` first.
+  bool real_y = false;
+  float real_lower = 0.0f, real_upper = 0.0f;
+  int masked_dy_scratch = -1;
   int32_t input_zero_point = 0;
   int channels = 0;
   // The filter's scales s_w, in the model (kernel_context.h): one per output
@@ -501,8 +713,21 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   TT_RETURN_IF_ERROR(CheckElements(c, op, "hparams", hparams, 2));
   TT_RETURN_IF_ERROR(
       ReadInput(c, op, kLayerDy, "y/grad", DataType::kFloat32, &dy));
-  TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerY, "y", DataType::kInt8, &y));
-  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
+  if (!c.HasInput(kLayerY) || c.Input(kLayerY, &y) != Status::kOk)
+    return c.Fail("%s: input %d (y) is missing", op, kLayerY);
+  data->real_y = y.type == DataType::kFloat32;
+  if (data->real_y) {
+    if (!RealActivationBounds(data->activation, &data->real_lower,
+                              &data->real_upper))
+      return c.Fail("%s: unsupported activation %d", op, data->activation);
+    if (data->activation != kActivationNone)
+      TT_RETURN_IF_ERROR(c.RequestScratch(
+          sizeof(float) * static_cast<size_t>(y.shape.FlatSize()),
+          &data->masked_dy_scratch));
+  } else {
+    TT_RETURN_IF_ERROR(CheckType(c, op, "y", y, DataType::kInt8));
+    TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
+  }
   TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
   // x is read only by the weight gradient; without it, x/grad (if any) gives
   // its shape and the `input_scale` option s_x for the bias update.
@@ -523,7 +748,8 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   int channels = 0;
   TT_RETURN_IF_ERROR(
       CheckLayerShapes(c, op, layer, data, x_shape, filter, y, &channels));
-  TT_RETURN_IF_ERROR(MaskFor(c, op, data->activation, y, &data->mask));
+  if (!data->real_y)
+    TT_RETURN_IF_ERROR(MaskFor(c, op, data->activation, y, &data->mask));
   if (has_x) {
     data->input_scale = x.quant.scales[0];
     data->input_zero_point = x.quant.zero_points[0];
@@ -532,18 +758,9 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
                   "input_scale option", op);
   }
 
-  // Weight scales: one, or one per output channel along its dimension.
+  TT_RETURN_IF_ERROR(CheckFilterScales(
+      c, op, filter, channels, layer == Layer::kDepthwise ? 3 : 0));
   const QuantParams& q = filter.quant;
-  const int channel_dim = layer == Layer::kDepthwise ? 3 : 0;
-  if (q.count != 1 &&
-      (q.count != channels || q.quantized_dimension != channel_dim))
-    return c.Fail("%s: filter needs 1 scale or %d along dimension %d, got %d",
-                  op, channels, channel_dim, q.count);
-  for (int k = 0; k < q.count; ++k) {
-    if (!ValidScale(q.scales[k]) || q.zero_points[k] != 0)
-      return c.Fail("%s: filter channel %d needs a positive scale and zero "
-                    "point 0", op, k);
-  }
   data->channels = channels;
   data->filter_scales = q.scales;
   data->per_tensor_filter = q.count == 1;
@@ -642,6 +859,21 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
       data->rounding == 1 ? Rounding::kStochastic : Rounding::kNearest;
   update.rule.rng_state = &rng_state;
 
+  // The output layer's y is its real-valued output: masked here by the real
+  // activation bounds (if any), then no int8 mask in the kernels.
+  const int8_t* y = data->real_y ? nullptr : c.Input<int8_t>(kLayerY);
+  const float* dy = c.Input<float>(kLayerDy);
+  if (data->masked_dy_scratch >= 0) {
+    auto* masked = static_cast<float*>(c.Scratch(data->masked_dy_scratch));
+    const float* real_y = c.Input<float>(kLayerY);
+    const int64_t n = c.InputShape(kLayerY).FlatSize();
+    for (int64_t k = 0; k < n; ++k)
+      masked[k] = real_y[k] > data->real_lower && real_y[k] < data->real_upper
+                      ? dy[k]
+                      : 0.0f;
+    dy = masked;
+  }
+
   float* dx = c.Output<float>(0);
   if (layer == Layer::kFullyConnected) {
     FullyConnectedGradArgs a;
@@ -656,8 +888,8 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     a.x = c.Input<int8_t>(kLayerX);
     a.filter = c.Input<int8_t>(kLayerFilter);
     a.filter_scales = weight_scales;
-    a.y = c.Input<int8_t>(kLayerY);
-    a.dy = c.Input<float>(kLayerDy);
+    a.y = y;
+    a.dy = dy;
     FullyConnectedGrad(a, dx, update);
   } else {
     ConvGradArgs a;
@@ -676,8 +908,8 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     a.filter = c.Input<int8_t>(kLayerFilter);
     a.filter_scales = weight_scales;
     a.y_shape = c.InputShape(kLayerY);
-    a.y = c.Input<int8_t>(kLayerY);
-    a.dy = c.Input<float>(kLayerDy);
+    a.y = y;
+    a.dy = dy;
     if (layer == Layer::kConv)
       ConvGrad(a, dx, update);
     else
@@ -959,7 +1191,16 @@ Status GradSumEval(EvalContext& c) {
 const OpKernel kKernels[kNumTrainingOps] = {
     {-1, kInitVariables, InitVariablesInit, InitVariablesPrepare,
      InitVariablesEval, InitVariablesReset},
-    {-1, kSoftmaxCrossEntropy, LossInit, LossPrepare, LossEval, nullptr},
+    {-1, kFullyConnectedRealOutput, FullyConnectedRealOutputInit,
+     FullyConnectedRealOutputPrepare, RealOutputEval, nullptr},
+    {-1, kConvRealOutput, ConvRealOutputInit, ConvRealOutputPrepare,
+     RealOutputEval, nullptr},
+    {-1, kSoftmaxCrossEntropy, CrossEntropyInit, CrossEntropyPrepare, LossEval,
+     nullptr},
+    {-1, kMeanSquaredError, SquaredErrorInit, SquaredErrorPrepare, LossEval,
+     nullptr},
+    {-1, kMeanAbsoluteError, AbsoluteErrorInit, AbsoluteErrorPrepare, LossEval,
+     nullptr},
     {-1, kConvGrad, ConvGradInit, ConvGradPrepare, ConvGradEval, nullptr},
     {-1, kDepthwiseConvGrad, DepthwiseConvGradInit, DepthwiseConvGradPrepare,
      DepthwiseConvGradEval, nullptr},

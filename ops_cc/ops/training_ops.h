@@ -1,5 +1,6 @@
 // Op wrappers for the custom training operators of docs/format.md
-// (TFLMTRAIN_*): variable initialisation, the loss, and the backward ops
+// (TFLMTRAIN_*): variable initialisation, the output layer's real-valued
+// output, the losses, and the backward ops
 // with their fused in-place SGD updates.
 #ifndef TFLM_TRAIN_OPS_TRAINING_OPS_H_
 #define TFLM_TRAIN_OPS_TRAINING_OPS_H_
@@ -8,7 +9,7 @@
 
 namespace tflm_train {
 
-constexpr int kNumTrainingOps = 12;
+constexpr int kNumTrainingOps = 16;
 
 // The i-th training kernel (0 <= i < kNumTrainingOps), null otherwise; for
 // registering all of them with a host.

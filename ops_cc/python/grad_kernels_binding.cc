@@ -319,19 +319,37 @@ PoolGradParams PoolParams(const Shape& x, const Shape& y,
 void BindGradKernels(py::module_& m) {
   m.def(
       "softmax_cross_entropy",
-      [](const Array<int8_t>& logits, float scale, int32_t label,
-         bool want_grad) {
+      [](const Array<float>& logits, int32_t label, bool want_grad) {
         Require(logits.size() >= 1, "need at least one logit");
         const int n = static_cast<int>(logits.size());
         Array<float> grad(std::vector<py::ssize_t>{n});
         const float loss = SoftmaxCrossEntropy(
-            logits.data(), n, scale, label,
-            want_grad ? grad.mutable_data() : nullptr);
+            logits.data(), n, label, want_grad ? grad.mutable_data() : nullptr);
         return py::make_tuple(loss, want_grad ? py::object(grad) : py::none());
       },
-      py::arg("logits"), py::arg("scale"), py::arg("label"),
-      py::arg("want_grad") = true,
-      "(loss, p - onehot or None) of int8 logits (flattened).");
+      py::arg("logits"), py::arg("label"), py::arg("want_grad") = true,
+      "(loss, p - onehot or None) of float logits (flattened).");
+
+  auto regression_loss = [&m](const char* name, auto loss_function) {
+    m.def(
+        name,
+        [loss_function](const Array<float>& values, const Array<float>& targets,
+                        bool want_grad) {
+          Require(values.size() >= 1 && values.size() == targets.size(),
+                  "values and targets need the same, non-zero size");
+          const py::ssize_t n = values.size();
+          Array<float> grad(std::vector<py::ssize_t>{n});
+          const float loss =
+              loss_function(values.data(), targets.data(), n,
+                            want_grad ? grad.mutable_data() : nullptr);
+          return py::make_tuple(loss,
+                                want_grad ? py::object(grad) : py::none());
+        },
+        py::arg("values"), py::arg("targets"), py::arg("want_grad") = true,
+        "(loss, gradient or None) over flattened values.");
+  };
+  regression_loss("mean_squared_error", MeanSquaredError);
+  regression_loss("mean_absolute_error", MeanAbsoluteError);
 
   auto conv_like = [&m](const char* name, bool depthwise) {
     m.def(

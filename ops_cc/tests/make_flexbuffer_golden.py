@@ -51,6 +51,10 @@ MAPS = {
     "FullyConnectedOptions": {"activation": 0, "update_weights": True,
                               "update_bias": True, "qas": False,
                               "rounding": 0},
+    "ReluOptions": {"activation": 1},
+    "FullyConnectedReluBiasOptions": {"activation": 1, "update_weights": False,
+                                      "update_bias": True, "qas": True,
+                                      "rounding": 0},
     "Mixed": {"s": "string", "v": [1, 2, 3], "n": None, "x": 4},
     "Empty": {},
 }

@@ -18,6 +18,7 @@
 #include "ops_cc/core/float_math.h"
 #include "ops_cc/kernels/grad/fully_connected_grad.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
+#include "ops_cc/kernels/real_output.h"
 #include "ops_cc/ops/training_ops.h"
 #include "ops_cc/tests/flexbuffer_golden.h"
 
@@ -557,13 +558,12 @@ TEST(TrainingOps, InitVariablesCopiesOncePerReset) {
 
 TEST(TrainingOps, LossModes) {
   std::vector<FakeTensor> t;
-  t.push_back(MakeTensor<int8_t>(DataType::kInt8, {1, 3}, {10, 20, -5}));
-  Quantize(&t[0], {0.1f}, {3});
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {1, 3}, {0.7f, 1.7f, -0.8f}));
   t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {1}));   // label
   t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {1}));   // mode
   t.push_back(MakeTensor<float>(DataType::kFloat32, {1}));        // loss
   t.push_back(MakeTensor<float>(DataType::kFloat32, {1, 3}, {7, 7, 7}));
-  const OpKernel& k = Kernel("TFLMTRAIN_SOFTMAX_CROSS_ENTROPY");
+  const OpKernel& k = Kernel("TFLMTRAIN_SOFTMAX_CROSS_ENTROPY_V2");
   FakeOp op(&t, {0, 1, 2}, {3, 4});
   ASSERT_EQ(op.Run(k), Status::kOk) << op.error();
   const float loss = t[3].As<float>()[0];
@@ -582,7 +582,98 @@ TEST(TrainingOps, LossModes) {
   t[2].As<int32_t>()[0] = 1;
   EXPECT_EQ(op.Run(k), Status::kBadInput);
   EXPECT_EQ(op.error(),
-            "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY: label 5 is outside [0, 3)");
+            "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY_V2: label 5 is outside [0, 3)");
+}
+
+TEST(TrainingOps, CrossEntropyNeedsTwoClasses) {
+  std::vector<FakeTensor> t;
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {1, 1}, {0.5f}));
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {0}));
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {1}));
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {1}));
+  FakeOp op(&t, {0, 1, 2}, {3});
+  EXPECT_NE(op.Run(Kernel("TFLMTRAIN_SOFTMAX_CROSS_ENTROPY_V2"), true),
+            Status::kOk);
+  EXPECT_EQ(op.error(), "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY_V2: logits must be "
+                        "[1, ..., C] with C >= 2");
+}
+
+TEST(TrainingOps, RegressionLosses) {
+  std::vector<FakeTensor> t;
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {1, 2}, {1.0f, 2.0f}));
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {1, 2}, {0.0f, 4.0f}));
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {1}));
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {1}));
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {1, 2}));
+  FakeOp mse(&t, {0, 1, 2}, {3, 4});
+  ASSERT_EQ(mse.Run(Kernel("TFLMTRAIN_MEAN_SQUARED_ERROR")), Status::kOk)
+      << mse.error();
+  EXPECT_EQ(t[3].As<float>()[0], 2.5f);  // (1 + 4) / 2
+  EXPECT_EQ(t[4].As<float>()[0], 1.0f);  // 2 (v - t) / n
+  EXPECT_EQ(t[4].As<float>()[1], -2.0f);
+  FakeOp mae(&t, {0, 1, 2}, {3, 4});
+  ASSERT_EQ(mae.Run(Kernel("TFLMTRAIN_MEAN_ABSOLUTE_ERROR")), Status::kOk)
+      << mae.error();
+  EXPECT_EQ(t[3].As<float>()[0], 1.5f);
+  EXPECT_EQ(t[4].As<float>()[0], 0.5f);  // sign(v - t) / n
+  EXPECT_EQ(t[4].As<float>()[1], -0.5f);
+
+  t[1] = MakeTensor<float>(DataType::kFloat32, {1, 3});
+  FakeOp wrong(&t, {0, 1, 2}, {3, 4});
+  EXPECT_NE(wrong.Run(Kernel("TFLMTRAIN_MEAN_SQUARED_ERROR"), true),
+            Status::kOk);
+  EXPECT_EQ(wrong.error(),
+            "TFLMTRAIN_MEAN_SQUARED_ERROR: target must have 2 elements, got 3");
+}
+
+// TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT over [1, 4] -> [1, 3], RELU.
+TEST(TrainingOps, RealOutputIsUnsaturatedAndTracksRangeInTrainMode) {
+  enum { kMode, kX, kFilter, kBias, kRange, kY };
+  std::vector<FakeTensor> t;
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {0}));
+  t.push_back(MakeTensor<int8_t>(DataType::kInt8, {1, 4}, {127, -128, 127, 0}));
+  Quantize(&t[kX], {0.5f}, {-3});
+  t.push_back(MakeTensor<int8_t>(DataType::kInt8, {3, 4},
+                                 {127, -127, 127, 0, -1, 0, 0, 0, 1, 1, 1, 1}));
+  Quantize(&t[kFilter], {0.25f}, {0});  // per tensor
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {3}, {1000, 0, -7}));
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {2}, {-1.0f, 1.0f}));
+  t[kRange].is_variable = true;
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {1, 3}));
+  FakeOp op(&t, {kMode, kX, kFilter, kBias, kRange}, {kY},
+            golden::kReluOptionsBytes, sizeof(golden::kReluOptionsBytes));
+  const OpKernel& k = Kernel("TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT");
+  ASSERT_EQ(op.Run(k), Status::kOk) << op.error();
+  // acc_u = sum w (x + 3) + bias; y = max(0, acc * (0.5 * 0.25)).
+  const int32_t acc[3] = {127 * 130 + 127 * 125 + 127 * 130 + 1000, -130,
+                          130 - 125 + 130 + 3 - 7};
+  const float s = 0.5f * 0.25f;
+  EXPECT_EQ(t[kY].As<float>()[0], static_cast<float>(acc[0]) * s);  // 6231.25
+  EXPECT_EQ(t[kY].As<float>()[1], 0.0f);                             // RELU
+  EXPECT_EQ(t[kY].As<float>()[2], static_cast<float>(acc[2]) * s);
+  EXPECT_EQ(t[kRange].As<float>()[1], 1.0f);  // infer mode: range kept
+  t[kMode].As<int32_t>()[0] = 1;
+  ASSERT_EQ(op.Run(k), Status::kOk);
+  // The maximum widens at once; the minimum (outputs >= 0) moves up by
+  // 1/128 of the gap.
+  EXPECT_EQ(t[kRange].As<float>()[0], -1.0f + (0.0f - -1.0f) / 128.0f);
+  EXPECT_EQ(t[kRange].As<float>()[1], static_cast<float>(acc[0]) * s);
+  ASSERT_EQ(op.Run(k), Status::kOk);
+  EXPECT_EQ(t[kRange].As<float>()[1], static_cast<float>(acc[0]) * s);
+}
+
+TEST(TrackRange, WidensAtOnceAndNarrowsSlowly) {
+  float range[2] = {-1.0f, 1.0f};
+  const float wide[3] = {-3.0f, 0.5f, 2.0f};
+  TrackRange(wide, 3, range);
+  EXPECT_EQ(range[0], -3.0f);
+  EXPECT_EQ(range[1], 2.0f);
+  const float narrow[2] = {-0.5f, 0.5f};
+  for (int step = 0; step < 1000; ++step) TrackRange(narrow, 2, range);
+  EXPECT_NEAR(range[0], -0.5f, 1e-3f);  // (1 - 1/128)^1000 of the gap left
+  EXPECT_NEAR(range[1], 0.5f, 1e-3f);
+  EXPECT_LT(range[0], -0.5f);
+  EXPECT_GT(range[1], 0.5f);
 }
 
 // A FULLY_CONNECTED gradient op over [1, 4] -> [1, 3].
@@ -676,6 +767,24 @@ TEST(TrainingOps, FullyConnectedGradMatchesKernelAndHonoursMode) {
   EXPECT_NE(filter[0], 1);
   EXPECT_NE(bias[1], -100);  // biases of all channels update
   EXPECT_EQ(f.t[FcFixture::kRng].As<int32_t>()[0], 12345);  // nearest
+}
+
+TEST(TrainingOps, OutputLayerGradMasksByItsRealOutput) {
+  FcFixture f;
+  // y is the real-valued output: 127 no longer masks; RELU masks y <= 0.
+  f.t[FcFixture::kY] =
+      MakeTensor<float>(DataType::kFloat32, {1, 3}, {0.0f, 2.5f, 900.0f});
+  FakeOp op = f.Op(golden::kFullyConnectedReluBiasOptionsBytes,
+                   sizeof(golden::kFullyConnectedReluBiasOptionsBytes), -1, -1);
+  ASSERT_EQ(op.Run(Kernel("TFLMTRAIN_FULLY_CONNECTED_GRAD")), Status::kOk)
+      << op.error();
+  const int32_t* bias = f.t[FcFixture::kBias].As<int32_t>();
+  SgdRule rule;
+  rule.qas = true;
+  EXPECT_EQ(bias[0], 100);  // masked: y at the RELU bound
+  EXPECT_EQ(bias[1], SgdUpdateInt32(-100, -2.0f, 1e4f, 0.02f * 0.02f, rule));
+  EXPECT_EQ(bias[2], SgdUpdateInt32(0, 0.5f, 1e4f, 0.02f * 0.04f, rule));
+  EXPECT_NE(bias[2], 0);  // 900 is far beyond int8 but not masked
 }
 
 TEST(TrainingOps, LayerGradPrepareErrors) {

@@ -29,7 +29,7 @@ struct ConvGradArgs {
   int8_t* filter = nullptr;  // updated in place by ConvGrad
   const float* filter_scales = nullptr;  // s_w per output channel
   Shape y_shape;             // [N, OH, OW, O]
-  const int8_t* y = nullptr;
+  const int8_t* y = nullptr;  // null: no activation mask (MaskedGrad)
   const float* dy = nullptr;
 };
 

@@ -21,7 +21,7 @@ struct FullyConnectedGradArgs {
   const int8_t* x = nullptr;   // [B, I]
   int8_t* filter = nullptr;    // [O, I], updated in place
   const float* filter_scales = nullptr;  // s_w per output channel
-  const int8_t* y = nullptr;   // [B, O]
+  const int8_t* y = nullptr;   // [B, O]; null: no mask (MaskedGrad)
   const float* dy = nullptr;   // [B, O]
 };
 

@@ -18,6 +18,14 @@ struct ActivationMask {
   }
 };
 
+// The masked gradient of element k of a layer output. A null q_y means no
+// mask: the output layer, whose loss reads its real-valued output
+// (TFLMTRAIN_*_REAL_OUTPUT) instead of the clamped int8 one.
+inline float MaskedGrad(const ActivationMask& mask, const float* dy,
+                        const int8_t* q_y, int64_t k) {
+  return q_y == nullptr ? dy[k] : mask.Apply(dy[k], q_y[k]);
+}
+
 }  // namespace tflm_train
 
 #endif  // TFLM_TRAIN_KERNELS_GRAD_GRAD_COMMON_H_
