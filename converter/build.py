@@ -2,6 +2,8 @@
 import collections
 import copy
 import json
+import math
+import warnings
 
 import numpy as np
 from flatbuffers import flexbuffers
@@ -9,18 +11,34 @@ from flatbuffers import flexbuffers
 from . import graph, tflite, training_info
 from .errors import ConversionError
 from .scheme import LayerUpdate
-from .training_info import Rounding, Trainable, TrainableKind
+from .training_info import LossFunction, Rounding, Trainable, TrainableKind
 
 INIT_VARIABLES = "TFLMTRAIN_INIT_VARIABLES"
-SOFTMAX_CROSS_ENTROPY = "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY"
 GRAD_SUM = "TFLMTRAIN_GRAD_SUM"
+# Output layer op -> the op that recomputes its real-valued output.
+REAL_OUTPUT_OPS = {"FULLY_CONNECTED": "TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT",
+                   "CONV_2D": "TFLMTRAIN_CONV_2D_REAL_OUTPUT"}
+# Scheme "loss" -> (loss op, metadata LossFunction).
+LOSS_OPS = {
+    "cross_entropy": ("TFLMTRAIN_SOFTMAX_CROSS_ENTROPY_V2", LossFunction.CROSS_ENTROPY),
+    "mse": ("TFLMTRAIN_MEAN_SQUARED_ERROR", LossFunction.MEAN_SQUARED_ERROR),
+    "mae": ("TFLMTRAIN_MEAN_ABSOLUTE_ERROR", LossFunction.MEAN_ABSOLUTE_ERROR),
+}
+# Below this cross-entropy bound of the calibrated int8 output, convert warns.
+NARROW_OUTPUT_LOSS_BOUND = 0.05
 # Forward op -> its gradient op.
 GRAD_OPS = {op: f"TFLMTRAIN_{op}_GRAD" for op in (
     "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D",
     "MAX_POOL_2D", "MEAN", "PAD", "RESHAPE")}
 
-LABEL, MODE, LOSS = "tflm_train/label", "tflm_train/mode", "tflm_train/loss"
+LABEL, TARGET = "tflm_train/label", "tflm_train/target"
+MODE, LOSS = "tflm_train/mode", "tflm_train/loss"
 HPARAMS, RNG = "tflm_train/hparams", "tflm_train/rng"
+REAL_OUTPUT, OUTPUT_RANGE = "tflm_train/real_output", "tflm_train/output_range"
+
+
+class ConversionWarning(UserWarning):
+    """Something in the model that will likely limit what training reaches."""
 
 
 def build_training_model(int8_tflite, scheme):
@@ -30,6 +48,7 @@ def build_training_model(int8_tflite, scheme):
         raise ConversionError("the model is already a training model; "
                               "convert its export_inference_model() output instead")
     forward = graph.analyze(model)
+    _check_loss(model.subgraphs[0], forward, scheme.loss)
     updates = scheme.resolve(forward.layers)
     return _TrainingGraph(model, forward, scheme).build(updates)
 
@@ -90,8 +109,13 @@ class _TrainingGraph:
 
     def build(self, updates):
         forward, sg = self.forward, self.sg
+        head = forward.output_layer
         opt = self.scheme.optimizer
-        self.label = self.add_tensor(LABEL, tflite.INT32, [1])
+        loss_op, loss_function = LOSS_OPS[self.scheme.loss]
+        if loss_function == LossFunction.CROSS_ENTROPY:
+            self.label = self.add_tensor(LABEL, tflite.INT32, [1])
+        else:
+            self.label = self.add_tensor(TARGET, tflite.FLOAT32, sg.tensors[forward.output].shape)
         self.mode = self.add_tensor(MODE, tflite.INT32, [1])
         self.hparams = self.add_tensor(HPARAMS, tflite.FLOAT32, [2],
                                        data=[opt.lr, opt.effective_bias_lr])
@@ -106,21 +130,31 @@ class _TrainingGraph:
             self.rng = self.add_tensor(RNG, tflite.INT32, [1], variable=True)
             seed = np.array([opt.seed], dtype=np.uint32).view(np.int32)
             pairs.append((self.add_tensor(RNG + "/init", tflite.INT32, [1], data=seed), self.rng))
+        self.output_range = self.add_tensor(OUTPUT_RANGE, tflite.FLOAT32, [2], variable=True)
+        range_init = self.add_tensor(OUTPUT_RANGE + "/init", tflite.FLOAT32, [2],
+                                     data=_int8_range(sg.tensors[head.output]))
+        pairs.append((range_init, self.output_range))
         self.loss = self.add_tensor(LOSS, tflite.FLOAT32, [1])
-        logits_grad = self.add_grad_tensor(forward.logits)
+        head_shape = sg.tensors[head.output].shape
+        self.real_output = self.add_tensor(REAL_OUTPUT, tflite.FLOAT32, head_shape)
+        real_grad = self.add_tensor(REAL_OUTPUT + "/grad", tflite.FLOAT32, head_shape)
 
         operators = [self.custom_op(INIT_VARIABLES, [i for i, _ in pairs], [v for _, v in pairs])]
         operators += self.forward_ops
-        operators.append(self.custom_op(SOFTMAX_CROSS_ENTROPY,
-                                        [forward.logits, self.label, self.mode],
-                                        [self.loss, logits_grad]))
-        operators += self.backward(logits_grad)
+        operators.append(self.real_output_op(head))
+        operators.append(self.custom_op(loss_op, [self.real_output, self.label, self.mode],
+                                        [self.loss, real_grad]))
+        operators += self.backward(real_grad)
         sg.operators = operators
         sg.inputs = np.asarray([forward.input, self.label, self.mode], dtype=np.int32)
         # The trained state after the loss, so firmware reads it as graph outputs
-        # (TFLM exposes outputs without preserve_all_tensors).
+        # (TFLM exposes outputs without preserve_all_tensors); then the
+        # real-valued output, which as a graph output stays readable after the
+        # backward pass (it costs its few bytes until the end of the step).
         state = [t.variable for t in trainables] + ([self.rng] if self.rng >= 0 else [])
-        sg.outputs = np.asarray([forward.output, self.loss] + state, dtype=np.int32)
+        state.append(self.output_range)
+        sg.outputs = np.asarray([forward.output, self.loss] + state + [self.real_output],
+                                dtype=np.int32)
 
         info = training_info.TrainingInfo(
             trainables=trainables,
@@ -129,9 +163,11 @@ class _TrainingGraph:
                 rounding=self.rounding, qas=self.scheme.qas, seed=opt.seed),
             input=forward.input, label=self.label, mode=self.mode, logits=forward.logits,
             loss=self.loss, hparams=self.hparams, rng=self.rng,
-            num_classes=forward.num_classes,
+            num_classes=forward.num_classes if loss_function == LossFunction.CROSS_ENTROPY else 0,
             scheme_json=json.dumps(self.scheme.to_dict(), sort_keys=True),
-            first_forward_op=1, num_forward_ops=len(forward.ops))
+            first_forward_op=1, num_forward_ops=len(forward.ops),
+            loss_function=loss_function, real_output=self.real_output,
+            output_range=self.output_range, output_range_initializer=range_init)
         entry = tflite.schema().MetadataT()
         entry.name = training_info.METADATA_NAME
         entry.buffer = tflite.new_buffer(
@@ -139,6 +175,17 @@ class _TrainingGraph:
         self.model.metadata = (self.model.metadata or []) + [entry]
         tflite.drop_unused_buffers(self.model)
         return tflite.write_model(self.model)
+
+    def real_output_op(self, head):
+        """Recomputes the output layer's value in real arithmetic for the loss."""
+        options = self.forward_ops[head.op_index].builtinOptions
+        attrs = {"activation": getattr(options, "fusedActivationFunction", 0)}
+        if head.op == "CONV_2D":
+            attrs.update(stride_h=options.strideH, stride_w=options.strideW,
+                         dilation_h=options.dilationHFactor, dilation_w=options.dilationWFactor,
+                         padding=options.padding)
+        inputs = [self.mode, head.input, head.filter, head.bias, self.output_range]
+        return self.custom_op(REAL_OUTPUT_OPS[head.op], inputs, [self.real_output], attrs)
 
     def make_trainables(self):
         """Turns every trained weight/bias into a variable with an initialiser."""
@@ -193,8 +240,9 @@ class _TrainingGraph:
 
     # Backward.
 
-    def backward(self, logits_grad):
-        """The pruned backward operators, in reverse forward order."""
+    def backward(self, real_grad):
+        """The pruned backward operators, in reverse forward order, from the
+        gradient of the output layer's real-valued output."""
         ops, forward_ops = self.forward.ops, self.forward_ops
         # Tensors whose gradient some update upstream of them needs.
         wanted = set()
@@ -203,7 +251,8 @@ class _TrainingGraph:
                                         for s in graph.ACTIVATION_INPUTS[ops[i]]):
                 wanted.add(int(op.outputs[0]))
         # Which ops emit a gradient op, and for which of their inputs.
-        has_grad = {self.forward.logits}
+        head_output = self.forward.output_layer.output
+        has_grad = {head_output}
         contributors = collections.defaultdict(list)
         emitted = []
         for i in reversed(range(len(ops))):
@@ -218,7 +267,7 @@ class _TrainingGraph:
                 contributors[x].append(i)
                 has_grad.add(x)
         # Emit, summing the partial gradients of tensors feeding several ops.
-        grads = {self.forward.logits: logits_grad}
+        grads = {head_output: real_grad}
         partials = collections.defaultdict(list)
         operators = []
         for i, needed in emitted:
@@ -293,9 +342,48 @@ class _TrainingGraph:
         x = layer.input if update_weights else -1
         if x < 0 and update.bias:
             attrs["input_scale"] = float(self.sg.tensors[layer.input].quantization.scale[0])
-        inputs = [self.mode, self.hparams, y_grad, layer.output, x, layer.filter,
-                  layer.bias, channels, rng]
+        # The output layer's gradient is masked by its real-valued output
+        # (never by the saturated int8 one).
+        y = self.real_output if layer is self.forward.output_layer else layer.output
+        inputs = [self.mode, self.hparams, y_grad, y, x, layer.filter, layer.bias, channels, rng]
         return self.custom_op(GRAD_OPS[name], inputs, [x_grad] if x_grad >= 0 else [], attrs)
+
+
+def _int8_range(tensor):
+    """[min, max] real values an int8 tensor can hold."""
+    q = tensor.quantization
+    scale, zero_point = float(q.scale[0]), int(q.zeroPoint[0])
+    return [scale * (-128 - zero_point), scale * (127 - zero_point)]
+
+
+def _check_loss(sg, forward, loss):
+    """Refuses a loss that cannot fit the model's output; warns about a
+    calibrated output range that bounds the int8 model's cross-entropy."""
+    output = sg.tensors[forward.output]
+    shape = [int(d) for d in output.shape]
+    name = tflite.name_of(output)
+    if loss != "cross_entropy":
+        return
+    if forward.num_classes < 2 or int(np.prod(shape)) != forward.num_classes:
+        raise ConversionError(
+            f"model output '{name}' has shape {shape}; the cross-entropy loss needs [1, C] "
+            "class logits with C >= 2: for a regression model set \"loss\": \"mse\" "
+            "(or \"mae\") in the scheme")
+    if shape == [int(d) for d in sg.tensors[forward.input].shape]:
+        raise ConversionError(
+            f"model output '{name}' has the shape of the model input {shape} (an "
+            "autoencoder?); cross-entropy over its outputs is not meaningful: set "
+            "\"loss\": \"mse\" (or \"mae\") in the scheme")
+    low, high = _int8_range(sg.tensors[forward.output_layer.output])
+    # Best case of the int8 output: the label's logit at the top of the range,
+    # every other one at the bottom.
+    bound = math.log1p((forward.num_classes - 1) * math.exp(-(high - low)))
+    if bound > NARROW_OUTPUT_LOSS_BOUND:
+        warnings.warn(
+            f"the output layer's calibrated int8 range [{low:.3g}, {high:.3g}] bounds the "
+            f"int8 model's cross-entropy at >= {bound:.3g} (confidence <= "
+            f"{math.exp(-bound):.1%}); training reads the real-valued output, and export "
+            "sets the output range from the trained outputs", ConversionWarning, stacklevel=3)
 
 
 def _has_data(buffer):

@@ -27,33 +27,44 @@ def _store_info(model, info):
 
 
 def set_trainable_values(training_tflite, values):
-    """Writes values into trainables' initialisers: {variable index: array}.
+    """Writes values into the initialisers of trainables (and of the output
+    range): {variable index: array}.
 
     Each array must have the variable's shape and fit its type (int8 weights,
-    int32 biases). Returns the new training model bytes.
+    int32 biases, a finite float32 [min, max] range). Returns the new
+    training model bytes.
     """
     model = tflite.read_model(training_tflite)
     info = _info(model)
     tensors = model.subgraphs[0].tensors
-    by_variable = {t.variable: t for t in info.trainables}
+    # variable index -> (initializer index, dtype)
+    targets = {t.variable: (t.initializer,
+                            np.int8 if t.kind == TrainableKind.WEIGHT else np.int32)
+               for t in info.trainables}
+    targets[info.output_range] = (info.output_range_initializer, np.float32)
     for index, value in values.items():
-        trainable = by_variable.get(int(index))
-        if trainable is None:
+        if int(index) not in targets:
             raise ConversionError(f"tensor {index} is not a trainable variable; trainable "
-                                  f"variables: {sorted(by_variable)}")
-        tensor = tensors[trainable.variable]
-        dtype = np.int8 if trainable.kind == TrainableKind.WEIGHT else np.int32
+                                  f"variables: {sorted(targets)}")
+        initializer, dtype = targets[int(index)]
+        tensor = tensors[int(index)]
         array = np.asarray(value)
         shape = [int(d) for d in tensor.shape]
         if list(array.shape) != shape:
             raise ConversionError(f"value for '{tflite.name_of(tensor)}' has shape "
                                   f"{list(array.shape)}, expected {shape}")
-        info_range = np.iinfo(dtype)
-        if array.dtype.kind not in "iu" or (array.size and (
-                array.min() < info_range.min or array.max() > info_range.max)):
-            raise ConversionError(f"value for '{tflite.name_of(tensor)}' must be integers "
-                                  f"in the {np.dtype(dtype).name} range")
-        init = tensors[trainable.initializer]
+        if dtype == np.float32:
+            if array.dtype.kind not in "fiu" or not np.all(np.isfinite(array)) or (
+                    array[0] > array[1]):
+                raise ConversionError(f"value for '{tflite.name_of(tensor)}' must be a "
+                                      "finite [min, max] pair")
+        else:
+            info_range = np.iinfo(dtype)
+            if array.dtype.kind not in "iu" or (array.size and (
+                    array.min() < info_range.min or array.max() > info_range.max)):
+                raise ConversionError(f"value for '{tflite.name_of(tensor)}' must be "
+                                      f"integers in the {np.dtype(dtype).name} range")
+        init = tensors[initializer]
         tflite.set_buffer_data(model.buffers[init.buffer], array.astype(dtype))
     return tflite.write_model(model)
 
@@ -81,10 +92,13 @@ def export_inference_model(training_tflite):
 
     Keeps the forward operators; every trainable variable becomes a constant
     holding its initialiser's data; the training ops, tensors and metadata go.
+    After training, the output layer's int8 output is requantized to the
+    output range training recorded (`_fit_output_range`).
     """
     model = tflite.read_model(training_tflite)
     info = _info(model)
     sg = model.subgraphs[0]
+    _fit_output_range(model, info)
     for trainable in info.trainables:
         variable = sg.tensors[trainable.variable]
         variable.isVariable = False
@@ -99,6 +113,45 @@ def export_inference_model(training_tflite):
                       if tflite.name_of(m) != training_info.METADATA_NAME] or None
     tflite.drop_unused_buffers(model)
     return tflite.write_model(model)
+
+
+def _fit_output_range(model, info):
+    """Requantizes the output layer's int8 output (and the RESHAPEs between
+    it and the logits, which share its quantization) to the output range
+    recorded by training; a range still at its calibrated value (no train
+    step) leaves the model as it was."""
+    sg = model.subgraphs[0]
+    recorded = tflite.tensor_data(model, sg.tensors[info.output_range_initializer])
+    low, high = (float(v) for v in recorded)
+    if not (np.isfinite(low) and np.isfinite(high) and low <= high):
+        raise ConversionError(f"the recorded output range [{low}, {high}] is invalid")
+    chain = _output_chain(model, info)
+    q = sg.tensors[chain[0]].quantization
+    scale, zero_point = np.float32(q.scale[0]), int(q.zeroPoint[0])
+    # As the converter wrote the calibrated range (build._int8_range).
+    calibrated = np.float32([float(scale) * (-128 - zero_point), float(scale) * (127 - zero_point)])
+    if np.array_equal(np.float32([low, high]), calibrated):
+        return
+    # An int8 range must hold 0 exactly (asymmetric quantization).
+    low, high = min(low, 0.0), max(high, 0.0)
+    new_scale = np.float32((high - low) / 255.0)
+    new_zero_point = int(np.clip(np.round(-128 - low / float(new_scale)), -128, 127))
+    for index in chain:
+        q = sg.tensors[index].quantization
+        q.scale = [float(new_scale)]
+        q.zeroPoint = [new_zero_point]
+
+
+def _output_chain(model, info):
+    """Tensors from the output layer's int8 output to the logits."""
+    sg = model.subgraphs[0]
+    first = info.first_forward_op
+    forward = sg.operators[first:first + info.num_forward_ops]
+    made_by = {int(op.outputs[0]): op for op in forward}
+    chain = [info.logits]
+    while chain[0] in made_by and tflite.op_name(model, made_by[chain[0]]) == "RESHAPE":
+        chain.insert(0, int(made_by[chain[0]].inputs[0]))
+    return chain
 
 
 def _drop_unused_tensors(model):

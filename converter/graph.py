@@ -43,9 +43,16 @@ class ForwardGraph:
     ops: list  # operator names, in order
     input: int
     output: int
-    logits: int
+    logits: int  # int8 tensor before the final SOFTMAX / DEQUANTIZE, if any
     num_classes: int
     layers: list  # trainable layers in forward order
+    # The FULLY_CONNECTED / CONV_2D layer whose output reaches `logits` through
+    # RESHAPEs only: the loss reads its real-valued output.
+    output_layer: Layer
+    # int8 tensors from output_layer's output to `logits` (they share one
+    # quantization; export rescales them together).
+    output_chain: list
+    has_softmax: bool
 
 
 def analyze(model):
@@ -66,11 +73,13 @@ def analyze(model):
     checker = _Checker(model, sg, ops)
     for i in range(len(ops)):
         checker.check_op(i)
-    logits = _logits(sg, ops, checker)
+    logits, has_softmax = _logits(sg, ops, checker)
     layers = [_layer(model, sg, i, name) for i, name in enumerate(ops) if name in TRAINABLE_OPS]
+    output_layer, chain = _output_layer(sg, ops, layers, logits, checker)
     return ForwardGraph(ops=ops, input=int(sg.inputs[0]), output=int(sg.outputs[0]),
                         logits=logits, num_classes=int(sg.tensors[logits].shape[-1]),
-                        layers=layers)
+                        layers=layers, output_layer=output_layer, output_chain=chain,
+                        has_softmax=has_softmax)
 
 
 def producers(sg):
@@ -215,7 +224,8 @@ class _Checker:
 
 
 def _logits(sg, ops, checker):
-    """The int8 tensor the loss reads, after checking SOFTMAX is last."""
+    """(the int8 tensor before SOFTMAX/DEQUANTIZE, whether there is a SOFTMAX),
+    after checking SOFTMAX is last."""
     made_by = producers(sg)
     output = int(sg.outputs[0])
     logits = output
@@ -233,7 +243,31 @@ def _logits(sg, ops, checker):
     if logits not in made_by or ops[made_by[logits]] in ("QUANTIZE", "DEQUANTIZE"):
         raise ConversionError(f"the logits tensor '{checker.name(logits)}' is not computed "
                               "by a trainable path")
-    return logits
+    return logits, softmax is not None
+
+
+def _output_layer(sg, ops, layers, logits, checker):
+    """The layer whose real-valued output the loss reads, and the int8 chain."""
+    made_by = producers(sg)
+    readers = {}
+    for i, op in enumerate(sg.operators):
+        for t in op.inputs:
+            readers.setdefault(int(t), []).append(i)
+    chain = [logits]
+    while chain[0] in made_by and ops[made_by[chain[0]]] == "RESHAPE":
+        chain.insert(0, int(sg.operators[made_by[chain[0]]].inputs[0]))
+    i = made_by.get(chain[0])
+    if i is None or ops[i] not in ("FULLY_CONNECTED", "CONV_2D"):
+        what = "the model input" if i is None else f"{ops[i]} at operator {i}"
+        raise ConversionError(
+            f"the output tensor '{checker.name(chain[0])}' is computed by {what}; the loss "
+            "reads the real-valued output of a FULLY_CONNECTED or CONV_2D output layer, "
+            "optionally followed by RESHAPE, SOFTMAX and DEQUANTIZE")
+    for t in chain[:-1]:
+        if len(readers.get(t, [])) != 1:
+            raise ConversionError(f"tensor '{checker.name(t)}' between the output layer and "
+                                  "the model output is read by several operators")
+    return next(layer for layer in layers if layer.op_index == i), chain
 
 
 def _layer(model, sg, i, op_name):

@@ -11,6 +11,8 @@ import re
 from .errors import ConversionError
 
 ROUNDINGS = ("nearest", "stochastic")
+# Scheme "loss" -> what the training graph computes on the real-valued output.
+LOSSES = ("cross_entropy", "mse", "mae")
 CHANNEL_SELECTIONS = ("l2",)
 FIXED_PRESETS = ("bias-only", "classifier")  # and "last-k:K"
 # Marsaglia's xorshift32 example seed; xorshift32 needs a non-zero state.
@@ -50,6 +52,7 @@ class Scheme:
     train_classifier: bool = True
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     qas: bool = True
+    loss: str = "cross_entropy"
 
     @classmethod
     def from_dict(cls, data, source="scheme"):
@@ -109,6 +112,7 @@ class Scheme:
         data["channel_selection"] = self.channel_selection
         data["optimizer"] = dataclasses.asdict(self.optimizer)
         data["qas"] = self.qas
+        data["loss"] = self.loss
         return data
 
     def validate(self, source="scheme"):
@@ -141,6 +145,8 @@ class Scheme:
         for field in ("train_classifier", "qas"):
             if not isinstance(getattr(self, field), bool):
                 fail(field, f"must be true or false, got {getattr(self, field)!r}")
+        if self.loss not in LOSSES:
+            fail("loss", f"must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         opt = self.optimizer
         if opt.type != "sgd":
             fail("optimizer.type", f"must be \"sgd\", got {opt.type!r}")

@@ -14,7 +14,7 @@ from flatbuffers.table import Table
 
 from .errors import ConversionError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FILE_IDENTIFIER = b"TFTR"
 METADATA_NAME = "tflm_train.training_info"
 
@@ -27,6 +27,12 @@ class TrainableKind(enum.IntEnum):
 class Rounding(enum.IntEnum):
     NEAREST = 0
     STOCHASTIC = 1
+
+
+class LossFunction(enum.IntEnum):
+    CROSS_ENTROPY = 0
+    MEAN_SQUARED_ERROR = 1
+    MEAN_ABSOLUTE_ERROR = 2
 
 
 @dataclasses.dataclass
@@ -66,6 +72,10 @@ class TrainingInfo:
     scheme_json: str = ""
     first_forward_op: int = 0
     num_forward_ops: int = 0
+    loss_function: LossFunction = LossFunction.CROSS_ENTROPY
+    real_output: int = 0
+    output_range: int = 0
+    output_range_initializer: int = 0
 
 
 # Field slots, in .fbs declaration order.
@@ -74,9 +84,11 @@ _TRAINABLE_FIELDS = ("variable", "initializer", "kind", "op_index", "layer_name"
 _OPTIMIZER_FIELDS = ("type", "lr", "bias_lr", "rounding", "qas", "seed")
 _INFO_FIELDS = ("format_version", "trainables", "optimizer", "input", "label", "mode",
                 "logits", "loss", "hparams", "rng", "num_classes", "scheme_json",
-                "first_forward_op", "num_forward_ops")
+                "first_forward_op", "num_forward_ops", "loss_function", "real_output",
+                "output_range", "output_range_initializer")
 _INFO_INTS = ("input", "label", "mode", "logits", "loss", "hparams", "rng",
-              "num_classes", "first_forward_op", "num_forward_ops")
+              "num_classes", "first_forward_op", "num_forward_ops", "real_output",
+              "output_range", "output_range_initializer")
 
 
 def _slot(fields, name):
@@ -133,6 +145,7 @@ def encode(info):
     builder.PrependUOffsetTRelativeSlot(s("optimizer"), optimizer, 0)
     for field in _INFO_INTS:
         builder.PrependInt32Slot(s(field), getattr(info, field), 0)
+    builder.PrependInt8Slot(s("loss_function"), int(info.loss_function), 0)
     builder.PrependUOffsetTRelativeSlot(s("scheme_json"), scheme_json, 0)
     builder.Finish(builder.EndObject(), file_identifier=FILE_IDENTIFIER)
     return bytes(builder.Output())
@@ -209,9 +222,17 @@ def decode(data):
         trainables=[_decode_trainable(buf, p) for p in r.tables("trainables")],
         optimizer=_decode_optimizer(buf, r.table("optimizer")),
         scheme_json=r.string("scheme_json"),
+        loss_function=_loss_function(r.scalar("loss_function", N.Int8Flags, 0)),
         **{field: r.scalar(field, N.Int32Flags, 0) for field in _INFO_INTS})
     if info.format_version != FORMAT_VERSION:
         raise ConversionError(
-            f"training model has format version {info.format_version}; "
-            f"this converter reads version {FORMAT_VERSION}")
+            f"training model has format version {info.format_version}; this version of "
+            f"tflm-train reads version {FORMAT_VERSION}: convert the inference model again")
     return info
+
+
+def _loss_function(value):
+    try:
+        return LossFunction(value)
+    except ValueError:
+        raise ConversionError(f"training info: unknown loss_function {value}") from None

@@ -150,3 +150,40 @@ def mlp(seed=0, float_io=False):
 
 ARCHITECTURES = {"cnn": plain_cnn, "mobilenet": mobilenet_like, "residual": residual,
                  "mlp": mlp}
+
+
+# Regression models (not classifiers): name -> (input shape, output shape).
+REGRESSION_SHAPES = {"sine": ((1,), (1,)), "autoencoder": ((32,), (32,))}
+
+
+@functools.cache
+def regression_model(name, seed=0):
+    """int8 .tflite of a regression model with int8 input and output:
+    "sine", TFLM hello_world's shape (1 -> 16 -> 16 -> 1, ReLU), fitted to
+    sin(x) on [0, 2 pi); "autoencoder", a dense 32 -> 8 -> 32 autoencoder
+    (the anomaly-detection kind) fitted to smooth random curves."""
+    keras, L = _layers()
+    keras.utils.set_random_seed(seed)
+    x, y = regression_data(name, seed, 512)
+    if name == "sine":
+        model = keras.Sequential([L.Input((1,)), L.Dense(16, activation="relu"),
+                                  L.Dense(16, activation="relu"), L.Dense(1)])
+    else:
+        model = keras.Sequential([L.Input((32,)), L.Dense(8, activation="relu"),
+                                  L.Dense(32)])
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    model.fit(x, y, epochs=60, batch_size=32, verbose=0)
+    return quantize(model, x[:64])
+
+
+def regression_data(name, seed=0, count=64, offset=0.0):
+    """(x, y) float32 for `regression_model(name)`; `offset` shifts the
+    target (a new task for fine-tuning)."""
+    rng = np.random.default_rng(seed + 2000)
+    if name == "sine":
+        x = rng.uniform(0, 2 * np.pi, (count, 1)).astype(np.float32)
+        return x, (np.sin(x) + offset).astype(np.float32)
+    t = np.linspace(0, 1, 32, dtype=np.float32)
+    phase = rng.uniform(0, 2 * np.pi, (count, 1))
+    x = (0.5 + 0.4 * np.sin(2 * np.pi * t + phase)).astype(np.float32)
+    return x, x + np.float32(offset)

@@ -29,7 +29,11 @@ LAYER_KEYS = {"activation", "update_weights", "update_bias", "qas", "rounding"}
 CONV_KEYS = LAYER_KEYS | {"stride_h", "stride_w", "dilation_h", "dilation_w", "padding"}
 POOL_KEYS = {"padding", "stride_h", "stride_w", "filter_h", "filter_w", "activation"}
 OPTION_KEYS = {
-    "TFLMTRAIN_INIT_VARIABLES": set(), "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY": set(),
+    "TFLMTRAIN_INIT_VARIABLES": set(), "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY_V2": set(),
+    "TFLMTRAIN_MEAN_SQUARED_ERROR": set(), "TFLMTRAIN_MEAN_ABSOLUTE_ERROR": set(),
+    "TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT": {"activation"},
+    "TFLMTRAIN_CONV_2D_REAL_OUTPUT": {"activation", "stride_h", "stride_w", "dilation_h",
+                                      "dilation_w", "padding"},
     "TFLMTRAIN_CONV_2D_GRAD": CONV_KEYS,
     "TFLMTRAIN_DEPTHWISE_CONV_2D_GRAD": CONV_KEYS | {"depth_multiplier"},
     "TFLMTRAIN_FULLY_CONNECTED_GRAD": LAYER_KEYS, "TFLMTRAIN_ADD_GRAD": {"activation"},
@@ -170,6 +174,17 @@ def logits_of(model):
     return tensor
 
 
+def output_layer_of(model):
+    """The op index of the layer whose real-valued output the loss reads:
+    the producer of the logits, seen through RESHAPEs."""
+    sg = model.subgraphs[0]
+    made_by = {int(t): i for i, op in enumerate(sg.operators) for t in op.outputs}
+    i = made_by[logits_of(model)]
+    while names(model)[i] == "RESHAPE":
+        i = made_by[int(sg.operators[i].inputs[0])]
+    return i
+
+
 # The structural check of a training model against the format spec.
 
 def check_training_model(source, training, updates):
@@ -179,7 +194,7 @@ def check_training_model(source, training, updates):
     src_ops, trn_ops = names(src), names(trn)
     n_forward = len(src_ops)
     stochastic = info.optimizer.rounding == C.Rounding.STOCHASTIC
-    assert info.format_version == 1
+    assert info.format_version == 2
     assert (info.first_forward_op, info.num_forward_ops) == (1, n_forward)
     assert info.logits == logits_of(src)
     assert info.num_classes == shape(src, info.logits)[-1]
@@ -188,11 +203,17 @@ def check_training_model(source, training, updates):
     # Subgraph inputs, outputs and special tensors.
     assert list(tsg.inputs) == [ssg.inputs[0], info.label, info.mode]
     state = [t.variable for t in info.trainables] + ([info.rng] if stochastic else [])
+    state += [info.output_range, info.real_output]
     assert list(tsg.outputs) == [ssg.outputs[0], info.loss] + state
+    head = output_layer_of(src)
+    head_output = int(ssg.operators[head].outputs[0])
     special = [(info.label, "tflm_train/label", INT32, [1]),
                (info.mode, "tflm_train/mode", INT32, [1]),
                (info.loss, "tflm_train/loss", FLOAT32, [1]),
-               (info.hparams, "tflm_train/hparams", FLOAT32, [2])]
+               (info.hparams, "tflm_train/hparams", FLOAT32, [2]),
+               (info.real_output, "tflm_train/real_output", FLOAT32, shape(src, head_output)),
+               (info.output_range, "tflm_train/output_range", FLOAT32, [2]),
+               (info.output_range_initializer, "tflm_train/output_range/init", FLOAT32, [2])]
     if stochastic:
         special.append((info.rng, "tflm_train/rng", INT32, [1]))
     else:
@@ -277,37 +298,55 @@ def check_training_model(source, training, updates):
             np.testing.assert_allclose(t.scales, var.quantization.scale, rtol=1e-5)
         assert t.layer_name
 
+    # The output range starts at the calibrated int8 range of the output layer.
+    assert tsg.tensors[info.output_range].isVariable
+    q = ssg.tensors[head_output].quantization
+    np.testing.assert_allclose(data(trn, info.output_range_initializer),
+                               [q.scale[0] * (-128 - q.zeroPoint[0]),
+                                q.scale[0] * (127 - q.zeroPoint[0])], rtol=1e-6)
+
     # INIT_VARIABLES first.
     assert trn_ops[0] == "TFLMTRAIN_INIT_VARIABLES"
     pairs = [(t.initializer, t.variable) for t in info.trainables]
     if stochastic:
-        rng_init = list(tsg.operators[0].inputs)[-1]
+        rng_init = list(tsg.operators[0].inputs)[-2]  # before the output range
         assert tflite.name_of(tsg.tensors[rng_init]) == "tflm_train/rng/init"
         assert data(trn, rng_init).view(np.uint32)[0] == info.optimizer.seed
         assert tsg.tensors[info.rng].isVariable
         pairs.append((rng_init, info.rng))
+    pairs.append((info.output_range_initializer, info.output_range))
     assert list(zip(tsg.operators[0].inputs, tsg.operators[0].outputs, strict=True)) == pairs
 
-    # The loss.
-    loss_op = tsg.operators[n_forward + 1]
-    assert trn_ops[n_forward + 1] == "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY"
-    assert list(loss_op.inputs) == [info.logits, info.label, info.mode]
+    # The output layer's real-valued output, then the loss on it.
+    real_op = tsg.operators[n_forward + 1]
+    assert trn_ops[n_forward + 1] == f"TFLMTRAIN_{src_ops[head]}_REAL_OUTPUT"
+    head_op = tsg.operators[head + 1]
+    head_bias = int(head_op.inputs[2]) if len(head_op.inputs) > 2 else -1
+    assert list(real_op.inputs) == [info.mode] + [int(t) for t in head_op.inputs[:2]] + \
+        [head_bias, info.output_range]
+    assert list(real_op.outputs) == [info.real_output]
+    assert options(real_op)["activation"].AsInt == head_op.builtinOptions.fusedActivationFunction
+    loss_op = tsg.operators[n_forward + 2]
+    assert trn_ops[n_forward + 2] == "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY_V2"
+    assert list(loss_op.inputs) == [info.real_output, info.label, info.mode]
     assert loss_op.outputs[0] == info.loss
-    logits_grad = int(loss_op.outputs[1])
-    assert (tsg.tensors[logits_grad].type, shape(trn, logits_grad)) == (FLOAT32,
-                                                                         shape(src, info.logits))
+    real_grad = int(loss_op.outputs[1])
+    assert (tsg.tensors[real_grad].type, shape(trn, real_grad)) == (FLOAT32,
+                                                                     shape(src, head_output))
 
-    check_backward(src, trn, info, updates, tsg.operators[n_forward + 2:],
-                   trn_ops[n_forward + 2:], logits_grad)
+    check_backward(src, trn, info, updates, tsg.operators[n_forward + 3:],
+                   trn_ops[n_forward + 3:], real_grad)
     check_dataflow(trn)
 
 
-def check_backward(src, trn, info, updates, ops, op_names, logits_grad):
+def check_backward(src, trn, info, updates, ops, op_names, real_grad):
     """Pruning, order, inputs/outputs and options of the backward operators.
 
     Every op of the test models depends on all ops before it, so a tensor
     produced by op p needs a gradient iff some updated layer has index <= p,
-    and op i has a gradient op iff i >= the first updated layer.
+    and op i has a gradient op iff first updated layer <= i <= output layer
+    (the RESHAPEs after the output layer are skipped: the loss's gradient
+    is that of the output layer's real-valued output).
     """
     ssg, tsg = src.subgraphs[0], trn.subgraphs[0]
     src_ops = names(src)
@@ -317,14 +356,15 @@ def check_backward(src, trn, info, updates, ops, op_names, logits_grad):
     def wanted(tensor):
         return tensor in made_by and made_by[tensor] >= first
 
+    head = output_layer_of(src)
     emitted = [i for i in reversed(range(len(src_ops))) if src_ops[i] in ACTIVATION_SLOTS
-               and i >= first]
+               and first <= i <= head]
     assert [n for n in op_names if n != "TFLMTRAIN_GRAD_SUM"] == \
         [f"TFLMTRAIN_{src_ops[i]}_GRAD" for i in emitted]
     contributions = collections.Counter(
         int(ssg.operators[i].inputs[s]) for i in emitted for s in ACTIVATION_SLOTS[src_ops[i]]
         if wanted(int(ssg.operators[i].inputs[s])))
-    grads = {info.logits: logits_grad}
+    grads = {int(ssg.operators[head].outputs[0]): real_grad}
     partials = collections.defaultdict(list)
     k = 0
     for i in emitted:
@@ -340,7 +380,9 @@ def check_backward(src, trn, info, updates, ops, op_names, logits_grad):
             top = tsg.operators[i + 1]
             bias_index = int(top.inputs[2]) if len(top.inputs) > 2 else -1
             # x only for a weight update; a bias update alone gets its scale as an option.
-            assert list(op.inputs[1:7]) == [info.hparams, grads[y], y,
+            # The output layer's mask reads its real-valued output.
+            assert list(op.inputs[1:7]) == [info.hparams, grads[y],
+                                            info.real_output if i == head else y,
                                             x if channels is not None else -1,
                                             int(sop.inputs[1]), bias_index]
             if channels is None and bias:
@@ -459,7 +501,8 @@ def test_bias_of_last_layer_only_emits_one_gradient_op():
                                   "optimizer": {"rounding": "nearest"}})
     model = tflite.read_model(training)
     n_forward = len(names(tflite.read_model(source)))
-    assert names(model)[n_forward + 1:] == ["TFLMTRAIN_SOFTMAX_CROSS_ENTROPY",
+    assert names(model)[n_forward + 1:] == ["TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT",
+                                            "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY_V2",
                                             "TFLMTRAIN_FULLY_CONNECTED_GRAD"]
     grad_op = model.subgraphs[0].operators[-1]
     assert len(grad_op.outputs) == 0  # no earlier layer needs x/grad
@@ -486,7 +529,11 @@ def test_bias_step_without_x_equals_the_step_with_x():
     for op, name in zip(sg.operators, names(model)):
         if name.endswith("_GRAD") and len(op.inputs) == 9 and op.inputs[4] == -1:
             assert "input_scale" in options(op).Keys.Value
-            op.inputs[4] = made_by[int(op.inputs[3])].inputs[0]  # the layer's x
+            # The layer's x: input 0 of the layer, or input 1 of the output
+            # layer's REAL_OUTPUT op (whose output is the mask input y).
+            producer = made_by[int(op.inputs[3])]
+            x_slot = 1 if tflite.op_name(model, producer).endswith("_REAL_OUTPUT") else 0
+            op.inputs[4] = producer.inputs[x_slot]
             restored += 1
     assert restored >= 3  # conv, depthwise and fully connected
     with_x = tflite.write_model(model)
@@ -838,8 +885,9 @@ def sample_info():
 def test_training_info_round_trip():
     info = sample_info()
     assert training_info.decode(training_info.encode(info)) == info
-    with pytest.raises(C.ConversionError, match="format version 2"):
-        training_info.decode(training_info.encode(C.TrainingInfo(format_version=2)))
+    for other in (1, 3):  # version 1 read saturated int8 logits; 3 is unknown
+        with pytest.raises(C.ConversionError, match=f"format version {other}; .* convert"):
+            training_info.decode(training_info.encode(C.TrainingInfo(format_version=other)))
 
 
 def test_training_info_matches_fbs_schema(tmp_path):

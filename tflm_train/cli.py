@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,9 @@ PROG = "tflm-train"
 
 
 def _load_training_data(trainer, path):
-    from tflm_train.data import load_npz
+    from tflm_train.data import load_for
 
-    return load_npz(path, sample_shape=_sample_shape(trainer),
-                    num_classes=trainer.num_classes)
+    return load_for(trainer, path)
 
 
 def _sample_shape(trainer):
@@ -98,7 +98,7 @@ def _plot_losses(losses, path) -> None:
     ax.plot(np.arange(len(smooth)) + window - 1, smooth, lw=1.5,
             label=f"mean of {window}")
     ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy")
+    ax.set_ylabel("loss")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -114,8 +114,8 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  "
-              f"({result['samples']} samples)")
+        accuracy = f"accuracy {result['accuracy']:.4f}  " if "accuracy" in result else ""
+        print(f"{accuracy}loss {result['loss']:.4f}  ({result['samples']} samples)")
     return 0
 
 
@@ -235,8 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _print_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _print_warning
     for name in ("epochs", "steps", "ram_kb", "log_every", "budget_kb"):
         value = getattr(args, name, None)
         if value is not None and value <= 0:

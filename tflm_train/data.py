@@ -3,7 +3,9 @@
 A DATA.npz holds `x`: samples, NHWC (or the model's input layout) with a
 leading sample axis — float32 in the model's float input domain (quantized
 with the model's input parameters) or already int8 — and `y`: integer class
-labels, one per sample.
+labels, one per sample, or for a regression model (loss mse/mae) float
+targets with the model output's shape after the sample axis; an autoencoder
+(output shaped like its input) may omit `y`: it reconstructs its input.
 """
 from __future__ import annotations
 
@@ -20,15 +22,20 @@ from tflm_train.errors import DataError
 @dataclass
 class Dataset:
     x: np.ndarray
-    y: np.ndarray
+    y: np.ndarray | None  # labels, regression targets, or None (reconstruct x)
 
     def __len__(self) -> int:
-        return len(self.y)
+        return len(self.x)
 
 
 def load_npz(path, *, sample_shape: tuple[int, ...] | None = None,
-             num_classes: int | None = None) -> Dataset:
-    """Loads and validates DATA.npz; every problem is a one-line DataError."""
+             num_classes: int | None = None,
+             target_shape: tuple[int, ...] | None = None,
+             target_optional: bool = False) -> Dataset:
+    """Loads and validates DATA.npz; every problem is a one-line DataError.
+
+    `target_shape` (a regression model's output shape without the batch)
+    makes `y` float targets; with `target_optional` it may be absent."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such data file")
@@ -37,23 +44,55 @@ def load_npz(path, *, sample_shape: tuple[int, ...] | None = None,
             arrays = {k: f[k] for k in f.files}
     except Exception as e:  # zipfile/pickle/format errors from numpy
         raise DataError(f"{path}: not a readable .npz file ({e.__class__.__name__}: {e})") from None
-    for key in ("x", "y"):
+    required = ("x",) if target_optional else ("x", "y")
+    for key in required:
         if key not in arrays:
             raise DataError(f"{path}: missing array '{key}' (has {sorted(arrays)})")
-    return validate(Dataset(arrays["x"], arrays["y"]), name=str(path),
-                    sample_shape=sample_shape, num_classes=num_classes)
+    return validate(Dataset(arrays["x"], arrays.get("y")), name=str(path),
+                    sample_shape=sample_shape, num_classes=num_classes,
+                    target_shape=target_shape)
 
 
 def validate(data: Dataset, *, name: str = "data",
              sample_shape: tuple[int, ...] | None = None,
-             num_classes: int | None = None) -> Dataset:
-    x, y = np.asarray(data.x), np.asarray(data.y)
+             num_classes: int | None = None,
+             target_shape: tuple[int, ...] | None = None) -> Dataset:
+    x = np.asarray(data.x)
+    if len(x) == 0:
+        raise DataError(f"{name}: no samples")
+    _check_samples(x, name, sample_shape)
+    if target_shape is not None:
+        return Dataset(x, _regression_targets(data.y, len(x), name, target_shape))
+    y = np.asarray(data.y)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{name}: 'y' must be a 1-D integer array of labels, got {y.dtype} {y.shape}")
     if len(x) != len(y):
         raise DataError(f"{name}: {len(x)} samples in 'x' but {len(y)} labels in 'y'")
-    if len(y) == 0:
-        raise DataError(f"{name}: no samples")
+    if num_classes is not None:
+        out = (y < 0) | (y >= num_classes)
+        if out.any():
+            i = int(np.argmax(out))
+            raise DataError(f"{name}: label {int(y[i])} of sample {i} out of range [0, {num_classes})")
+    return Dataset(x, y.astype(np.int64))
+
+
+def _regression_targets(y, count: int, name: str, target_shape) -> np.ndarray | None:
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.floating):
+        raise DataError(f"{name}: 'y' must hold float regression targets, got {y.dtype}")
+    if len(y) != count:
+        raise DataError(f"{name}: {count} samples in 'x' but {len(y)} targets in 'y'")
+    if int(np.prod(y.shape[1:])) != int(np.prod(target_shape)):
+        raise DataError(f"{name}: targets have shape {tuple(y.shape[1:])}, the model output "
+                        f"has {tuple(target_shape)}")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"{name}: 'y' contains NaN or infinity")
+    return y.astype(np.float32).reshape((count,) + tuple(target_shape))
+
+
+def _check_samples(x: np.ndarray, name: str, sample_shape) -> None:
     if x.dtype != np.int8:
         if not np.issubdtype(x.dtype, np.floating):
             raise DataError(f"{name}: 'x' must be float or int8, got {x.dtype}")
@@ -63,12 +102,24 @@ def validate(data: Dataset, *, name: str = "data",
             raise DataError(f"{name}: 'x' contains NaN or infinity (first in sample {first})")
     if sample_shape is not None and tuple(x.shape[1:]) != tuple(sample_shape):
         raise DataError(f"{name}: samples have shape {tuple(x.shape[1:])}, model expects {tuple(sample_shape)}")
-    if num_classes is not None:
-        out = (y < 0) | (y >= num_classes)
-        if out.any():
-            i = int(np.argmax(out))
-            raise DataError(f"{name}: label {int(y[i])} of sample {i} out of range [0, {num_classes})")
-    return Dataset(x, y.astype(np.int64))
+
+
+def load_for(trainer, data) -> Dataset:
+    """`data` (a DATA.npz path or a Dataset) checked against the model of
+    `trainer`: sample shape, and labels for a classifier or float targets
+    for a regression model (optional for an autoencoder)."""
+    shape = trainer.input_shape[1:]
+    if trainer.is_classifier:
+        checks = {"num_classes": trainer.num_classes}
+    else:
+        checks = {"target_shape": trainer.target_shape[1:]}
+    if isinstance(data, Dataset):
+        if data.y is None and not trainer.is_classifier \
+                and trainer.target_shape != trainer.input_shape:
+            raise DataError("data: no targets, and the model output is not shaped like its input")
+        return validate(data, sample_shape=shape, **checks)
+    optional = not trainer.is_classifier and trainer.target_shape == trainer.input_shape
+    return load_npz(data, sample_shape=shape, target_optional=optional, **checks)
 
 
 def atomic_write(path, data: bytes) -> None:

@@ -62,6 +62,7 @@ class Trainer:
         except RuntimeError as e:
             raise RuntimeModelError(f"runtime: {e}") from None
         self._input = self._interp.tensor_info(self.info.input)
+        self._target = self._interp.tensor_info(self.info.label)
         self._output_index = self._interp.outputs[0]
         self._invoked = False
 
@@ -72,7 +73,17 @@ class Trainer:
 
     @property
     def num_classes(self) -> int:
+        """Number of classes; 0 for a regression model (loss mse or mae)."""
         return self.info.num_classes
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.info.num_classes > 0
+
+    @property
+    def target_shape(self) -> tuple[int, ...]:
+        """Shape of one regression target (the model output's, batch 1)."""
+        return tuple(self._target["shape"])
 
     def prepare_input(self, x) -> np.ndarray:
         """One sample (with or without the batch dimension) as the model's
@@ -88,12 +99,42 @@ class Trainer:
         return quantize_input(x, self._input["scales"][0],
                               self._input["zero_points"][0]).reshape(shape)
 
-    def _run(self, x, label: int, mode: int) -> float:
-        label = int(label)
-        if mode == TRAIN_MODE and not 0 <= label < self.num_classes:
-            raise DataError(f"label {label} out of range [0, {self.num_classes})")
+    def target(self, x, y, mode: int = TRAIN_MODE) -> np.ndarray:
+        """What the model's label/target input gets for sample `x` and `y`:
+        the label (int32 [1]), or the regression target (float32, the output's
+        shape; for an autoencoder with `y` None, `x` in real units)."""
+        if self.is_classifier:
+            if isinstance(y, (bool, np.bool_)) or not isinstance(y, (int, np.integer)):
+                raise DataError(f"label {y!r} is not an integer class index")
+            label = int(y)
+            if mode == TRAIN_MODE and not 0 <= label < self.num_classes:
+                raise DataError(f"label {label} out of range [0, {self.num_classes})")
+            return np.array([label], np.int32)
+        if y is None:
+            y = self._reconstruction_target(x)
+        target = np.asarray(y, dtype=np.float32)
+        shape = self.target_shape
+        if target.size != int(np.prod(shape)):
+            raise DataError(f"target has shape {target.shape}, the model output has {shape[1:]}")
+        if not np.all(np.isfinite(target)):
+            raise DataError("target contains NaN or infinity")
+        return target.reshape(shape)
+
+    def _reconstruction_target(self, x) -> np.ndarray:
+        """An autoencoder's target: its input as real values."""
+        if self.target_shape != self.input_shape:
+            raise DataError(f"no target given, and the model output {self.target_shape[1:]} "
+                            f"is not shaped like its input {self.input_shape[1:]}")
+        q = self.prepare_input(x)
+        if q.dtype == np.float32:
+            return q
+        return (np.float32(self._input["scales"][0])
+                * (q.astype(np.float32) - np.float32(self._input["zero_points"][0])))
+
+    def _run(self, x, y, mode: int) -> float:
+        target = self.target(x, y, mode)
         self._interp.set_tensor(self.info.input, self.prepare_input(x))
-        self._interp.set_tensor(self.info.label, np.array([label], np.int32))
+        self._interp.set_tensor(self.info.label, target)
         self._interp.set_tensor(self.info.mode, np.array([mode], np.int32))
         try:
             self._interp.invoke()
@@ -103,11 +144,15 @@ class Trainer:
         return float(self._interp.get_tensor(self.info.loss)[0])
 
     # -- steps -----------------------------------------------------------
-    def step(self, x, y) -> float:
-        """One SGD step on one sample; returns the loss before the update."""
+    def step(self, x, y=None) -> float:
+        """One SGD step on one sample; returns the loss before the update.
+
+        `y` is the class label, or for a regression model (loss mse/mae) the
+        target with the output's shape; an autoencoder may omit it (the
+        target is then its input)."""
         return self._run(x, y, TRAIN_MODE)
 
-    def evaluate(self, x, y) -> tuple[float, np.ndarray]:
+    def evaluate(self, x, y=None) -> tuple[float, np.ndarray]:
         """Forward pass in infer mode: (loss, model output)."""
         loss = self._run(x, y, INFER_MODE)
         return loss, self._interp.get_tensor(self._output_index)
@@ -116,11 +161,23 @@ class Trainer:
         """The model output of the last step's forward pass."""
         return self._interp.get_tensor(self._output_index)
 
+    def last_real_output(self) -> np.ndarray:
+        """The output layer's real-valued output of the last step (float32,
+        what the loss read: logits of a classifier), never saturated."""
+        return self._interp.get_tensor(self.info.real_output)
+
     def predict(self, x) -> np.ndarray:
         """The model's output for one sample, exactly as the device computes
         it (int8 for an int8 model)."""
-        self._run(x, -1, INFER_MODE)
+        self._run(x, 0 if self.is_classifier else np.zeros(self.target_shape, np.float32),
+                  INFER_MODE)
         return self._interp.get_tensor(self._output_index)
+
+    def output_range(self) -> np.ndarray:
+        """The [min, max] that follows the real-valued output over the train
+        steps (from the calibrated int8 range; export requantizes to it)."""
+        index = self.info.output_range if self._invoked else self.info.output_range_initializer
+        return self._interp.get_tensor(index)
 
     def reset(self) -> None:
         """Back to the weights stored in the model's initialisers."""
@@ -156,6 +213,7 @@ class Trainer:
         from tflm_train.converter import set_trainable_values
 
         values = {t.variable: self._current(t) for t in self.info.trainables}
+        values[self.info.output_range] = self.output_range()
         return set_trainable_values(self._model, values)
 
     def export_inference_model(self) -> bytes:

@@ -10,8 +10,31 @@ from tflm_train.data import Dataset
 from tflm_train.runtime import Trainer
 
 
-def _predicted_class(output: np.ndarray) -> int:
-    return int(np.argmax(output.reshape(-1)))
+def _predicted_class(logits: np.ndarray) -> int:
+    return int(np.argmax(logits.reshape(-1)))
+
+
+def _target(data: Dataset, i: int):
+    return None if data.y is None else data.y[i]
+
+
+class StallDetector:
+    """Warns once when the loss has been exactly the same for `window` steps
+    in a row: nothing moves (saturated outputs, or a learning rate too small
+    to change any int8 weight)."""
+
+    def __init__(self, log, window: int = 100):
+        self.log, self.window = log, window
+        self.last, self.run, self.warned = None, 0, False
+
+    def update(self, loss: float) -> None:
+        self.run = self.run + 1 if loss == self.last else 1
+        self.last = loss
+        if self.run == self.window and not self.warned:
+            self.warned = True
+            self.log(f"warning: the loss has been exactly {loss:.6g} for {self.window} steps; "
+                     "training has stalled (is the learning rate large enough to move an int8 "
+                     "weight, and are the layers feeding the loss saturated?)")
 
 
 def sample_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -43,23 +66,28 @@ def train(trainer: Trainer, data: Dataset, *, epochs: int | None = None,
 
         bar = tqdm(total=total, unit="step", file=sys.stderr, leave=False)
     done = 0
+    stall = StallDetector(log)
     for epoch in range(num_epochs):
         correct, losses = 0, []
         for i in sample_order(n, seed, epoch):
             if done == total:
                 break
-            loss = trainer.step(data.x[i], data.y[i])
-            correct += _predicted_class(trainer.last_output()) == data.y[i]
+            loss = trainer.step(data.x[i], _target(data, i))
+            stall.update(loss)
+            if trainer.is_classifier:
+                correct += _predicted_class(trainer.last_real_output()) == data.y[i]
             losses.append(loss)
             done += 1
             if bar is not None:
                 bar.update(1)
         step_losses.extend(losses)
-        stats = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
-                 "train_accuracy": correct / len(losses), "steps": len(losses)}
+        stats = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "steps": len(losses)}
+        summary = f"epoch {epoch + 1}/{num_epochs}: loss {stats['loss']:.4f}"
+        if trainer.is_classifier:
+            stats["train_accuracy"] = correct / len(losses)
+            summary += f" train accuracy {stats['train_accuracy']:.3f}"
         epoch_stats.append(stats)
-        log(f"epoch {epoch + 1}/{num_epochs}: loss {stats['loss']:.4f} "
-            f"train accuracy {stats['train_accuracy']:.3f} ({len(losses)} steps)")
+        log(f"{summary} ({len(losses)} steps)")
     if bar is not None:
         bar.close()
     return {"steps": done, "seed": seed, "loss_history": step_losses,
@@ -67,11 +95,16 @@ def train(trainer: Trainer, data: Dataset, *, epochs: int | None = None,
 
 
 def evaluate(trainer: Trainer, data: Dataset) -> dict:
-    """Accuracy and mean loss in infer mode (weights unchanged)."""
+    """Mean loss in infer mode (weights unchanged), and for a classifier the
+    accuracy of the real-valued logits' argmax (export keeps it: the exported
+    int8 output is rescaled to the trained logits' range)."""
     correct, losses = 0, []
-    for x, y in zip(data.x, data.y):
-        loss, output = trainer.evaluate(x, y)
+    for i in range(len(data)):
+        loss, _ = trainer.evaluate(data.x[i], _target(data, i))
         losses.append(loss)
-        correct += _predicted_class(output) == y
-    return {"accuracy": correct / len(data), "loss": float(np.mean(losses)),
-            "samples": len(data)}
+        if trainer.is_classifier:
+            correct += _predicted_class(trainer.last_real_output()) == data.y[i]
+    result = {"loss": float(np.mean(losses)), "samples": len(data)}
+    if trainer.is_classifier:
+        result["accuracy"] = correct / len(data)
+    return result

@@ -14,12 +14,14 @@ constexpr int32_t kTrainMode = 1, kInferMode = 0;
 namespace slot {
 constexpr int kFormatVersion = 0, kTrainables = 1, kInput = 3, kLabel = 4,
               kMode = 5, kLogits = 6, kLoss = 7, kHparams = 8, kRng = 9,
-              kNumClasses = 10;
+              kNumClasses = 10, kLossFunction = 14, kRealOutput = 15,
+              kOutputRange = 16, kOutputRangeInitializer = 17;
 constexpr int kTrainableVariable = 0, kTrainableInitializer = 1,
               kTrainableKind = 2;
 }  // namespace slot
 
 constexpr int8_t kKindWeight = 0, kKindBias = 1;
+constexpr int8_t kCrossEntropy = 0, kMeanAbsoluteError = 2;
 
 }  // namespace
 
@@ -81,7 +83,7 @@ Status TrainingSession::Init() {
 
   const uint32_t version = info.Scalar<uint32_t>(slot::kFormatVersion, 0);
   if (version != kFormatVersion)
-    return error_.Report(Status::kMalformedModel, "training info: format version %u is not supported (this runtime reads version %u)", version, kFormatVersion);
+    return error_.Report(Status::kMalformedModel, "training info: format version %u is not supported (this runtime reads version %u): convert the inference model again", version, kFormatVersion);
 
   if (info.Has(slot::kTrainables)) {
     trainables_ = info.Vector(slot::kTrainables, 4);
@@ -120,24 +122,43 @@ Status TrainingSession::Init() {
           ? DataType::kFloat32
           : DataType::kInt8;
   const Role writable = Role::kWritable;
+  const int8_t loss_function = info.Scalar<int8_t>(slot::kLossFunction, kCrossEntropy);
+  if (loss_function < kCrossEntropy || loss_function > kMeanAbsoluteError)
+    return error_.Report(Status::kMalformedModel, "training info: unknown loss_function %d", loss_function);
+  classification_ = loss_function == kCrossEntropy;
+  real_output_ = info.Scalar<int32_t>(slot::kRealOutput, 0);
+  const int range = info.Scalar<int32_t>(slot::kOutputRange, 0);
+  const int range_init = info.Scalar<int32_t>(slot::kOutputRangeInitializer, 0);
   TT_RETURN_IF_ERROR(ValidateTensor("input", input_, input_type, writable));
-  TT_RETURN_IF_ERROR(ValidateTensor("label", label_, DataType::kInt32, writable));
+  TT_RETURN_IF_ERROR(ValidateTensor(classification_ ? "label" : "target", label_, classification_ ? DataType::kInt32 : DataType::kFloat32, writable));
   TT_RETURN_IF_ERROR(ValidateTensor("mode", mode_, DataType::kInt32, writable));
   TT_RETURN_IF_ERROR(ValidateTensor("loss", loss_, DataType::kFloat32, writable));
   TT_RETURN_IF_ERROR(ValidateTensor("logits", logits, DataType::kInt8, writable));
+  TT_RETURN_IF_ERROR(ValidateTensor("real output", real_output_, DataType::kFloat32, writable));
+  TT_RETURN_IF_ERROR(ValidateTensor("output range", range, DataType::kFloat32, Role::kVariable));
+  TT_RETURN_IF_ERROR(ValidateTensor("output range initializer", range_init, DataType::kFloat32, Role::kConstant));
   TT_RETURN_IF_ERROR(ValidateTensor("hparams", hparams, DataType::kFloat32, Role::kConstant));
   if (rng != -1)
     TT_RETURN_IF_ERROR(ValidateTensor("rng", rng, DataType::kInt32, Role::kVariable));
-  if (interpreter_.tensor_bytes(label_) != 4 || interpreter_.tensor_bytes(mode_) != 4 ||
-      interpreter_.tensor_bytes(loss_) != 4 || interpreter_.tensor_bytes(hparams) != 8)
-    return error_.Report(Status::kMalformedModel, "training info: label, mode and loss must have one element, hparams two");
+  const size_t output_elements = interpreter_.tensor_bytes(real_output_) / sizeof(float);
+  if (interpreter_.tensor_bytes(mode_) != 4 || interpreter_.tensor_bytes(loss_) != 4 ||
+      interpreter_.tensor_bytes(hparams) != 8 || interpreter_.tensor_bytes(range) != 8 ||
+      interpreter_.tensor_bytes(range_init) != 8)
+    return error_.Report(Status::kMalformedModel, "training info: mode and loss must have one element, hparams and the output range two");
+  if (interpreter_.tensor_bytes(label_) != (classification_ ? 4 : output_elements * sizeof(float)))
+    return error_.Report(Status::kMalformedModel, "training info: the %s must have %zu elements", classification_ ? "label" : "target", classification_ ? size_t{1} : output_elements);
+  target_elements_ = classification_ ? 1 : output_elements;
 
   num_classes_ = info.Scalar<int32_t>(slot::kNumClasses, 0);
   const Shape logits_shape = interpreter_.tensor_shape(logits);
-  if (num_classes_ <= 0 || logits_shape.rank == 0 ||
-      logits_shape.Last() != num_classes_ ||
-      logits_shape.FlatSize() != num_classes_)
+  if (classification_ &&
+      (num_classes_ < 2 || logits_shape.rank == 0 ||
+       logits_shape.Last() != num_classes_ ||
+       logits_shape.FlatSize() != num_classes_ ||
+       output_elements != static_cast<size_t>(num_classes_)))
     return error_.Report(Status::kMalformedModel, "training info: num_classes %d does not match the logits' shape", num_classes_);
+  if (!classification_ && num_classes_ != 0)
+    return error_.Report(Status::kMalformedModel, "training info: num_classes must be 0 for a regression loss, got %d", num_classes_);
 
   if (interpreter_.model().num_outputs() == 0)
     return error_.Report(Status::kMalformedModel, "model has no outputs");
@@ -148,14 +169,22 @@ Status TrainingSession::Init() {
 }
 
 Status TrainingSession::Step(DataType type, const void* input, size_t bytes,
-                             int32_t label, int32_t mode, float* loss) {
+                             const void* target, size_t target_elements,
+                             int32_t mode, float* loss) {
   error_.Clear();
   if (!initialized_)
     return error_.Report(Status::kError, "training session used before Init succeeded");
-  if (mode == kTrainMode && (label < 0 || label >= num_classes_))
-    return error_.Report(Status::kBadInput, "label %d out of range [0, %d)", static_cast<int>(label), num_classes_);
+  if (target_elements != target_elements_)
+    return error_.Report(Status::kBadInput, "this model's loss needs %s", classification_ ? "a class label" : "a float target per output element");
+  if (classification_ && mode == kTrainMode) {
+    int32_t label = 0;
+    memcpy(&label, target, sizeof(label));
+    if (label < 0 || label >= num_classes_)
+      return error_.Report(Status::kBadInput, "label %d out of range [0, %d)", static_cast<int>(label), num_classes_);
+  }
+  const DataType target_type = classification_ ? DataType::kInt32 : DataType::kFloat32;
   TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.SetTensor(input_, type, input, bytes)));
-  TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.SetTensor(label_, DataType::kInt32, &label, sizeof(label))));
+  TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.SetTensor(label_, target_type, target, target_elements * 4)));
   TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.SetTensor(mode_, DataType::kInt32, &mode, sizeof(mode))));
   TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.Invoke()));
   invoked_ = true;
@@ -165,22 +194,46 @@ Status TrainingSession::Step(DataType type, const void* input, size_t bytes,
 
 Status TrainingSession::TrainStep(const int8_t* input, size_t bytes,
                                   int32_t label, float* loss) {
-  return Step(DataType::kInt8, input, bytes, label, kTrainMode, loss);
+  return Step(DataType::kInt8, input, bytes, &label, 1, kTrainMode, loss);
 }
 
 Status TrainingSession::TrainStep(const float* input, size_t bytes,
                                   int32_t label, float* loss) {
-  return Step(DataType::kFloat32, input, bytes, label, kTrainMode, loss);
+  return Step(DataType::kFloat32, input, bytes, &label, 1, kTrainMode, loss);
 }
 
 Status TrainingSession::InferStep(const int8_t* input, size_t bytes,
                                   int32_t label, float* loss) {
-  return Step(DataType::kInt8, input, bytes, label, kInferMode, loss);
+  return Step(DataType::kInt8, input, bytes, &label, 1, kInferMode, loss);
 }
 
 Status TrainingSession::InferStep(const float* input, size_t bytes,
                                   int32_t label, float* loss) {
-  return Step(DataType::kFloat32, input, bytes, label, kInferMode, loss);
+  return Step(DataType::kFloat32, input, bytes, &label, 1, kInferMode, loss);
+}
+
+Status TrainingSession::TrainStep(const int8_t* input, size_t bytes,
+                                  const float* target, size_t target_elements,
+                                  float* loss) {
+  return Step(DataType::kInt8, input, bytes, target, target_elements, kTrainMode, loss);
+}
+
+Status TrainingSession::TrainStep(const float* input, size_t bytes,
+                                  const float* target, size_t target_elements,
+                                  float* loss) {
+  return Step(DataType::kFloat32, input, bytes, target, target_elements, kTrainMode, loss);
+}
+
+Status TrainingSession::InferStep(const int8_t* input, size_t bytes,
+                                  const float* target, size_t target_elements,
+                                  float* loss) {
+  return Step(DataType::kInt8, input, bytes, target, target_elements, kInferMode, loss);
+}
+
+Status TrainingSession::InferStep(const float* input, size_t bytes,
+                                  const float* target, size_t target_elements,
+                                  float* loss) {
+  return Step(DataType::kFloat32, input, bytes, target, target_elements, kInferMode, loss);
 }
 
 Status TrainingSession::Reset() {
@@ -218,11 +271,11 @@ size_t TrainingSession::output_bytes() const {
 }
 
 int TrainingSession::PredictedClass() const {
-  const int8_t* out = output();
-  if (out == nullptr) return -1;
-  int best = -1;
-  for (size_t i = 0; i < output_bytes(); ++i)
-    if (best < 0 || out[i] > out[best]) best = static_cast<int>(i);
+  if (!initialized_ || !classification_) return -1;
+  const auto* logits = static_cast<const float*>(interpreter_.tensor_data(real_output_));
+  int best = 0;
+  for (int i = 1; i < num_classes_; ++i)
+    if (logits[i] > logits[best]) best = i;
   return best;
 }
 

@@ -24,7 +24,7 @@ namespace tflm_train {
 class TrainingSession {
  public:
   // The metadata format version this reader understands.
-  static constexpr uint32_t kFormatVersion = 1;
+  static constexpr uint32_t kFormatVersion = 2;
 
   // Same requirements as Interpreter: `model` 8-byte aligned and alive for
   // the session's lifetime, `arena` 16-byte aligned.
@@ -45,6 +45,16 @@ class TrainingSession {
   // label outside [0, num_classes).
   Status InferStep(const int8_t* input, size_t bytes, int32_t label, float* loss);
   Status InferStep(const float* input, size_t bytes, int32_t label, float* loss);
+  // The same for a regression loss (mean squared / absolute error): one
+  // float target per output element.
+  Status TrainStep(const int8_t* input, size_t bytes, const float* target,
+                   size_t target_elements, float* loss);
+  Status TrainStep(const float* input, size_t bytes, const float* target,
+                   size_t target_elements, float* loss);
+  Status InferStep(const int8_t* input, size_t bytes, const float* target,
+                   size_t target_elements, float* loss);
+  Status InferStep(const float* input, size_t bytes, const float* target,
+                   size_t target_elements, float* loss);
 
   // Back to the weights stored in the model's initialisers.
   Status Reset();
@@ -58,12 +68,15 @@ class TrainingSession {
   // null when that output is not int8.
   const int8_t* output() const;
   size_t output_bytes() const;
-  // Index of the largest element of the int8 output, -1 if there is none.
+  // Index of the largest real-valued logit of the last step (what the loss
+  // read); -1 for a regression model or before Init.
   int PredictedClass() const;
 
   DataType input_type() const;
   size_t input_bytes() const;
+  // 0 for a regression model.
   int num_classes() const { return num_classes_; }
+  bool classification() const { return classification_; }
   int num_trainables() const { return static_cast<int>(trainables_.length()); }
   // Bytes of all trainable variables (the RAM the trained weights take).
   size_t trainable_bytes() const { return trainable_bytes_; }
@@ -76,15 +89,19 @@ class TrainingSession {
   // What a tensor named by the metadata must be.
   enum class Role { kWritable, kVariable, kConstant };
   Status ValidateTensor(const char* what, int index, DataType type, Role role);
-  Status Step(DataType type, const void* input, size_t bytes, int32_t label,
-              int32_t mode, float* loss);
+  Status Step(DataType type, const void* input, size_t bytes,
+              const void* target, size_t target_elements, int32_t mode,
+              float* loss);
   Status FromInterpreter(Status status);
 
   Interpreter interpreter_;
   ErrorReporter error_;
   FbVector trainables_;  // of Trainable tables, validated by Init
   int input_ = -1, label_ = -1, mode_ = -1, loss_ = -1, output_ = -1;
+  int real_output_ = -1;
   int num_classes_ = 0;
+  bool classification_ = true;
+  size_t target_elements_ = 1;  // 1 label, or one float per output element
   size_t trainable_bytes_ = 0;
   bool initialized_ = false;
   bool invoked_ = false;  // a step ran since Init or Reset

@@ -46,7 +46,7 @@ def format_version_offset(model: bytes) -> int:
     root = struct.unpack_from("<I", encoded, 0)[0]
     vtable = root - struct.unpack_from("<i", encoded, root)[0]
     field = struct.unpack_from("<H", encoded, vtable + 4)[0]  # slot 0
-    assert field != 0 and struct.unpack_from("<I", encoded, root + field)[0] == 1
+    assert field != 0 and struct.unpack_from("<I", encoded, root + field)[0] == training_info.FORMAT_VERSION
     return start + root + field
 
 
