@@ -90,3 +90,17 @@ def _cli_json(capsys, model_path, data_path, ram_kb):
     assert cli.main(["firmware", str(model_path), "--data", str(data_path), "--steps", "2",
                      "--ram-kb", str(ram_kb), "--json"]) == 0
     return capsys.readouterr().out
+
+
+def test_regression_model_trains_like_the_host_simulator():
+    """A hello_world-shaped regression model with the mse loss: float targets
+    travel to the device, whose weights and losses equal the host's."""
+    model = tflm_train.convert(models.regression_model("sine"), {
+        "preset": "last-k:2", "loss": "mse", "optimizer": {"lr": 0.01}})
+    x, y = models.regression_data("sine", seed=4, count=12, offset=0.4)
+    data = Dataset(x, y)
+    device = run_firmware(model, data, steps=STEPS, seed=SEED)
+    host = train(tflm_train.Trainer(model), data, steps=STEPS, seed=SEED, progress=False,
+                 log=lambda *_: None)
+    assert device["weights_sha256"] == host["weights_sha256"]
+    assert device["loss_history"] == host["loss_history"]

@@ -156,3 +156,16 @@ def test_wrong_input_shape_and_label_are_rejected():
     with pytest.raises(tflm_train.DataError, match="label"):
         trainer.step(np.zeros(trainer.input_shape, np.int8), trainer.num_classes)
 
+
+@pytest.mark.parametrize("name", ["sine", "cnn"])
+def test_an_arena_of_arena_used_bytes_allocates(name):
+    """arena_used_bytes is what the firmware sizes its arena by: it must
+    cover the planner's work arrays too, which outgrow the planned tensors
+    of a tiny model (hello_world-sized: it failed at any RAM budget)."""
+    source = models.regression_model("sine") if name == "sine" else models.plain_cnn()
+    scheme = {"preset": "classifier", "loss": "mse"} if name == "sine" else {"preset": "last-k:2"}
+    model = tflm_train.convert(source, scheme)
+    used = tflm_train.Trainer(model).memory()["arena_used_bytes"]
+    _native.Interpreter(model, used)
+    with pytest.raises(RuntimeError, match="arena too small"):
+        _native.Interpreter(model, used - 16)

@@ -1,5 +1,5 @@
 // On-device training firmware: runs TRAIN_NUM_STEPS SGD steps of a training
-// .tflite (in flash) over int8 samples (in flash) in the host's sample order,
+// .tflite (in flash) over samples (in flash) in the host's sample order,
 // then one inference step, and prints machine-parsable lines over
 // semihosting: one `key value...` record per line (see tflm_train/firmware.py,
 // which generates train_data.{h,cc} and train_config.h and parses this).
@@ -51,6 +51,21 @@ const train_sample_t* Sample(uint32_t index) {
 
 constexpr size_t kSampleBytes = sizeof(train_sample_t) * TRAIN_SAMPLE_ELEMS;
 
+// One train or infer step on sample `index`, with its label (classifier) or
+// its float targets (regression loss).
+Status RunStep(uint32_t index, bool train, float* loss) {
+#if TRAIN_TARGET_ELEMS > 0
+  const float* target = g_targets + static_cast<size_t>(index) * TRAIN_TARGET_ELEMS;
+  return train ? g_session.TrainStep(Sample(index), kSampleBytes, target,
+                                     TRAIN_TARGET_ELEMS, loss)
+               : g_session.InferStep(Sample(index), kSampleBytes, target,
+                                     TRAIN_TARGET_ELEMS, loss);
+#else
+  return train ? g_session.TrainStep(Sample(index), kSampleBytes, g_labels[index], loss)
+               : g_session.InferStep(Sample(index), kSampleBytes, g_labels[index], loss);
+#endif
+}
+
 void PrintMemory() {
   printf("static_ram_bytes %u\n", static_cast<unsigned>(cm_static_ram_bytes()));
   printf("stack_size_bytes %u\n", static_cast<unsigned>(cm_stack_size_bytes()));
@@ -95,7 +110,7 @@ int main() {
     const uint32_t index = g_order[step];
     float loss = 0.0f;
     t0 = cm_instructions();
-    status = g_session.TrainStep(Sample(index), kSampleBytes, g_labels[index], &loss);
+    status = RunStep(index, true, &loss);
     const uint64_t n = cm_instructions() - t0 - overhead;
     if (status != Status::kOk) return Fail("train step", status);
     total += n;
@@ -124,7 +139,7 @@ int main() {
   const uint32_t index = g_order[0];
   float loss = 0.0f;
   t0 = cm_instructions();
-  status = g_session.InferStep(Sample(index), kSampleBytes, g_labels[index], &loss);
+  status = RunStep(index, false, &loss);
   const uint64_t n = cm_instructions() - t0 - overhead;
   if (status != Status::kOk) return Fail("infer step", status);
   printf("infer sample %lu label %ld predicted %d loss %.9g bits %08lx instructions %llu\n",

@@ -400,6 +400,7 @@ Status Interpreter::PlanArena() {
 
   // Planner work arrays live in the not-yet-used start of the arena.
   const size_t work = sizeof(PlannedBuffer) * count + sizeof(int) * count;
+  plan_work_bytes_ = work;
   if (work > tail_)
     return error_.Report(Status::kArenaTooSmall, "arena too small to plan %d buffers", count);
   auto* buffers = reinterpret_cast<PlannedBuffer*>(arena_);

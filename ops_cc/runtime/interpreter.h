@@ -73,7 +73,13 @@ class Interpreter {
   size_t planned_bytes() const { return planned_bytes_; }
   size_t persistent_bytes() const { return arena_size_ - tail_; }
   size_t variable_bytes() const { return variable_bytes_; }
-  size_t arena_used_bytes() const { return planned_bytes() + persistent_bytes(); }
+  // The arena this model needs: persistent data plus the planned region, or
+  // the planner's work arrays where those are larger (tiny models: many
+  // small buffers). An arena of this size allocates.
+  size_t arena_used_bytes() const {
+    return (planned_bytes_ > plan_work_bytes_ ? planned_bytes_ : plan_work_bytes_) +
+           persistent_bytes();
+  }
   // Bytes of the planned region alive while operator `op` runs.
   size_t LiveBytesAt(int op) const;
   // Name of operator `op` ("CONV_2D" or the custom name).
@@ -110,6 +116,7 @@ class Interpreter {
   int num_scratch_ = 0;
   int scratch_capacity_ = 0;
   size_t planned_bytes_ = 0;
+  size_t plan_work_bytes_ = 0;  // the planner's temporary arrays
   size_t variable_bytes_ = 0;
   bool allocated_ = false;
   bool preserve_all_tensors_ = false;
