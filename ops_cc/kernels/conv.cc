@@ -29,16 +29,32 @@ void ConvPerChannel(const ConvParams& params, const int32_t* output_multiplier,
                     const int8_t* filter, const int32_t* bias,
                     const Shape& output_shape, int8_t* output) {
   const int batches = input_shape.dims[0];
+  const int in_h = input_shape.dims[1];
+  const int in_w = input_shape.dims[2];
+  const int in_c = input_shape.dims[3];
   const int out_c = filter_shape.dims[0];
+  const int filter_h = filter_shape.dims[1];
+  const int filter_w = filter_shape.dims[2];
+  const int filter_c = filter_shape.dims[3];
   const int out_h = output_shape.dims[1];
   const int out_w = output_shape.dims[2];
+  const int filters_per_group = out_c / (in_c / filter_c);
+
   for (int b = 0; b < batches; ++b) {
+    const int8_t* in_batch = input + b * in_h * in_w * in_c;
     for (int oy = 0; oy < out_h; ++oy) {
+      const int y0 = oy * params.stride_h - params.pad_h;
       for (int ox = 0; ox < out_w; ++ox) {
+        const int x0 = ox * params.stride_w - params.pad_w;
         for (int oc = 0; oc < out_c; ++oc) {
-          int32_t acc = ConvAccumulator(params, input_shape, input,
-                                        filter_shape, filter, bias, b, oy, ox,
-                                        oc);
+          const int8_t* in_group =
+              in_batch + (oc / filters_per_group) * filter_c;
+          const int8_t* filter_oc =
+              filter + oc * filter_h * filter_w * filter_c;
+          int32_t acc = ConvWindowSum(params, in_group, in_h, in_w, in_c,
+                                      filter_oc, filter_h, filter_w, filter_c,
+                                      y0, x0);
+          if (bias != nullptr) acc = WrappingAdd(acc, bias[oc]);
           acc = MultiplyByQuantizedMultiplier(acc, output_multiplier[oc],
                                               output_shift[oc]);
           acc = WrappingAdd(acc, params.output_offset);

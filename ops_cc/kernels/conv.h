@@ -31,27 +31,17 @@ bool ComputePerChannelMultipliers(float input_scale, const float* filter_scales,
                                   int num_channels, int32_t* multipliers,
                                   int32_t* shifts);
 
-// The int32 accumulator of output cell (b, oy, ox, oc) of ConvPerChannel,
-// bias included, before requantization (wrapping on overflow as TFLM's
-// int32 arithmetic does in practice). Shapes as for ConvPerChannel.
-inline int32_t ConvAccumulator(const ConvParams& params,
-                               const Shape& input_shape, const int8_t* input,
-                               const Shape& filter_shape, const int8_t* filter,
-                               const int32_t* bias, int b, int oy, int ox,
-                               int oc) {
-  const int in_h = input_shape.dims[1];
-  const int in_w = input_shape.dims[2];
-  const int in_c = input_shape.dims[3];
-  const int out_c = filter_shape.dims[0];
-  const int filter_h = filter_shape.dims[1];
-  const int filter_w = filter_shape.dims[2];
-  const int filter_c = filter_shape.dims[3];
-  const int filters_per_group = out_c / (in_c / filter_c);
-  const int y0 = oy * params.stride_h - params.pad_h;
-  const int x0 = ox * params.stride_w - params.pad_w;
-  const int8_t* in_group = input + b * in_h * in_w * in_c +
-                           (oc / filters_per_group) * filter_c;
-  const int8_t* filter_oc = filter + oc * filter_h * filter_w * filter_c;
+// The int32 sum over one output cell's window, before bias and
+// requantization (wrapping on overflow as TFLM's int32 arithmetic does in
+// practice): in_group points at the batch's first pixel, at the first input
+// channel of the output channel's group; filter_oc at that channel's
+// [KH, KW, filter_c] weights; (y0, x0) is the window's top-left input
+// position (negative inside the padding). Shared by ConvPerChannel and the
+// real-valued output of the training graph.
+inline int32_t ConvWindowSum(const ConvParams& params, const int8_t* in_group,
+                             int in_h, int in_w, int in_c,
+                             const int8_t* filter_oc, int filter_h,
+                             int filter_w, int filter_c, int y0, int x0) {
   int32_t acc = 0;
   for (int ky = 0; ky < filter_h; ++ky) {
     const int y = y0 + ky * params.dilation_h;
@@ -68,7 +58,6 @@ inline int32_t ConvAccumulator(const ConvParams& params,
       }
     }
   }
-  if (bias != nullptr) acc = WrappingAdd(acc, bias[oc]);
   return acc;
 }
 

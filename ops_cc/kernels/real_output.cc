@@ -45,17 +45,31 @@ void ConvRealOutput(const RealOutputParams& params, const ConvParams& conv,
                     const Shape& filter_shape, const int8_t* filter,
                     const int32_t* bias, const Shape& output_shape,
                     float* output) {
+  const int in_h = input_shape.dims[1];
+  const int in_w = input_shape.dims[2];
+  const int in_c = input_shape.dims[3];
   const int out_c = filter_shape.dims[0];
+  const int filter_h = filter_shape.dims[1];
+  const int filter_w = filter_shape.dims[2];
+  const int filter_c = filter_shape.dims[3];
   int64_t k = 0;
-  for (int b = 0; b < output_shape.dims[0]; ++b)
-    for (int oy = 0; oy < output_shape.dims[1]; ++oy)
-      for (int ox = 0; ox < output_shape.dims[2]; ++ox)
+  for (int b = 0; b < output_shape.dims[0]; ++b) {
+    const int8_t* in_batch = input + b * in_h * in_w * in_c;
+    for (int oy = 0; oy < output_shape.dims[1]; ++oy) {
+      const int y0 = oy * conv.stride_h - conv.pad_h;
+      for (int ox = 0; ox < output_shape.dims[2]; ++ox) {
+        const int x0 = ox * conv.stride_w - conv.pad_w;
         for (int oc = 0; oc < out_c; ++oc, ++k) {
-          const int32_t acc = ConvAccumulator(conv, input_shape, input,
-                                              filter_shape, filter, bias, b,
-                                              oy, ox, oc);
+          int32_t acc = ConvWindowSum(
+              conv, in_batch, in_h, in_w, in_c,
+              filter + oc * filter_h * filter_w * filter_c, filter_h,
+              filter_w, filter_c, y0, x0);
+          if (bias != nullptr) acc = WrappingAdd(acc, bias[oc]);
           output[k] = params.Activate(static_cast<float>(acc) * params.Scale(oc));
         }
+      }
+    }
+  }
 }
 
 void TrackRange(const float* values, int64_t n, float* range) {
