@@ -8,6 +8,8 @@ with the activation mask, every logit ended at an int8 limit within a few
 hundred steps and the loss stayed exactly constant for ever (format
 version 1). The loss now reads the output layer's real-valued output.
 """
+import warnings
+
 import numpy as np
 import pytest
 from tflite_micro import runtime as tflm
@@ -185,3 +187,56 @@ def test_classifier_step_is_float_sgd_on_real_logits(per_tensor_dense):
         assert np.max(np.abs(got_w - np.clip(expected_w, -127, 127))) <= 1, step
         assert np.max(np.abs(got_b - expected_b)) <= 1, step
         assert np.mean(got_w != np.clip(expected_w, -127, 127)) < 0.01
+
+
+def test_convert_warns_about_a_narrow_calibrated_output_range(shifted_digits, tmp_path,
+                                                              capsys):
+    """The bound the calibrated int8 range puts on the int8 model's
+    cross-entropy: log(1 + (C - 1) exp(-(hi - lo))), computed here from the
+    output tensor's quantization."""
+    from tflm_train import cli
+    from tflm_train.converter.build import ConversionWarning
+
+    int8_model, _, _ = shifted_digits
+    narrow = int8_model(10.0)
+    with pytest.warns(ConversionWarning, match=r"bounds the int8 model's cross-entropy at >= "
+                                               r"(\d+\.\d+)") as record:
+        tflm_train.convert(narrow, {"preset": "classifier"})
+    interp = tflm.Interpreter.from_bytes(narrow)
+    q = interp.get_output_details(0)["quantization_parameters"]
+    span = 255 * float(q["scales"][0])
+    bound = np.log1p(9 * np.exp(-span))
+    assert f"{bound:.3g}" in str(record[0].message)
+
+    usual = int8_model(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConversionWarning)  # none for the usual range
+        tflm_train.convert(usual, {"preset": "classifier"})
+
+    # The CLI prints it as one line.
+    source = tmp_path / "narrow.tflite"
+    source.write_bytes(narrow)
+    assert cli.main(["convert", str(source), "--scheme", str(_scheme_file(tmp_path)),
+                     "--out", str(tmp_path / "train.tflite")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("tflm-train: warning: the output layer's calibrated int8 range")
+    assert err.count("\n") == 1
+
+
+def _scheme_file(directory):
+    path = directory / "scheme.json"
+    path.write_text('{"preset": "classifier"}')
+    return path
+
+
+def test_train_warns_when_the_loss_stays_constant():
+    from tflm_train.training import StallDetector
+
+    lines = []
+    stall = StallDetector(lines.append, window=100)
+    for loss in [1.0, 0.5] * 60:  # alternating: never a run of 100
+        stall.update(loss)
+    assert lines == []
+    for _ in range(250):
+        stall.update(2.302585)
+    assert len(lines) == 1 and "exactly 2.30259 for 100 steps" in lines[0]
