@@ -155,6 +155,24 @@ def test_wrong_input_shape_and_label_are_rejected():
         trainer.step(np.zeros((3, 3, 1), np.int8), 0)
     with pytest.raises(tflm_train.DataError, match="label"):
         trainer.step(np.zeros(trainer.input_shape, np.int8), trainer.num_classes)
+    # Labels that only look like integers are not coerced.
+    for label in (1.5, "1", True, None):
+        with pytest.raises(tflm_train.DataError, match="not an integer class index"):
+            trainer.step(np.zeros(trainer.input_shape, np.int8), label)
+
+
+@pytest.mark.parametrize("float_io", [False, True])
+def test_non_finite_samples_are_rejected(float_io):
+    """NaN became the zero point and trained silently (float-input models)."""
+    trainer = tflm_train.Trainer(tflm_train.convert(models.plain_cnn(float_io=float_io),
+                                                    {"preset": "classifier"}))
+    before = trainer.weights_sha256()
+    for bad in (np.nan, np.inf):
+        sample = np.zeros(trainer.input_shape, np.float32)
+        sample.flat[3] = bad
+        with pytest.raises(tflm_train.DataError, match="NaN, infinity"):
+            trainer.step(sample, 1)
+    assert trainer.weights_sha256() == before
 
 
 @pytest.mark.parametrize("name", ["sine", "cnn"])
@@ -169,3 +187,49 @@ def test_an_arena_of_arena_used_bytes_allocates(name):
     _native.Interpreter(model, used)
     with pytest.raises(RuntimeError, match="arena too small"):
         _native.Interpreter(model, used - 16)
+
+
+def _malformed(mutate):
+    """A converted training model (cnn, last-k:2) changed by `mutate(model)`."""
+    from tflm_train.converter.tflite import read_model, write_model
+
+    model = read_model(tflm_train.convert(models.plain_cnn(), {"preset": "last-k:2"}))
+    mutate(model)
+    return write_model(model)
+
+
+def _ops_named(model, name):
+    from tflm_train.converter.tflite import op_name
+
+    return [op for op in model.subgraphs[0].operators if op_name(model, op) == name]
+
+
+def test_window_options_that_overflow_int_are_rejected():
+    """The audit's UB: dilation 2^30 passed validation (checked in int64) and
+    overflowed int index arithmetic in the conv kernels, forward and backward."""
+    from flatbuffers import flexbuffers
+
+    def huge_forward_dilation(model):
+        _ops_named(model, "CONV_2D")[-1].builtinOptions.dilationHFactor = 1 << 30
+
+    def huge_gradient_dilation(model):
+        op = _ops_named(model, "TFLMTRAIN_CONV_2D_GRAD")[0]
+        options = flexbuffers.Loads(bytes(op.customOptions))
+        options["dilation_h"] = 1 << 30
+        op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(options)), np.uint8)
+
+    for mutate, op in ((huge_forward_dilation, "CONV_2D"),
+                       (huge_gradient_dilation, "TFLMTRAIN_CONV_2D_GRAD")):
+        with pytest.raises(RuntimeError, match=f"{op}: invalid window"):
+            _native.Interpreter(_malformed(mutate), ARENA)
+
+
+@pytest.mark.parametrize("scale", [1e-40, 0.0, -1.0, float("nan"), float("inf")])
+def test_denormal_zero_and_non_finite_scales_are_rejected(scale):
+    def bad_filter_scale(model):
+        op = _ops_named(model, "FULLY_CONNECTED")[0]
+        model.subgraphs[0].tensors[op.inputs[1]].quantization.scale[0] = scale
+
+    # The model reader refuses it before any kernel divides by it.
+    with pytest.raises(RuntimeError, match=r"scale 0 \(.*\) is not a finite positive normal"):
+        _native.Interpreter(_malformed(bad_filter_scale), ARENA)

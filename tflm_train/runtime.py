@@ -92,10 +92,12 @@ class Trainer:
         shape = self.input_shape
         if x.shape != shape and (1,) + x.shape != shape:
             raise DataError(f"input sample has shape {x.shape}, model expects {shape[1:]}")
-        if x.dtype == np.int8 or self._input["dtype"] == np.float32:
+        if x.dtype == np.int8:
             return x.reshape(shape).astype(self._input["dtype"], copy=False)
-        if not np.all(np.isfinite(x)):
-            raise DataError("input sample contains NaN or infinity")
+        if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
+            raise DataError("input sample contains NaN, infinity or non-numbers")
+        if self._input["dtype"] == np.float32:
+            return x.reshape(shape).astype(np.float32)
         return quantize_input(x, self._input["scales"][0],
                               self._input["zero_points"][0]).reshape(shape)
 

@@ -6,6 +6,14 @@
 
 namespace tflm_train {
 
+// A quantization scale every kernel accepts: finite and at least the
+// smallest normal float. Zero, negative, non-finite and denormal scales are
+// rejected, so that divisions by a scale (QAS updates, requantization
+// multipliers) and their reciprocals stay finite.
+inline bool IsValidScale(float scale) {
+  return scale >= 1.17549435e-38f && scale <= 3.40282347e38f;
+}
+
 // Splits a positive real multiplier into a Q31 significand and a power-of-two
 // shift (positive = left), as TFLite's QuantizeMultiplier does.
 void QuantizeMultiplier(double real_multiplier, int32_t* quantized_multiplier,

@@ -39,7 +39,13 @@ bool ComputeWindowGeometry(int padding, int in_size, int filter_size,
   // Of an odd total padding, the extra row/column goes after the input.
   int64_t total = (out - 1) * stride + effective_filter - in_size;
   if (total < 0) total = 0;
-  if (out > INT32_MAX || total / 2 > INT32_MAX) return false;
+  // The window kernels form input positions o * stride - pad + k * dilation
+  // (forward and backward) in int: each term, and so their sum, stays within
+  // kMaxWindowExtent.
+  if (effective_filter > kMaxWindowExtent ||
+      (out > 0 && (out - 1) * stride + effective_filter > kMaxWindowExtent) ||
+      total / 2 > kMaxWindowExtent)
+    return false;
   *out_size = static_cast<int>(out);
   *pad_before = static_cast<int>(total / 2);
   return true;
@@ -85,7 +91,6 @@ Status CheckArity(PrepareContext& c, const char* op, int min_inputs,
   return Status::kOk;
 }
 
-bool ValidScale(float scale) { return std::isfinite(scale) && scale > 0.0f; }
 
 float Scale(const TensorDesc& d) { return d.quant.scales[0]; }
 int32_t ZeroPoint(const TensorDesc& d) { return d.quant.zero_points[0]; }
@@ -101,8 +106,8 @@ Status CheckInt8PerTensor(PrepareContext& c, const char* op, const char* name,
     return c.Fail("%s: %s must be quantized per tensor, got %d scales", op,
                   name, d.quant.count);
   }
-  if (!ValidScale(Scale(d))) {
-    return c.Fail("%s: %s scale must be positive and finite, got %g", op, name,
+  if (!IsValidScale(Scale(d))) {
+    return c.Fail("%s: %s scale must be a finite positive normal float, got %g", op, name,
                   static_cast<double>(Scale(d)));
   }
   if (ZeroPoint(d) < -128 || ZeroPoint(d) > 127) {
@@ -136,8 +141,8 @@ Status CheckWeights(PrepareContext& c, const char* op, const TensorDesc& d,
         op, channels, dimension, q.count, q.quantized_dimension);
   }
   for (int i = 0; i < q.count; ++i) {
-    if (!ValidScale(q.scales[i])) {
-      return c.Fail("%s: filter scale %d must be positive and finite, got %g",
+    if (!IsValidScale(q.scales[i])) {
+      return c.Fail("%s: filter scale %d must be a finite positive normal float, got %g",
                     op, i, static_cast<double>(q.scales[i]));
     }
     if (q.zero_points[i] != 0) {

@@ -190,7 +190,6 @@ Status CheckVariable(PrepareContext& c, const char* op, const char* name,
   return Status::kOk;
 }
 
-bool ValidScale(float s) { return IsFinite(s) && s > 0.0f; }
 
 // An int8 tensor with one positive scale and an int8 zero point.
 Status CheckPerTensor(PrepareContext& c, const char* op, const char* name,
@@ -198,8 +197,8 @@ Status CheckPerTensor(PrepareContext& c, const char* op, const char* name,
   if (d.quant.count != 1)
     return c.Fail("%s: %s must be quantized per tensor, got %d scales", op,
                   name, d.quant.count);
-  if (!ValidScale(d.quant.scales[0]))
-    return c.Fail("%s: %s scale must be positive and finite", op, name);
+  if (!IsValidScale(d.quant.scales[0]))
+    return c.Fail("%s: %s scale must be a finite positive normal float", op, name);
   if (d.quant.zero_points[0] < -128 || d.quant.zero_points[0] > 127)
     return c.Fail("%s: %s zero point is outside int8", op, name);
   return Status::kOk;
@@ -216,8 +215,8 @@ Status CheckFilterScales(PrepareContext& c, const char* op,
     return c.Fail("%s: filter needs 1 scale or %d along dimension %d, got %d",
                   op, channels, channel_dim, q.count);
   for (int k = 0; k < q.count; ++k) {
-    if (!ValidScale(q.scales[k]) || q.zero_points[k] != 0)
-      return c.Fail("%s: filter channel %d needs a positive scale and zero "
+    if (!IsValidScale(q.scales[k]) || q.zero_points[k] != 0)
+      return c.Fail("%s: filter channel %d needs a finite positive normal scale and zero "
                     "point 0", op, k);
   }
   return Status::kOk;
@@ -753,7 +752,7 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   if (has_x) {
     data->input_scale = x.quant.scales[0];
     data->input_zero_point = x.quant.zero_points[0];
-  } else if (data->update_bias && !ValidScale(data->input_scale)) {
+  } else if (data->update_bias && !IsValidScale(data->input_scale)) {
     return c.Fail("%s: without x, updating the bias needs a positive "
                   "input_scale option", op);
   }

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "ops_cc/core/quantization.h"
+
 namespace tflm_train {
 namespace {
 
@@ -189,9 +191,8 @@ Status Model::ReadQuant(int index, QuantMeta* out) const {
   out->quantized_dimension =
       q.Scalar<int32_t>(slot::kQuantQuantizedDimension, 0);
   for (int i = 0; i < out->count; ++i) {
-    // Positive, finite scales only (NaN fails the comparison too).
-    if (!(out->scales[i] > 0.0f && out->scales[i] < 3.0e38f))
-      return error_->Report(Status::kMalformedModel, "tensor %d: scale %d is not a positive finite number", index, i);
+    if (!IsValidScale(out->scales[i]))
+      return error_->Report(Status::kMalformedModel, "tensor %d: scale %d (%g) is not a finite positive normal float", index, i, static_cast<double>(out->scales[i]));
     const int64_t zp = zero_points.Get<int64_t>(i);
     if (zp < -32768 || zp > 65535)
       return error_->Report(Status::kMalformedModel, "tensor %d: zero point %lld out of range", index, static_cast<long long>(zp));

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "ops_cc/core/float_math.h"
 #include "ops_cc/core/sha256.h"
 
 namespace tflm_train {
@@ -21,6 +22,14 @@ constexpr int kTrainableVariable = 0, kTrainableInitializer = 1,
 }  // namespace slot
 
 constexpr int8_t kKindWeight = 0, kKindBias = 1;
+constexpr size_t kAllFinite = static_cast<size_t>(-1);
+
+// Index of the first NaN or infinity in values[0, n), or kAllFinite.
+size_t FirstNonFinite(const float* values, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (!IsFinite(values[i])) return i;
+  return kAllFinite;
+}
 constexpr int8_t kCrossEntropy = 0, kMeanAbsoluteError = 2;
 
 }  // namespace
@@ -181,6 +190,17 @@ Status TrainingSession::Step(DataType type, const void* input, size_t bytes,
     memcpy(&label, target, sizeof(label));
     if (label < 0 || label >= num_classes_)
       return error_.Report(Status::kBadInput, "label %d out of range [0, %d)", static_cast<int>(label), num_classes_);
+  }
+  // A NaN sample would quantize to the zero point and train silently.
+  if (type == DataType::kFloat32) {
+    const size_t bad = FirstNonFinite(static_cast<const float*>(input), bytes / sizeof(float));
+    if (bad != kAllFinite)
+      return error_.Report(Status::kBadInput, "sample element %zu is not finite", bad);
+  }
+  if (!classification_) {
+    const size_t bad = FirstNonFinite(static_cast<const float*>(target), target_elements);
+    if (bad != kAllFinite)
+      return error_.Report(Status::kBadInput, "target element %zu is not finite", bad);
   }
   const DataType target_type = classification_ ? DataType::kInt32 : DataType::kFloat32;
   TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.SetTensor(input_, type, input, bytes)));

@@ -168,6 +168,24 @@ TEST(Quantization, ActivationRanges) {
 
 // ---- window geometry -----------------------------------------------------
 
+// The audit's finding: dilation 2^30 passed the int64 checks, then
+// ky * dilation overflowed int in the conv kernels (forward and backward).
+TEST(Geometry, WindowsBeyondTheIntInvariantAreRejected) {
+  int out = 0, pad = 0;
+  EXPECT_FALSE(ComputeWindowGeometry(kPaddingSame, 8, 3, 1, 1 << 30, &out, &pad));
+  // A huge stride with one window is harmless; with two it is not.
+  EXPECT_TRUE(ComputeWindowGeometry(kPaddingSame, 8, 3, 1 << 30, 1, &out, &pad));
+  EXPECT_EQ(out, 1);
+  EXPECT_FALSE(ComputeWindowGeometry(kPaddingSame, (1 << 29) + 8, 3, 1 << 29, 1,
+                                     &out, &pad));
+  EXPECT_FALSE(ComputeWindowGeometry(kPaddingValid, 8, 1 << 30, 1, 1, &out, &pad));
+  // A 3-tap window with dilation 2^27 spans 2^28 + 1 <= 2^29 and passes;
+  // with dilation 2^28 it spans 2^29 + 1 and does not.
+  EXPECT_TRUE(ComputeWindowGeometry(kPaddingSame, 8, 3, 1, 1 << 27, &out, &pad));
+  EXPECT_LE(pad, kMaxWindowExtent);
+  EXPECT_FALSE(ComputeWindowGeometry(kPaddingSame, 8, 3, 1, 1 << 28, &out, &pad));
+}
+
 TEST(Geometry, SameAndValid) {
   int out = 0, pad = 0;
   // SAME, 5 wide, 3 filter, stride 2: out = ceil(5/2) = 3, total padding

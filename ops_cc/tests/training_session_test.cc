@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -230,6 +231,30 @@ TEST_F(TrainingSessionTest, MissingMetadataIsAnError) {
   EXPECT_EQ(f.session().Init(), Status::kMalformedModel);
   EXPECT_NE(strstr(f.session().error_message(), "no tflm_train.training_info"), nullptr)
       << f.session().error_message();
+}
+
+TEST_F(TrainingSessionTest, NonFiniteSamplesAreErrors) {
+  const std::vector<uint8_t> model = ReadFile("cnn_float_train.tflite");
+  ASSERT_FALSE(model.empty());
+  Fixture f(model, model.size(), kArenaBytes);
+  TrainingSession& s = f.session();
+  ASSERT_EQ(s.Init(), Status::kOk) << s.error_message();
+  ASSERT_EQ(s.input_type(), DataType::kFloat32);
+  std::vector<float> sample(s.input_bytes() / sizeof(float), 0.5f);
+  float loss = 0.0f;
+  ASSERT_EQ(s.TrainStep(sample.data(), s.input_bytes(), 1, &loss), Status::kOk);
+  uint8_t trained[32];
+  ASSERT_EQ(s.WeightsSha256(trained), Status::kOk);
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(),
+                    std::numeric_limits<float>::infinity()}) {
+    sample[3] = bad;
+    EXPECT_EQ(s.TrainStep(sample.data(), s.input_bytes(), 1, &loss), Status::kBadInput);
+    EXPECT_STREQ(s.error_message(), "sample element 3 is not finite");
+    EXPECT_EQ(s.InferStep(sample.data(), s.input_bytes(), 1, &loss), Status::kBadInput);
+  }
+  uint8_t after[32];
+  ASSERT_EQ(s.WeightsSha256(after), Status::kOk);
+  EXPECT_EQ(0, memcmp(trained, after, sizeof(after)));  // nothing changed
 }
 
 TEST_F(TrainingSessionTest, UnknownFormatVersionIsAnError) {

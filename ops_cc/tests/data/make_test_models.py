@@ -7,6 +7,7 @@ ops_cc/tests/training_session_test.cc reads:
   cnn_train.expected.txt  samples, labels and what the host simulator
                           (tflm_train.Trainer) computes for them: loss bits
                           and weights_sha256 after every step
+  cnn_float_train.tflite  the same CNN with float input/output, classifier
 
 Run from the repository root: python ops_cc/tests/data/make_test_models.py
 """
@@ -69,6 +70,9 @@ def main() -> None:
     loss, _ = trainer.evaluate(x, 1)
     lines.append(f"infer 1 {x.tobytes().hex()} {float_bits(loss)} {trainer.weights_sha256()}")
     (OUT / "cnn_train.tflite").write_bytes(model)
+    # Float input (QUANTIZE): the session must refuse non-finite samples.
+    (OUT / "cnn_float_train.tflite").write_bytes(
+        tflm_train.convert(models.plain_cnn(float_io=True), {"preset": "classifier"}))
     (OUT / "cnn_train.expected.txt").write_text("\n".join(lines) + "\n")
     print(f"wrote cnn_train.tflite ({len(model)} bytes) and cnn_train.expected.txt")
 
