@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything tflm-train needs on Debian 12 with Python 3.11:
-# system packages (Bazel, GoogleTest, the Arm toolchain, QEMU, valgrind) and
+# system packages (Bazel, GoogleTest, the Arm toolchain, QEMU, valgrind,
+# clang 14 with libFuzzer and its sanitizer runtimes) and
 # the Python package with its test extras, built from source in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ APT_PACKAGES=(
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev
   qemu-system-arm
   valgrind
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

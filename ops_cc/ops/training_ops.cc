@@ -760,6 +760,17 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   TT_RETURN_IF_ERROR(CheckFilterScales(
       c, op, filter, channels, layer == Layer::kDepthwise ? 3 : 0));
   const QuantParams& q = filter.quant;
+  // The bias steps divide by s_x * s_w[c] (formed as in Eval), which can
+  // underflow to zero although both factors are valid.
+  if (data->update_bias) {
+    for (int k = 0; k < channels; ++k) {
+      const float bias_scale = data->input_scale * q.scales[q.count == 1 ? 0 : k];
+      if (!IsValidScale(bias_scale))
+        return c.Fail("%s: bias scale s_x * s_w[%d] = %g is not a finite "
+                      "positive normal float", op, k,
+                      static_cast<double>(bias_scale));
+    }
+  }
   data->channels = channels;
   data->filter_scales = q.scales;
   data->per_tensor_filter = q.count == 1;

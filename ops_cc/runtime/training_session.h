@@ -77,6 +77,8 @@ class TrainingSession {
   // 0 for a regression model.
   int num_classes() const { return num_classes_; }
   bool classification() const { return classification_; }
+  // Float targets a regression step takes (1 for a classifier's label).
+  size_t target_elements() const { return target_elements_; }
   int num_trainables() const { return static_cast<int>(trainables_.length()); }
   // Bytes of all trainable variables (the RAM the trained weights take).
   size_t trainable_bytes() const { return trainable_bytes_; }

@@ -787,6 +787,19 @@ TEST(TrainingOps, OutputLayerGradMasksByItsRealOutput) {
   EXPECT_NE(bias[2], 0);  // 900 is far beyond int8 but not masked
 }
 
+// Found by the fuzzer: s_x and s_w valid, their product (the bias scale the
+// QAS bias step divides by) zero.
+TEST(TrainingOps, BiasScaleUnderflowIsRejected) {
+  FcFixture f;
+  Quantize(&f.t[FcFixture::kX], {1e-30f}, {0});
+  Quantize(&f.t[FcFixture::kFilter], {1e-30f, 0.02f, 0.04f}, {0, 0, 0});
+  FakeOp op = f.Op(golden::kFullyConnectedOptionsBytes,
+                   sizeof(golden::kFullyConnectedOptionsBytes));
+  EXPECT_NE(op.Run(Kernel("TFLMTRAIN_FULLY_CONNECTED_GRAD"), true), Status::kOk);
+  EXPECT_EQ(op.error(), "TFLMTRAIN_FULLY_CONNECTED_GRAD: bias scale s_x * s_w[0] = 0 "
+                        "is not a finite positive normal float");
+}
+
 TEST(TrainingOps, LayerGradPrepareErrors) {
   const OpKernel& k = Kernel("TFLMTRAIN_FULLY_CONNECTED_GRAD");
   const uint8_t* options = golden::kFullyConnectedOptionsBytes;

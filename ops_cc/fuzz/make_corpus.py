@@ -1,0 +1,44 @@
+"""Writes the fuzzer's seed corpus (ops_cc/fuzz/corpus/): training models
+converted from tests/models.py that cover every training op — conv,
+depthwise, FC (per-channel and per-tensor), ADD, pooling, MEAN, PAD,
+RESHAPE, float input/output, stochastic and nearest rounding, partial
+channels, and the three losses. Run from the repository root:
+
+    python ops_cc/fuzz/make_corpus.py
+"""
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import models  # noqa: E402  (tests/models.py)
+
+import tflm_train  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "corpus"
+SPARSE = {"bias_update_layers": 3, "weight_update": {"-2": 0.5}}
+CASES = {
+    "cnn_sparse": (models.plain_cnn, SPARSE),
+    "cnn_float_io_bias_nearest": (lambda: models.plain_cnn(float_io=True),
+                                  {"preset": "bias-only", "optimizer": {"rounding": "nearest"}}),
+    "mobilenet_last2": (models.mobilenet_like, {"preset": "last-k:2"}),
+    "residual_sparse": (models.residual, SPARSE),
+    "mlp_per_tensor_classifier": (lambda: models.tflite_model("mlp", per_tensor_dense=True),
+                                  {"preset": "classifier"}),
+    "sine_mse": (lambda: models.regression_model("sine"), {"preset": "last-k:2", "loss": "mse"}),
+    "autoencoder_mae": (lambda: models.regression_model("autoencoder"),
+                        {"preset": "classifier", "loss": "mae"}),
+}
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    for name, (build, scheme) in CASES.items():
+        data = tflm_train.convert(build(), scheme)
+        (OUT / f"{name}.tflite").write_bytes(data)
+        print(f"wrote {name}.tflite ({len(data)} bytes)")
+
+
+if __name__ == "__main__":
+    main()
