@@ -6,9 +6,29 @@ from .errors import ConversionError
 from .training_info import TrainableKind
 
 
+# Arena for the device checks on the host (plenty for any MCU-class model).
+CHECK_ARENA_BYTES = 64 * 1024 * 1024
+
+
 def read_training_info(training_tflite):
     """The `TrainingInfo` metadata of a training model."""
-    return _info(tflite.read_model(training_tflite))
+    return _read_checked(training_tflite)[1]
+
+
+def _read_checked(training_tflite):
+    """(model object, TrainingInfo) of a training model that passed the
+    device's own checks first (TrainingSession::Init: reader, allocation,
+    every op's Prepare, metadata), so host and device accept and refuse the
+    same files, with the same one-line message."""
+    from tflm_train import _native  # noqa: PLC0415 - tflm_train imports this package
+
+    data = bytes(training_tflite)
+    try:
+        _native.check_training_model(data, CHECK_ARENA_BYTES)
+    except RuntimeError as e:
+        raise ConversionError(f"invalid training model: {e}") from None
+    model = tflite.read_model(data)
+    return model, _info(model)
 
 
 def _info(model):
@@ -34,8 +54,7 @@ def set_trainable_values(training_tflite, values):
     int32 biases, a finite float32 [min, max] range). Returns the new
     training model bytes.
     """
-    model = tflite.read_model(training_tflite)
-    info = _info(model)
+    model, info = _read_checked(training_tflite)
     tensors = model.subgraphs[0].tensors
     # variable index -> (initializer index, dtype)
     targets = {t.variable: (t.initializer,
@@ -71,8 +90,7 @@ def set_trainable_values(training_tflite, values):
 
 def set_hparams(training_tflite, lr=None, bias_lr=None):
     """Sets the weight and/or bias learning rate (hparams tensor and metadata)."""
-    model = tflite.read_model(training_tflite)
-    info = _info(model)
+    model, info = _read_checked(training_tflite)
     for name, value in (("lr", lr), ("bias_lr", bias_lr)):
         if value is not None and not (np.isfinite(value) and value >= 0):
             raise ConversionError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -95,8 +113,7 @@ def export_inference_model(training_tflite):
     After training, the output layer's int8 output is requantized to the
     output range training recorded (`_fit_output_range`).
     """
-    model = tflite.read_model(training_tflite)
-    info = _info(model)
+    model, info = _read_checked(training_tflite)
     sg = model.subgraphs[0]
     _fit_output_range(model, info)
     for trainable in info.trainables:

@@ -6,6 +6,7 @@ are the fields' declaration order in the .fbs and must stay in step with it
 """
 import dataclasses
 import enum
+import struct
 
 import flatbuffers
 import numpy as np
@@ -215,20 +216,29 @@ def decode(data):
     buf = bytearray(data)
     if len(buf) < 8 or bytes(buf[4:8]) != FILE_IDENTIFIER:
         raise ConversionError("training info metadata has no TFTR file identifier")
+    try:
+        info = _decode_info(buf)
+    except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError) as e:
+        # Fields the device never reads (optimizer, names, scheme) are only
+        # checked here: flatbuffers' reader does not verify offsets.
+        raise ConversionError(f"training info metadata is corrupt ({e})") from None
+    if info.format_version != FORMAT_VERSION:
+        raise ConversionError(
+            f"training model has format version {info.format_version}; this version of "
+            f"tflm-train reads version {FORMAT_VERSION}: convert the inference model again")
+    return info
+
+
+def _decode_info(buf):
     root = flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0)
     r = _Reader(buf, root, _INFO_FIELDS)
-    info = TrainingInfo(
+    return TrainingInfo(
         format_version=r.scalar("format_version", N.Uint32Flags, 0),
         trainables=[_decode_trainable(buf, p) for p in r.tables("trainables")],
         optimizer=_decode_optimizer(buf, r.table("optimizer")),
         scheme_json=r.string("scheme_json"),
         loss_function=_loss_function(r.scalar("loss_function", N.Int8Flags, 0)),
         **{field: r.scalar(field, N.Int32Flags, 0) for field in _INFO_INTS})
-    if info.format_version != FORMAT_VERSION:
-        raise ConversionError(
-            f"training model has format version {info.format_version}; this version of "
-            f"tflm-train reads version {FORMAT_VERSION}: convert the inference model again")
-    return info
 
 
 def _loss_function(value):

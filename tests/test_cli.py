@@ -159,7 +159,8 @@ def test_bad_input_gives_one_line_and_no_output(workdir):
     truncated.write_bytes(train_path.read_bytes()[:3000])
     for command in (("export", truncated, "--out", out),
                     ("train", truncated, "--data", workdir / "data.npz", "--steps", 1, "--out", out)):
-        _expect_error(run(*command), "truncated")
+        # The device's own checks refuse it, on the host too.
+        _expect_error(run(*command), "invalid training model")
     # Conversion errors: missing scheme layer.
     bad_scheme = workdir / "bad_scheme.json"
     bad_scheme.write_text(json.dumps({"weight_update": {"no_such_layer": 1.0}}))

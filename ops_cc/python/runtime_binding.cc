@@ -15,12 +15,28 @@
 #include <vector>
 
 #include "ops_cc/runtime/interpreter.h"
+#include "ops_cc/runtime/training_session.h"
 
 namespace py = pybind11;
 
 namespace tflm_train {
 namespace python {
 namespace {
+
+// A name from the model as str; bytes that are not UTF-8 (a corrupt file)
+// become U+FFFD instead of raising.
+py::str Text(const char* name) {
+  PyObject* text = PyUnicode_DecodeUTF8(name, static_cast<Py_ssize_t>(std::strlen(name)),
+                                        "replace");
+  if (text == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(text);
+}
+
+// RuntimeError carrying a runtime message (which may quote model names).
+[[noreturn]] void RaiseRuntimeError(const char* message) {
+  PyErr_SetObject(PyExc_RuntimeError, Text(message).ptr());
+  throw py::error_already_set();
+}
 
 py::dtype NumpyType(DataType type) {
   switch (type) {
@@ -137,7 +153,7 @@ class HostInterpreter {
     d["is_variable"] = interpreter_->tensor_is_variable(index);
     TensorMeta meta;
     Check(interpreter_->model().ReadTensor(index, &meta));
-    d["name"] = std::string(meta.name);
+    d["name"] = Text(meta.name);
     QuantMeta quant;
     Check(interpreter_->model().ReadQuant(index, &quant));
     std::vector<float> scales(quant.scales, quant.scales + quant.count);
@@ -184,7 +200,7 @@ class HostInterpreter {
     for (int i = 0; i < interpreter_->num_operators(); ++i) {
       py::dict d;
       d["op"] = i;
-      d["name"] = std::string(interpreter_->OperatorName(i));
+      d["name"] = Text(interpreter_->OperatorName(i));
       d["live_bytes"] = interpreter_->LiveBytesAt(i);
       ops.push_back(d);
     }
@@ -197,7 +213,7 @@ class HostInterpreter {
  private:
   void Check(Status status) const {
     if (status != Status::kOk)
-      throw std::runtime_error(interpreter_->error_message());
+      RaiseRuntimeError(interpreter_->error_message());
   }
   void CheckIndex(int index) const {
     if (index < 0 || index >= interpreter_->num_tensors())
@@ -210,9 +226,27 @@ class HostInterpreter {
   std::unique_ptr<Interpreter> interpreter_;
 };
 
+// The device's checks of a training model (TrainingSession::Init: reader,
+// allocation, every op's Prepare, metadata) on the host; throws the one-line
+// error.
+void CheckTrainingModel(const py::bytes& model, size_t arena_size) {
+  std::string bytes = model;
+  std::vector<Block> aligned_model((bytes.size() + 15) / 16);
+  std::memcpy(aligned_model.data(), bytes.data(), bytes.size());
+  std::vector<Block> arena((arena_size + 15) / 16);
+  TrainingSession session(reinterpret_cast<const uint8_t*>(aligned_model.data()),
+                          bytes.size(), reinterpret_cast<uint8_t*>(arena.data()),
+                          arena.size() * sizeof(Block));
+  if (session.Init() != Status::kOk)
+    RaiseRuntimeError(session.error_message());
+}
+
 }  // namespace
 
 void BindRuntime(py::module_& m) {
+  m.def("check_training_model", &CheckTrainingModel, py::arg("model"),
+        py::arg("arena_size"),
+        "Runs the device's TrainingSession::Init checks; raises RuntimeError.");
   py::class_<HostInterpreter>(m, "Interpreter")
       .def(py::init<const py::bytes&, size_t, bool>(), py::arg("model"),
            py::arg("arena_size"), py::arg("preserve_all_tensors") = false)
