@@ -47,11 +47,12 @@ def _store_info(model, info):
 
 
 def set_trainable_values(training_tflite, values):
-    """Writes values into the initialisers of trainables (and of the output
-    range): {variable index: array}.
+    """Writes values into the initialisers of the trained state: trainables,
+    the stochastic-rounding state `rng` and the output range
+    ({variable index: array}), so that training continues from it exactly.
 
     Each array must have the variable's shape and fit its type (int8 weights,
-    int32 biases, a finite float32 [min, max] range). Returns the new
+    int32 biases and rng, a finite float32 [min, max] range). Returns the new
     training model bytes.
     """
     model, info = _read_checked(training_tflite)
@@ -61,6 +62,8 @@ def set_trainable_values(training_tflite, values):
                             np.int8 if t.kind == TrainableKind.WEIGHT else np.int32)
                for t in info.trainables}
     targets[info.output_range] = (info.output_range_initializer, np.float32)
+    if info.rng >= 0:
+        targets[info.rng] = (_rng_initializer(model, info), np.int32)
     for index, value in values.items():
         if int(index) not in targets:
             raise ConversionError(f"tensor {index} is not a trainable variable; trainable "
@@ -86,6 +89,16 @@ def set_trainable_values(training_tflite, values):
         init = tensors[initializer]
         tflite.set_buffer_data(model.buffers[init.buffer], array.astype(dtype))
     return tflite.write_model(model)
+
+
+def _rng_initializer(model, info):
+    """The constant TFLMTRAIN_INIT_VARIABLES copies into `rng` (its input
+    paired with the rng output; docs/format.md)."""
+    init_op = model.subgraphs[0].operators[0]
+    pairs = dict(zip((int(t) for t in init_op.outputs), (int(t) for t in init_op.inputs)))
+    if info.rng not in pairs:
+        raise ConversionError("the rng variable has no initialiser in TFLMTRAIN_INIT_VARIABLES")
+    return pairs[info.rng]
 
 
 def set_hparams(training_tflite, lr=None, bias_lr=None):

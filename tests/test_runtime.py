@@ -275,3 +275,27 @@ def test_malformed_training_models_give_one_line_errors_on_every_host_path():
                 assert "\n" not in str(e) and str(e)
                 refused += 1
     assert refused > 0
+
+
+@pytest.mark.parametrize("rounding", ["stochastic", "nearest"])
+def test_training_continues_from_to_bytes_exactly(rounding):
+    """to_bytes (train --out) keeps the whole trained state — weights, the
+    stochastic-rounding rng and the output range — so N steps, save, reload
+    and M more equal N + M unbroken steps bit for bit."""
+    model = tflm_train.convert(models.plain_cnn(), {
+        "bias_update_layers": 2, "weight_update": {"conv_b": 0.5},
+        "optimizer": {"lr": 0.05, "rounding": rounding}})
+    rng = np.random.default_rng(8)
+    _, classes = models.SHAPES["cnn"]
+    samples = [(rng.integers(-128, 128, (1, 8, 8, 1)).astype(np.int8), i % classes)
+               for i in range(12)]
+    unbroken = tflm_train.Trainer(model)
+    losses = [unbroken.step(x, y) for x, y in samples]
+
+    first = tflm_train.Trainer(model)
+    resumed_losses = [first.step(x, y) for x, y in samples[:5]]
+    second = tflm_train.Trainer(first.to_bytes())
+    resumed_losses += [second.step(x, y) for x, y in samples[5:]]
+    assert resumed_losses == losses
+    assert second.weights_sha256() == unbroken.weights_sha256()
+    np.testing.assert_array_equal(second.output_range(), unbroken.output_range())

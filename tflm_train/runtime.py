@@ -210,12 +210,16 @@ class Trainer:
         return h.hexdigest()
 
     def to_bytes(self) -> bytes:
-        """The training model with the current weights as its initialisers,
-        so training can continue from it and export works."""
+        """The training model with the current trained state (weights,
+        stochastic-rounding state, output range) as its initialisers, so
+        training continues from it exactly as an unbroken run would, and
+        export works."""
         from tflm_train.converter import set_trainable_values
 
         values = {t.variable: self._current(t) for t in self.info.trainables}
         values[self.info.output_range] = self.output_range()
+        if self.info.rng >= 0 and self._invoked:  # else the file's own init stays
+            values[self.info.rng] = self._interp.get_tensor(self.info.rng)
         return set_trainable_values(self._model, values)
 
     def export_inference_model(self) -> bytes:
