@@ -209,6 +209,24 @@ class Trainer:
             h.update(self._current(t).tobytes())
         return h.hexdigest()
 
+    def state_tensor(self, index: int) -> np.ndarray:
+        """The live value of a state variable (a trainable, rng or the
+        output range), as the device's TrainingSession::state_tensor."""
+        self._materialize_state()
+        return self._interp.get_tensor(index)
+
+    def set_state_tensor(self, index: int, value: np.ndarray) -> None:
+        """Overwrites a state variable (as the device's LoadState does)."""
+        self._materialize_state()
+        self._interp.set_tensor(index, np.asarray(value))
+
+    def _materialize_state(self) -> None:
+        """Runs the variable initialisation (one infer step on a zero sample,
+        weights unchanged) if no step ran yet, as
+        TrainingSession::MaterializeState does."""
+        if not self._invoked:
+            self.predict(np.zeros(self.input_shape, self._input["dtype"]))
+
     def to_bytes(self) -> bytes:
         """The training model with the current trained state (weights,
         stochastic-rounding state, output range) as its initialisers, so

@@ -10,6 +10,8 @@ const char* StatusName(Status s) {
     case Status::kUnsupportedOp: return "unsupported op";
     case Status::kArenaTooSmall: return "arena too small";
     case Status::kBadInput: return "bad input";
+    case Status::kNotFound: return "not found";
+    case Status::kStorageError: return "storage error";
   }
   return "unknown status";
 }

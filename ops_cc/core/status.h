@@ -11,6 +11,8 @@ enum class Status : int {
   kUnsupportedOp = 3,   // an operator the runtime has no kernel for
   kArenaTooSmall = 4,   // planning needs more bytes than the arena has
   kBadInput = 5,        // wrong input shape/type, label out of range
+  kNotFound = 6,        // no valid saved state (persistence)
+  kStorageError = 7,    // a storage callback failed (persistence)
 };
 
 const char* StatusName(Status s);

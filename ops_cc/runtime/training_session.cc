@@ -137,6 +137,8 @@ Status TrainingSession::Init() {
   classification_ = loss_function == kCrossEntropy;
   real_output_ = info.Scalar<int32_t>(slot::kRealOutput, 0);
   const int range = info.Scalar<int32_t>(slot::kOutputRange, 0);
+  rng_ = rng;
+  output_range_ = range;
   const int range_init = info.Scalar<int32_t>(slot::kOutputRangeInitializer, 0);
   TT_RETURN_IF_ERROR(ValidateTensor("input", input_, input_type, writable));
   TT_RETURN_IF_ERROR(ValidateTensor(classification_ ? "label" : "target", label_, classification_ ? DataType::kInt32 : DataType::kFloat32, writable));
@@ -254,6 +256,43 @@ Status TrainingSession::InferStep(const float* input, size_t bytes,
                                   const float* target, size_t target_elements,
                                   float* loss) {
   return Step(DataType::kFloat32, input, bytes, target, target_elements, kInferMode, loss);
+}
+
+int TrainingSession::num_state_tensors() const {
+  if (!initialized_) return 0;
+  return static_cast<int>(trainables_.length()) + (rng_ >= 0 ? 1 : 0) + 1;
+}
+
+uint8_t* TrainingSession::state_tensor(int i, size_t* bytes) {
+  const int trainables = static_cast<int>(trainables_.length());
+  int index = -1;
+  if (i >= 0 && i < trainables)
+    index = trainables_.TableAt(static_cast<uint32_t>(i)).Scalar<int32_t>(slot::kTrainableVariable, 0);
+  else if (i == trainables && rng_ >= 0)
+    index = rng_;
+  else if (i == num_state_tensors() - 1)
+    index = output_range_;
+  if (index < 0 || !initialized_) {
+    *bytes = 0;
+    return nullptr;
+  }
+  *bytes = interpreter_.tensor_bytes(index);
+  return static_cast<uint8_t*>(interpreter_.tensor_data(index));
+}
+
+Status TrainingSession::MaterializeState() {
+  error_.Clear();
+  if (!initialized_)
+    return error_.Report(Status::kError, "training session used before Init succeeded");
+  if (invoked_) return Status::kOk;
+  // All-zero bytes: a valid int8 or float sample, label 0, float targets 0.
+  memset(interpreter_.tensor_data(input_), 0, interpreter_.tensor_bytes(input_));
+  memset(interpreter_.tensor_data(label_), 0, interpreter_.tensor_bytes(label_));
+  const int32_t mode = kInferMode;
+  TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.SetTensor(mode_, DataType::kInt32, &mode, sizeof(mode))));
+  TT_RETURN_IF_ERROR(FromInterpreter(interpreter_.Invoke()));
+  invoked_ = true;
+  return Status::kOk;
 }
 
 Status TrainingSession::Reset() {

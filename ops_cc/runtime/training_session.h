@@ -83,6 +83,16 @@ class TrainingSession {
   // Bytes of all trainable variables (the RAM the trained weights take).
   size_t trainable_bytes() const { return trainable_bytes_; }
 
+  // The trained state a device persists: every trainable variable in
+  // metadata order, then `rng` (with stochastic rounding) and the output
+  // range. State tensor i's live data and byte size (valid after Init).
+  int num_state_tensors() const;
+  uint8_t* state_tensor(int i, size_t* bytes);
+  // Runs the variable initialisation once (an infer step on a zero sample)
+  // if no step ran since Init or Reset, so that state written into the
+  // variables is not overwritten by their initialisers on the next step.
+  Status MaterializeState();
+
   const Interpreter& interpreter() const { return interpreter_; }
   // The last error as one line.
   const char* error_message() const { return error_.message(); }
@@ -101,6 +111,7 @@ class TrainingSession {
   FbVector trainables_;  // of Trainable tables, validated by Init
   int input_ = -1, label_ = -1, mode_ = -1, loss_ = -1, output_ = -1;
   int real_output_ = -1;
+  int rng_ = -1, output_range_ = -1;
   int num_classes_ = 0;
   bool classification_ = true;
   size_t target_elements_ = 1;  // 1 label, or one float per output element

@@ -19,6 +19,7 @@
 
 #include "gtest/gtest.h"
 #include "ops_cc/core/sha256.h"
+#include "ops_cc/runtime/state_store.h"
 
 namespace tflm_train {
 namespace {
@@ -57,6 +58,8 @@ struct Expected {
   size_t format_version_offset = 0;
   int num_classes = 0;
   std::string initial_sha256;
+  uint32_t state_slot_bytes = 0;  // cnn_train.state: two slots of this size
+  size_t state_after_steps = 0;   // ... holding the state after these steps
   std::vector<Step> steps;  // the last one is an inference step
 };
 
@@ -74,6 +77,10 @@ Expected ReadExpected() {
       fields >> e.num_classes;
     } else if (key == "initial_sha256") {
       fields >> e.initial_sha256;
+    } else if (key == "state_slot_bytes") {
+      fields >> e.state_slot_bytes;
+    } else if (key == "state_after_steps") {
+      fields >> e.state_after_steps;
     } else if (key == "step" || key == "infer") {
       Step s;
       std::string input;
@@ -320,6 +327,193 @@ TEST_F(TrainingSessionTest, SingleByteCorruptionsAreHandled) {
       if (HasFailure()) return;
     }
   }
+}
+
+
+// ---- Persistence (state_store.h) -------------------------------------------
+
+// A flash region of two slots: erased bytes read 0xFF. With a power budget,
+// the write or erase that exhausts it stops part-way (the bytes before the
+// cut are written) and fails, as do all later ones.
+class FakeFlash {
+ public:
+  explicit FakeFlash(uint32_t slot_bytes)
+      : bytes_(2 * static_cast<size_t>(slot_bytes), 0xFF), slot_bytes_(slot_bytes) {}
+
+  StateStorage storage() {
+    StateStorage st;
+    st.user = this;
+    st.slot_bytes = slot_bytes_;
+    st.read = [](void* user, uint32_t offset, void* data, uint32_t n) {
+      auto* f = static_cast<FakeFlash*>(user);
+      if (offset + static_cast<uint64_t>(n) > f->bytes_.size()) return false;
+      memcpy(data, f->bytes_.data() + offset, n);
+      return true;
+    };
+    st.write = [](void* user, uint32_t offset, const void* data, uint32_t n) {
+      return static_cast<FakeFlash*>(user)->Store(offset, static_cast<const uint8_t*>(data), n);
+    };
+    st.erase = [](void* user, uint32_t offset, uint32_t n) {
+      return static_cast<FakeFlash*>(user)->Store(offset, nullptr, n);
+    };
+    return st;
+  }
+  // Power fails after `bytes` more written or erased bytes (-1: never).
+  void CutPowerAfter(int64_t bytes) { budget_ = bytes; }
+  int64_t bytes_stored() const { return stored_; }
+
+ private:
+  bool Store(uint32_t offset, const uint8_t* data, uint32_t n) {
+    if (offset + static_cast<uint64_t>(n) > bytes_.size()) return false;
+    for (uint32_t i = 0; i < n; ++i) {
+      if (budget_ == 0) return false;
+      if (budget_ > 0) --budget_;
+      bytes_[offset + i] = data != nullptr ? data[i] : 0xFF;
+      ++stored_;
+    }
+    return true;
+  }
+
+  std::vector<uint8_t> bytes_;
+  uint32_t slot_bytes_;
+  int64_t budget_ = -1, stored_ = 0;
+};
+
+// Every state tensor's bytes, in order (weights, rng, output range).
+std::vector<uint8_t> StateBytes(TrainingSession& s) {
+  std::vector<uint8_t> out;
+  for (int i = 0; i < s.num_state_tensors(); ++i) {
+    size_t bytes = 0;
+    const uint8_t* data = s.state_tensor(i, &bytes);
+    out.insert(out.end(), data, data + bytes);
+  }
+  return out;
+}
+
+TEST_F(TrainingSessionTest, PowerCutAtEveryByteOfASaveKeepsTheLastCommittedState) {
+  Fixture f(model_, model_.size(), kArenaBytes);
+  TrainingSession& s = f.session();
+  ASSERT_EQ(s.Init(), Status::kOk) << s.error_message();
+  const uint32_t slot = static_cast<uint32_t>(StateSlotBytes(s));
+  FakeFlash flash(slot);
+  EXPECT_EQ(LoadState(s, flash.storage()), Status::kNotFound);  // first boot
+
+  auto train = [&](size_t step) {
+    const Step& st = expected_.steps[step];
+    float loss;
+    ASSERT_EQ(s.TrainStep(reinterpret_cast<const int8_t*>(st.input.data()), st.input.size(),
+                          st.label, &loss), Status::kOk);
+  };
+  train(0);
+  train(1);
+  ASSERT_EQ(SaveState(s, flash.storage()), Status::kOk);
+  const std::vector<uint8_t> committed = StateBytes(s);
+  train(2);
+  const std::vector<uint8_t> next = StateBytes(s);
+  ASSERT_NE(committed, next);
+
+  // The bytes one save stores: the slot's erase, the payload, the header.
+  FakeFlash probe = flash;
+  ASSERT_EQ(SaveState(s, probe.storage()), Status::kOk);
+  const int64_t save_bytes = probe.bytes_stored() - flash.bytes_stored();
+  ASSERT_EQ(save_bytes, static_cast<int64_t>(slot) + slot);
+
+  for (int64_t cut = 0; cut <= save_bytes; ++cut) {
+    FakeFlash cut_flash = flash;
+    cut_flash.CutPowerAfter(cut);
+    const Status saved = SaveState(s, cut_flash.storage());
+    EXPECT_EQ(saved, cut < save_bytes ? Status::kStorageError : Status::kOk) << cut;
+    cut_flash.CutPowerAfter(-1);  // power is back: reboot and load
+    Fixture rebooted(model_, model_.size(), kArenaBytes);
+    TrainingSession& r = rebooted.session();
+    ASSERT_EQ(r.Init(), Status::kOk);
+    ASSERT_EQ(LoadState(r, cut_flash.storage()), Status::kOk) << cut;
+    EXPECT_EQ(StateBytes(r), cut < save_bytes ? committed : next) << "cut at " << cut;
+  }
+}
+
+TEST_F(TrainingSessionTest, LoadedStateTrainsOnExactlyAsAnUnbrokenRun) {
+  Fixture f(model_, model_.size(), kArenaBytes);
+  TrainingSession& s = f.session();
+  ASSERT_EQ(s.Init(), Status::kOk);
+  FakeFlash flash(static_cast<uint32_t>(StateSlotBytes(s)) + 40);
+  float loss;
+  const size_t n = expected_.steps.size() - 1;  // the last entry is an infer step
+  for (size_t i = 0; i < n; ++i) {
+    const Step& st = expected_.steps[i];
+    if (i == 3) {  // save, reboot, load, continue
+      ASSERT_EQ(SaveState(s, flash.storage()), Status::kOk);
+      ASSERT_EQ(SaveState(s, flash.storage()), Status::kOk);  // both slots used
+      ASSERT_EQ(s.Reset(), Status::kOk);
+      ASSERT_EQ(LoadState(s, flash.storage()), Status::kOk) << s.error_message();
+    }
+    ASSERT_EQ(s.TrainStep(reinterpret_cast<const int8_t*>(st.input.data()), st.input.size(),
+                          st.label, &loss), Status::kOk);
+    EXPECT_EQ(FloatBits(loss), st.loss_bits) << "step " << i;
+    EXPECT_EQ(Digest(s), st.sha256) << "step " << i;
+  }
+}
+
+// The host (tflm_train.state_store) wrote cnn_train.state in the device's
+// format after 3 host steps: it loads here and training goes on as on the
+// host.
+TEST_F(TrainingSessionTest, StateSavedByTheHostLoadsAndContinues) {
+  std::vector<uint8_t> image = ReadFile("cnn_train.state");
+  ASSERT_EQ(image.size(), 2u * expected_.state_slot_bytes);
+  StateStorage st;
+  st.user = &image;
+  st.slot_bytes = expected_.state_slot_bytes;
+  st.read = [](void* user, uint32_t offset, void* data, uint32_t n) {
+    auto* bytes = static_cast<std::vector<uint8_t>*>(user);
+    if (offset + static_cast<uint64_t>(n) > bytes->size()) return false;
+    memcpy(data, bytes->data() + offset, n);
+    return true;
+  };
+  st.write = [](void*, uint32_t, const void*, uint32_t) { return false; };
+  st.erase = [](void*, uint32_t, uint32_t) { return false; };
+
+  Fixture f(model_, model_.size(), kArenaBytes);
+  TrainingSession& s = f.session();
+  ASSERT_EQ(s.Init(), Status::kOk);
+  ASSERT_EQ(LoadState(s, st), Status::kOk) << s.error_message();
+  const size_t done = expected_.state_after_steps;
+  ASSERT_GT(done, 0u);
+  EXPECT_EQ(Digest(s), expected_.steps[done - 1].sha256);
+  for (size_t i = done; i + 1 < expected_.steps.size(); ++i) {
+    const Step& step = expected_.steps[i];
+    float loss;
+    ASSERT_EQ(s.TrainStep(reinterpret_cast<const int8_t*>(step.input.data()),
+                          step.input.size(), step.label, &loss), Status::kOk);
+    EXPECT_EQ(FloatBits(loss), step.loss_bits) << "step " << i;
+    EXPECT_EQ(Digest(s), step.sha256) << "step " << i;
+  }
+}
+
+TEST_F(TrainingSessionTest, StateOfAnotherModelOrCorruptSlotsDoNotLoad) {
+  Fixture f(model_, model_.size(), kArenaBytes);
+  TrainingSession& s = f.session();
+  ASSERT_EQ(s.Init(), Status::kOk);
+  FakeFlash flash(static_cast<uint32_t>(StateSlotBytes(s)));
+  ASSERT_EQ(SaveState(s, flash.storage()), Status::kOk);
+
+  const std::vector<uint8_t> other = ReadFile("cnn_float_train.tflite");
+  Fixture g(other, other.size(), kArenaBytes);
+  ASSERT_EQ(g.session().Init(), Status::kOk);
+  FakeFlash big(static_cast<uint32_t>(StateSlotBytes(s) + StateSlotBytes(g.session())));
+  ASSERT_EQ(SaveState(s, big.storage()), Status::kOk);
+  EXPECT_EQ(LoadState(g.session(), big.storage()), Status::kNotFound);
+
+  // One flipped payload bit: the CRC no longer matches.
+  StateStorage st = flash.storage();
+  uint8_t byte;
+  ASSERT_TRUE(st.read(st.user, kStateHeaderBytes + 5, &byte, 1));
+  byte ^= 0x10;
+  ASSERT_TRUE(st.write(st.user, kStateHeaderBytes + 5, &byte, 1));
+  EXPECT_EQ(LoadState(s, st), Status::kNotFound);
+  // A slot smaller than the state is refused before anything is written.
+  StateStorage small = flash.storage();
+  small.slot_bytes = static_cast<uint32_t>(StateSlotBytes(s)) - 1;
+  EXPECT_EQ(SaveState(s, small), Status::kError);
 }
 
 }  // namespace
