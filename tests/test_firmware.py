@@ -104,3 +104,25 @@ def test_regression_model_trains_like_the_host_simulator():
                  log=lambda *_: None)
     assert device["weights_sha256"] == host["weights_sha256"]
     assert device["loss_history"] == host["loss_history"]
+
+
+def test_trained_state_survives_a_restart(tmp_path):
+    """The firmware saves its trained state to a flash image file (two
+    CRC-checked slots); a second QEMU run with the same file loads it and
+    continues: N + M steps equal an unbroken N + M step run bit for bit."""
+    model, data = _training_model("cnn"), _data("cnn")
+    flash = tmp_path / "flash.bin"
+    first = run_firmware(model, data, steps=8, seed=SEED, state_file=flash)
+    assert not first["state_loaded"] and flash.is_file()
+    second = run_firmware(model, data, steps=12, seed=SEED, state_file=flash, first_step=8)
+    assert second["state_loaded"]
+    unbroken = run_firmware(model, data, steps=20, seed=SEED)
+    assert second["weights_sha256"] == unbroken["weights_sha256"]
+    assert first["loss_history"] + second["loss_history"] == unbroken["loss_history"]
+
+    # The host reads the device's image too (tflm_train.state_store).
+    from tflm_train import state_store
+
+    host = tflm_train.Trainer(model)
+    assert state_store.load_state(host, flash.read_bytes(), len(flash.read_bytes()) // 2)
+    assert host.weights_sha256() == unbroken["weights_sha256"]

@@ -133,13 +133,17 @@ def cmd_firmware(args) -> int:
     from tflm_train.firmware import run_firmware
 
     result = run_firmware(args.model, args.data, steps=args.steps, seed=args.seed,
-                          ram_kb=args.ram_kb, log_every=args.log_every)
+                          ram_kb=args.ram_kb, log_every=args.log_every,
+                          state_file=args.state, first_step=args.first_step)
     if args.json:
         print(json.dumps(result))
         return 0
     for step, loss in zip(result["logged_steps"], result["loss_history"]):
         print(f"step {step:5d}  loss {loss:.4f}")
     print(f"weights_sha256 {result['weights_sha256']}")
+    if args.state:
+        print(f"state {'loaded from' if result['state_loaded'] else 'new in'} {args.state}, "
+              "saved after the steps")
     print(f"RAM   {result['ram_bytes']:>9,d} B of {result['ram_budget_bytes']:,d} "
           f"(static {result['static_ram_bytes']:,d} incl. arena {result['arena_bytes']:,d}; "
           f"peak stack {result['peak_stack_bytes']:,d}; heap {result['heap_used_bytes']:,d})")
@@ -217,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="sample order seed (as for train)")
     c.add_argument("--ram-kb", type=int, default=256, help="RAM budget of the image in KiB")
     c.add_argument("--log-every", type=int, default=1, help="print the loss every k steps")
+    c.add_argument("--state", help="flash image file the firmware loads its trained state from "
+                                   "(if valid) and saves it to after the steps")
+    c.add_argument("--first-step", type=int, default=0,
+                   help="steps already done (continuing from --state): the sample order resumes there")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_firmware)
 

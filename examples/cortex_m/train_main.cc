@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ops_cc/core/sha256.h"
+#include "ops_cc/runtime/state_store.h"
 #include "ops_cc/runtime/training_session.h"
 #include "platform.h"
 #include "train_config.h"
@@ -66,6 +67,52 @@ Status RunStep(uint32_t index, bool train, float* loss) {
 #endif
 }
 
+#ifdef TRAIN_STATE_FILE
+// The trained state's non-volatile memory: a host file (TRAIN_STATE_FILE)
+// through semihosting, standing in for two flash slots.
+FILE* g_state = nullptr;
+
+bool StateRead(void*, uint32_t offset, void* data, uint32_t bytes) {
+  return fseek(g_state, static_cast<long>(offset), SEEK_SET) == 0 &&
+         fread(data, 1, bytes, g_state) == bytes;
+}
+
+bool StateWrite(void*, uint32_t offset, const void* data, uint32_t bytes) {
+  return fseek(g_state, static_cast<long>(offset), SEEK_SET) == 0 &&
+         fwrite(data, 1, bytes, g_state) == bytes && fflush(g_state) == 0;
+}
+
+bool StateErase(void*, uint32_t offset, uint32_t bytes) {
+  static const uint8_t kErased[64] = {
+      0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+      0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+      0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+      0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+      0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+  for (uint32_t done = 0; done < bytes;) {
+    const uint32_t n = bytes - done < sizeof(kErased) ? bytes - done : sizeof(kErased);
+    if (!StateWrite(nullptr, offset + done, kErased, n)) return false;
+    done += n;
+  }
+  return true;
+}
+
+// Opens (or creates, erased) the state file; returns its storage.
+bool OpenStateStorage(tflm_train::StateStorage* storage) {
+  storage->read = StateRead;
+  storage->write = StateWrite;
+  storage->erase = StateErase;
+  storage->slot_bytes = static_cast<uint32_t>(tflm_train::StateSlotBytes(g_session));
+  g_state = fopen(TRAIN_STATE_FILE, "r+b");
+  if (g_state == nullptr) {
+    g_state = fopen(TRAIN_STATE_FILE, "w+b");
+    if (g_state == nullptr) return false;
+    return StateErase(nullptr, 0, 2 * storage->slot_bytes);
+  }
+  return true;
+}
+#endif
+
 void PrintMemory() {
   printf("static_ram_bytes %u\n", static_cast<unsigned>(cm_static_ram_bytes()));
   printf("stack_size_bytes %u\n", static_cast<unsigned>(cm_stack_size_bytes()));
@@ -105,6 +152,17 @@ int main() {
   const uint64_t overhead = cm_instructions() - t0;
   printf("instructions_overhead %llu\n", static_cast<unsigned long long>(overhead));
 
+#ifdef TRAIN_STATE_FILE
+  tflm_train::StateStorage storage;
+  if (!OpenStateStorage(&storage)) {
+    printf("error state: cannot open %s\n", TRAIN_STATE_FILE);
+    return 1;
+  }
+  status = tflm_train::LoadState(g_session, storage);
+  if (status != Status::kOk && status != Status::kNotFound) return Fail("load state", status);
+  printf("state_loaded %d\n", status == Status::kOk ? 1 : 0);
+#endif
+
   uint64_t total = 0, min = UINT64_MAX, max = 0;
   for (uint32_t step = 0; step < TRAIN_NUM_STEPS; ++step) {
     const uint32_t index = g_order[step];
@@ -127,6 +185,13 @@ int main() {
          static_cast<unsigned long>(TRAIN_NUM_STEPS),
          static_cast<unsigned long long>(total), static_cast<unsigned long long>(min),
          static_cast<unsigned long long>(max));
+
+#ifdef TRAIN_STATE_FILE
+  status = tflm_train::SaveState(g_session, storage);
+  if (status != Status::kOk) return Fail("save state", status);
+  fclose(g_state);
+  printf("state_saved 1\n");
+#endif
 
   uint8_t digest[tflm_train::Sha256::kDigestBytes];
   status = g_session.WeightsSha256(digest);
