@@ -28,6 +28,20 @@ def _read_checked(training_tflite):
     except RuntimeError as e:
         raise ConversionError(f"invalid training model: {e}") from None
     model = tflite.read_model(data)
+    # What the host reads beyond the device's subgraph 0.
+    if len(model.subgraphs) != 1:
+        raise ConversionError(f"invalid training model: {len(model.subgraphs)} subgraphs, "
+                              "a training model has one")
+    codes = len(model.operatorCodes or [])
+    if any(not 0 <= op.opcodeIndex < codes for op in model.subgraphs[0].operators):
+        raise ConversionError("invalid training model: an operator's opcode index is out of range")
+    buffers = len(model.buffers or [])
+    referenced = ([t.buffer for t in model.subgraphs[0].tensors]
+                  + [m.buffer for m in model.metadata or []]
+                  + [int(b) for b in (model.metadataBuffer if model.metadataBuffer is not None
+                                      else [])])
+    if any(not 0 <= b < buffers for b in referenced):
+        raise ConversionError("invalid training model: a buffer index is out of range")
     return model, _info(model)
 
 
