@@ -1,7 +1,7 @@
 """Reading, patching and exporting training models."""
 import numpy as np
 
-from . import tflite, training_info
+from . import graph, tflite, training_info
 from .errors import ConversionError
 from .training_info import TrainableKind
 
@@ -192,10 +192,9 @@ def _output_chain(model, info):
     first = info.first_forward_op
     forward = sg.operators[first:first + info.num_forward_ops]
     made_by = {int(op.outputs[0]): op for op in forward}
-    chain = [info.logits]
-    while chain[0] in made_by and tflite.op_name(model, made_by[chain[0]]) == "RESHAPE":
-        chain.insert(0, int(made_by[chain[0]].inputs[0]))
-    return chain
+    return graph.reshape_chain(
+        info.logits,
+        lambda t: (made_by[t], tflite.op_name(model, made_by[t])) if t in made_by else None)
 
 
 def _drop_unused_tensors(model):

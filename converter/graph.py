@@ -82,6 +82,15 @@ def analyze(model):
                         has_softmax=has_softmax)
 
 
+def reshape_chain(tensor, producer):
+    """[t_0, ..., tensor]: `tensor` followed back through the RESHAPEs that
+    make it; `producer(t)` gives (operator, name) of t's producer, or None."""
+    chain = [tensor]
+    while (made := producer(chain[0])) is not None and made[1] == "RESHAPE":
+        chain.insert(0, int(made[0].inputs[0]))
+    return chain
+
+
 def producers(sg):
     """Tensor index -> index of the operator that produces it."""
     return {int(t): i for i, op in enumerate(sg.operators) for t in op.outputs}
@@ -253,9 +262,8 @@ def _output_layer(sg, ops, layers, logits, checker):
     for i, op in enumerate(sg.operators):
         for t in op.inputs:
             readers.setdefault(int(t), []).append(i)
-    chain = [logits]
-    while chain[0] in made_by and ops[made_by[chain[0]]] == "RESHAPE":
-        chain.insert(0, int(sg.operators[made_by[chain[0]]].inputs[0]))
+    chain = reshape_chain(logits, lambda t: (sg.operators[made_by[t]], ops[made_by[t]])
+                          if t in made_by else None)
     i = made_by.get(chain[0])
     if i is None or ops[i] not in ("FULLY_CONNECTED", "CONV_2D"):
         what = "the model input" if i is None else f"{ops[i]} at operator {i}"
