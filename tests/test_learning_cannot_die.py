@@ -240,3 +240,39 @@ def test_train_warns_when_the_loss_stays_constant():
     for _ in range(250):
         stall.update(2.302585)
     assert len(lines) == 1 and "exactly 2.30259 for 100 steps" in lines[0]
+
+
+def test_conv_output_layer_behind_a_reshape():
+    """A person-detection-style head (1x1 CONV_2D on a 1x1 map, RESHAPE,
+    SOFTMAX): the loss reads the conv's real output, the backward pass skips
+    the RESHAPE, and export rescales the conv output and the reshaped logits
+    together (they share one quantization)."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(3)
+    L = keras.layers
+    model = keras.Sequential([
+        L.Input((6, 6, 2)), L.Conv2D(8, 3, activation="relu"),
+        L.GlobalAveragePooling2D(keepdims=True), L.Conv2D(4, 1, name="head"), L.Flatten(),
+        L.Softmax()])
+    x = np.random.default_rng(3).normal(0, 1, (64, 6, 6, 2)).astype(np.float32)
+    int8_model = models.quantize(model, x[:16])
+    trainer = tflm_train.Trainer(tflm_train.convert(
+        int8_model, {"preset": "last-k:2", "optimizer": {"lr": 0.05, "bias_lr": 0.05}}))
+    names = [tflm_train.converter.tflite.op_name(m, op) for m in
+             [tflm_train.converter.tflite.read_model(trainer.to_bytes())]
+             for op in m.subgraphs[0].operators]
+    assert "TFLMTRAIN_CONV_2D_REAL_OUTPUT" in names and "TFLMTRAIN_RESHAPE_GRAD" not in names
+    labels = np.arange(64) % 4
+    losses = [trainer.step(xi, int(yi)) for xi, yi in zip(np.concatenate([x] * 4),
+                                                          np.concatenate([labels] * 4))]
+    assert np.mean(losses[-64:]) < np.mean(losses[:64])
+    exported = tflm_train.export_inference_model(trainer.to_bytes())
+    interp = tflm.Interpreter.from_bytes(exported)
+    agree = 0
+    for xi in x:
+        trainer.predict(xi)
+        interp.set_input(trainer.prepare_input(xi), 0)
+        interp.invoke()
+        agree += np.argmax(interp.get_output(0)) == np.argmax(trainer.last_real_output())
+    assert agree >= 60  # of 64; disagreements only where int8 rounds logits to a tie
