@@ -13,12 +13,12 @@ from .export import (export_inference_model, read_training_info, set_hparams,
                      set_trainable_values)
 from .scheme import OptimizerConfig, Scheme, as_scheme
 from .source import to_int8_tflite
-from .training_info import (FORMAT_VERSION, Optimizer, Rounding, Trainable, TrainableKind,
-                            TrainingInfo)
+from .training_info import (FORMAT_VERSION, Optimizer, Rounding, Schedule, StateKind, Trainable,
+                            TrainableKind, TrainingInfo)
 
 __all__ = [
-    "ConversionError", "FORMAT_VERSION", "Optimizer", "OptimizerConfig", "Rounding", "Scheme",
-    "Trainable", "TrainableKind", "TrainingInfo", "convert", "export_inference_model",
+    "ConversionError", "FORMAT_VERSION", "Optimizer", "OptimizerConfig", "Rounding", "Schedule",
+    "Scheme", "StateKind", "Trainable", "TrainableKind", "TrainingInfo", "convert", "export_inference_model",
     "read_training_info", "set_hparams", "set_trainable_values", "to_int8_tflite",
     "write_atomically",
 ]
@@ -35,9 +35,29 @@ def convert(model, scheme, *, representative_data=None, out=None):
     """
     scheme = as_scheme(scheme)
     data = build_training_model(to_int8_tflite(model, representative_data), scheme)
+    if scheme.ram_budget is not None:
+        _check_ram_budget(data, scheme.ram_budget)
     if out is not None:
         write_atomically(out, data)
     return data
+
+
+def _check_ram_budget(data, budget):
+    """Refuses a training model whose step needs more RAM than `budget`
+    (the planner's peak_ram_bytes: planned arena + persistent), naming what
+    the optimizer state costs."""
+    from tflm_train.plan import plan  # noqa: PLC0415 - tflm_train imports this package
+
+    report = plan(data)
+    needed = report["peak_ram_bytes"]
+    if needed <= budget:
+        return
+    parts = ", ".join(f"{name.replace('_', ' ')} {size}"
+                      for name, size in report["state_breakdown"].items() if size)
+    raise ConversionError(
+        f"scheme: ram_budget is {budget} bytes but a training step needs {needed} (arena "
+        f"{report['peak_arena_bytes']} + persistent {report['persistent_bytes']}; state: "
+        f"{parts}); drop momentum or mini-batches, or train fewer layers")
 
 
 def write_atomically(path, data):

@@ -8,13 +8,16 @@ import warnings
 import numpy as np
 from flatbuffers import flexbuffers
 
-from . import graph, tflite, training_info
+from . import graph, head, tflite, training_info
 from .errors import ConversionError
 from .scheme import LayerUpdate
-from .training_info import LossFunction, Rounding, Trainable, TrainableKind
+from .training_info import (LossFunction, Rounding, Schedule, StateKind, Trainable,
+                            TrainableKind)
 
 INIT_VARIABLES = "TFLMTRAIN_INIT_VARIABLES"
 GRAD_SUM = "TFLMTRAIN_GRAD_SUM"
+OPTIMIZER_STEP = "TFLMTRAIN_OPTIMIZER_STEP"
+IMPRINT = "TFLMTRAIN_IMPRINT"
 # Output layer op -> the op that recomputes its real-valued output.
 REAL_OUTPUT_OPS = {"FULLY_CONNECTED": "TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT",
                    "CONV_2D": "TFLMTRAIN_CONV_2D_REAL_OUTPUT"}
@@ -24,6 +27,8 @@ LOSS_OPS = {
     "mse": ("TFLMTRAIN_MEAN_SQUARED_ERROR", LossFunction.MEAN_SQUARED_ERROR),
     "mae": ("TFLMTRAIN_MEAN_ABSOLUTE_ERROR", LossFunction.MEAN_ABSOLUTE_ERROR),
 }
+SCHEDULES = {"constant": 0, "cosine": 1, "step": 2}
+FRESH_HEAD_RANGE = [-1.0, 1.0]
 # Below this cross-entropy bound of the calibrated int8 output, convert warns.
 NARROW_OUTPUT_LOSS_BOUND = 0.05
 # Forward op -> its gradient op.
@@ -35,6 +40,8 @@ LABEL, TARGET = "tflm_train/label", "tflm_train/target"
 MODE, LOSS = "tflm_train/mode", "tflm_train/loss"
 HPARAMS, RNG = "tflm_train/hparams", "tflm_train/rng"
 REAL_OUTPUT, OUTPUT_RANGE = "tflm_train/real_output", "tflm_train/output_range"
+STEP, STEP_LR = "tflm_train/step", "tflm_train/optimizer_step"
+IMPRINTED = "tflm_train/imprinted"
 
 
 class ConversionWarning(UserWarning):
@@ -48,6 +55,9 @@ def build_training_model(int8_tflite, scheme):
         raise ConversionError("the model is already a training model; "
                               "convert its export_inference_model() output instead")
     forward = graph.analyze(model)
+    if scheme.head is not None:
+        head.replace_head(model, forward, scheme.head.num_classes)
+        forward = graph.analyze(model)
     _check_loss(model.subgraphs[0], forward, scheme.loss)
     updates = scheme.resolve(forward.layers)
     return _TrainingGraph(model, forward, scheme).build(updates)
@@ -131,9 +141,28 @@ class _TrainingGraph:
             seed = np.array([opt.seed], dtype=np.uint32).view(np.int32)
             pairs.append((self.add_tensor(RNG + "/init", tflite.INT32, [1], data=seed), self.rng))
         self.output_range = self.add_tensor(OUTPUT_RANGE, tflite.FLOAT32, [2], variable=True)
+        # A fresh head starts at [-1, 1] (its calibrated range was the old
+        # classifier's); training and imprinting widen it.
+        initial_range = (FRESH_HEAD_RANGE if self.scheme.head is not None
+                         else _int8_range(sg.tensors[head.output]))
         range_init = self.add_tensor(OUTPUT_RANGE + "/init", tflite.FLOAT32, [2],
-                                     data=_int8_range(sg.tensors[head.output]))
+                                     data=initial_range)
         pairs.append((range_init, self.output_range))
+        # Optimizer state, zero-initialised from one-element constants.
+        self.state = []  # (variable, StateKind)
+        self.zeros = {}
+        self.step = self.add_state(STEP, tflite.INT32, [1], StateKind.STEP_COUNTER)
+        self.slots = self.make_optimizer_slots(trainables)
+        self.imprint = None
+        if self.scheme.head is not None and self.scheme.head.init == "imprint":
+            filter_shape = [int(d) for d in sg.tensors[head.filter].shape]
+            n, depth = filter_shape[0], int(np.prod(filter_shape[1:]))
+            self.imprint = (
+                self.add_state("tflm_train/imprint/counts", tflite.INT32, [n],
+                               StateKind.IMPRINT_COUNTS),
+                self.add_state("tflm_train/imprint/sums", tflite.FLOAT32, [n, depth],
+                               StateKind.IMPRINT_SUMS))
+        pairs += [(self.zero(sg.tensors[v].type), v) for v, _ in self.state]
         self.loss = self.add_tensor(LOSS, tflite.FLOAT32, [1])
         head_shape = sg.tensors[head.output].shape
         self.real_output = self.add_tensor(REAL_OUTPUT, tflite.FLOAT32, head_shape)
@@ -144,6 +173,20 @@ class _TrainingGraph:
         operators.append(self.real_output_op(head))
         operators.append(self.custom_op(loss_op, [self.real_output, self.label, self.mode],
                                         [self.loss, real_grad]))
+        imprinted = -1
+        if self.imprint is not None:
+            imprinted = self.add_tensor(IMPRINTED, tflite.INT32, [1])
+            counts, sums = self.imprint
+            operators.append(self.custom_op(
+                IMPRINT, [self.mode, self.label, head.input, head.filter, head.bias, counts, sums,
+                          self.output_range],
+                [imprinted], {"shots": self.scheme.head.shots}))
+        self.step_lr = self.add_tensor(STEP_LR, tflite.FLOAT32, [3])
+        operators.append(self.custom_op(
+            OPTIMIZER_STEP, [self.mode, self.hparams, self.step, imprinted], [self.step_lr],
+            {"schedule": SCHEDULES[opt.schedule], "warmup_steps": opt.warmup_steps,
+             "decay_steps": opt.decay_steps, "alpha": float(opt.alpha),
+             "decay_rate": float(opt.decay_rate), "batch_size": opt.batch_size}))
         operators += self.backward(real_grad)
         sg.operators = operators
         sg.inputs = np.asarray([forward.input, self.label, self.mode], dtype=np.int32)
@@ -153,6 +196,7 @@ class _TrainingGraph:
         # backward pass (it costs its few bytes until the end of the step).
         state = [t.variable for t in trainables] + ([self.rng] if self.rng >= 0 else [])
         state.append(self.output_range)
+        state += [v for v, _ in self.state]
         sg.outputs = np.asarray([forward.output, self.loss] + state + [self.real_output],
                                 dtype=np.int32)
 
@@ -160,14 +204,19 @@ class _TrainingGraph:
             trainables=trainables,
             optimizer=training_info.Optimizer(
                 type=opt.type, lr=opt.lr, bias_lr=opt.effective_bias_lr,
-                rounding=self.rounding, qas=self.scheme.qas, seed=opt.seed),
+                rounding=self.rounding, qas=self.scheme.qas, seed=opt.seed,
+                schedule=Schedule(SCHEDULES[opt.schedule]), warmup_steps=opt.warmup_steps,
+                decay_steps=opt.decay_steps, alpha=opt.alpha, decay_rate=opt.decay_rate,
+                momentum=opt.momentum, batch_size=opt.batch_size),
             input=forward.input, label=self.label, mode=self.mode, logits=forward.logits,
             loss=self.loss, hparams=self.hparams, rng=self.rng,
             num_classes=forward.num_classes if loss_function == LossFunction.CROSS_ENTROPY else 0,
             scheme_json=json.dumps(self.scheme.to_dict(), sort_keys=True),
             first_forward_op=1, num_forward_ops=len(forward.ops),
             loss_function=loss_function, real_output=self.real_output,
-            output_range=self.output_range, output_range_initializer=range_init)
+            output_range=self.output_range, output_range_initializer=range_init,
+            step=self.step, optimizer_state=[v for v, _ in self.state],
+            optimizer_state_kinds=[k for _, k in self.state])
         entry = tflite.schema().MetadataT()
         entry.name = training_info.METADATA_NAME
         entry.buffer = tflite.new_buffer(
@@ -186,6 +235,38 @@ class _TrainingGraph:
                          padding=options.padding)
         inputs = [self.mode, head.input, head.filter, head.bias, self.output_range]
         return self.custom_op(REAL_OUTPUT_OPS[head.op], inputs, [self.real_output], attrs)
+
+    def zero(self, tensor_type):
+        """The one-element zero constant INIT_VARIABLES fills state with."""
+        if tensor_type not in self.zeros:
+            self.zeros[tensor_type] = self.add_tensor(
+                f"tflm_train/zero_{tflite.TYPE_NAMES[tensor_type].lower()}", tensor_type, [1],
+                data=[0])
+        return self.zeros[tensor_type]
+
+    def add_state(self, name, tensor_type, shape, kind):
+        """A zero-initialised optimizer-state variable."""
+        index = self.add_tensor(name, tensor_type, shape, variable=True)
+        self.state.append((index, kind))
+        return index
+
+    def make_optimizer_slots(self, trainables):
+        """Per trained tensor (variable index), its [accumulator, velocity]
+        (-1 when not kept): one float per trained element."""
+        opt = self.scheme.optimizer
+        slots = {}
+        for t in trainables:
+            tensor = self.sg.tensors[t.variable]
+            elements = int(np.prod(tensor.shape))
+            if t.channels:
+                elements = elements // len(t.scales) * len(t.channels)
+            name = tflite.name_of(tensor)
+            slots[t.variable] = [
+                self.add_state(f"{name}/accumulator", tflite.FLOAT32, [elements],
+                               StateKind.ACCUMULATOR) if opt.batch_size > 1 else -1,
+                self.add_state(f"{name}/velocity", tflite.FLOAT32, [elements],
+                               StateKind.VELOCITY) if opt.momentum > 0 else -1]
+        return slots
 
     def make_trainables(self):
         """Turns every trained weight/bias into a variable with an initialiser."""
@@ -334,9 +415,11 @@ class _TrainingGraph:
                      "padding": options.padding}
         if name == "DEPTHWISE_CONV_2D":
             attrs["depth_multiplier"] = 1
+        opt = self.scheme.optimizer
         attrs.update(activation=getattr(options, "fusedActivationFunction", 0),
                      update_weights=update_weights, update_bias=update.bias,
-                     qas=self.scheme.qas, rounding=int(self.rounding))
+                     qas=self.scheme.qas, rounding=int(self.rounding),
+                     batch_size=opt.batch_size, momentum=float(opt.momentum))
         # x only for the weight gradient, so it need not stay alive for a bias
         # update; that needs only x's scale.
         x = layer.input if update_weights else -1
@@ -345,7 +428,10 @@ class _TrainingGraph:
         # The output layer's gradient is masked by its real-valued output
         # (never by the saturated int8 one).
         y = self.real_output if layer is self.forward.output_layer else layer.output
-        inputs = [self.mode, self.hparams, y_grad, y, x, layer.filter, layer.bias, channels, rng]
+        weight_slots = self.slots.get(layer.filter, [-1, -1]) if update_weights else [-1, -1]
+        bias_slots = self.slots.get(layer.bias, [-1, -1]) if update.bias else [-1, -1]
+        inputs = [self.mode, self.step_lr, y_grad, y, x, layer.filter, layer.bias, channels,
+                  rng] + weight_slots + bias_slots
         return self.custom_op(GRAD_OPS[name], inputs, [x_grad] if x_grad >= 0 else [], attrs)
 
 

@@ -61,58 +61,65 @@ def _store_info(model, info):
 
 
 def set_trainable_values(training_tflite, values):
-    """Writes values into the initialisers of the trained state: trainables,
-    the stochastic-rounding state `rng` and the output range
-    ({variable index: array}), so that training continues from it exactly.
+    """Writes values into the initialisers of the trained state (trainables,
+    the stochastic-rounding state `rng`, the output range, the optimizer
+    state: `TrainingInfo.state_variables()`), {variable index: array}, so
+    that training continues from it exactly.
 
-    Each array must have the variable's shape and fit its type (int8 weights,
-    int32 biases and rng, a finite float32 [min, max] range). Returns the new
-    training model bytes.
+    Each array must have the variable's shape and fit its type (integers in
+    the int8/int32 range, finite floats; the output range a [min, max]).
+    Returns the new training model bytes.
     """
     model, info = _read_checked(training_tflite)
-    tensors = model.subgraphs[0].tensors
-    # variable index -> (initializer index, dtype)
-    targets = {t.variable: (t.initializer,
-                            np.int8 if t.kind == TrainableKind.WEIGHT else np.int32)
-               for t in info.trainables}
-    targets[info.output_range] = (info.output_range_initializer, np.float32)
-    if info.rng >= 0:
-        targets[info.rng] = (_rng_initializer(model, info), np.int32)
+    sg = model.subgraphs[0]
+    init_op = sg.operators[0]
+    # variable index -> position of its pair in TFLMTRAIN_INIT_VARIABLES
+    pairs = {int(t): i for i, t in enumerate(init_op.outputs)}
+    state = info.state_variables()
     for index, value in values.items():
-        if int(index) not in targets:
-            raise ConversionError(f"tensor {index} is not a trainable variable; trainable "
-                                  f"variables: {sorted(targets)}")
-        initializer, dtype = targets[int(index)]
-        tensor = tensors[int(index)]
+        index = int(index)
+        if index not in state or index not in pairs:
+            raise ConversionError(f"tensor {index} is not a trained-state variable; state "
+                                  f"variables: {sorted(state)}")
+        tensor = sg.tensors[index]
+        name = tflite.name_of(tensor)
         array = np.asarray(value)
         shape = [int(d) for d in tensor.shape]
         if list(array.shape) != shape:
-            raise ConversionError(f"value for '{tflite.name_of(tensor)}' has shape "
-                                  f"{list(array.shape)}, expected {shape}")
+            raise ConversionError(f"value for '{name}' has shape {list(array.shape)}, "
+                                  f"expected {shape}")
+        dtype = tflite.NUMPY_TYPES[tensor.type]
         if dtype == np.float32:
             if array.dtype.kind not in "fiu" or not np.all(np.isfinite(array)) or (
-                    array[0] > array[1]):
-                raise ConversionError(f"value for '{tflite.name_of(tensor)}' must be a "
-                                      "finite [min, max] pair")
+                    index == info.output_range and array[0] > array[1]):
+                raise ConversionError(f"value for '{name}' must be finite"
+                                      + (" [min, max]" if index == info.output_range else ""))
         else:
             info_range = np.iinfo(dtype)
             if array.dtype.kind not in "iu" or (array.size and (
                     array.min() < info_range.min or array.max() > info_range.max)):
-                raise ConversionError(f"value for '{tflite.name_of(tensor)}' must be "
-                                      f"integers in the {np.dtype(dtype).name} range")
-        init = tensors[initializer]
+                raise ConversionError(f"value for '{name}' must be integers in the "
+                                      f"{np.dtype(dtype).name} range")
+        pair = pairs[index]
+        init = sg.tensors[int(init_op.inputs[pair])]
+        if [int(d) for d in init.shape] != shape:
+            # A one-element zero fill (optimizer state): give the variable an
+            # initialiser of its own.
+            init = _own_initializer(model, tensor)
+            init_op.inputs[pair] = len(sg.tensors) - 1
         tflite.set_buffer_data(model.buffers[init.buffer], array.astype(dtype))
     return tflite.write_model(model)
 
 
-def _rng_initializer(model, info):
-    """The constant TFLMTRAIN_INIT_VARIABLES copies into `rng` (its input
-    paired with the rng output; docs/format.md)."""
-    init_op = model.subgraphs[0].operators[0]
-    pairs = dict(zip((int(t) for t in init_op.outputs), (int(t) for t in init_op.inputs)))
-    if info.rng not in pairs:
-        raise ConversionError("the rng variable has no initialiser in TFLMTRAIN_INIT_VARIABLES")
-    return pairs[info.rng]
+def _own_initializer(model, variable):
+    s = tflite.schema()
+    init = s.TensorT()
+    init.name = tflite.name_of(variable) + "/init"
+    init.type = variable.type
+    init.shape = np.asarray(variable.shape, dtype=np.int32)
+    init.buffer = tflite.new_buffer(model)
+    model.subgraphs[0].tensors.append(init)
+    return init
 
 
 def set_hparams(training_tflite, lr=None, bias_lr=None):

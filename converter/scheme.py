@@ -19,6 +19,10 @@ FIXED_PRESETS = ("bias-only", "classifier")  # and "last-k:K"
 DEFAULT_SEED = 2463534242
 
 
+SCHEDULES = ("constant", "cosine", "step")
+HEAD_INITS = ("zeros", "imprint")
+
+
 @dataclasses.dataclass
 class OptimizerConfig:
     type: str = "sgd"
@@ -26,10 +30,26 @@ class OptimizerConfig:
     bias_lr: float | None = None  # None: same as lr
     rounding: str = "stochastic"
     seed: int = DEFAULT_SEED
+    # Learning-rate schedule over optimizer updates (docs/scheme.md).
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    decay_steps: int = 1
+    alpha: float = 0.0  # cosine: final learning-rate fraction
+    decay_rate: float = 0.1  # step: factor every decay_steps
+    momentum: float = 0.0
+    batch_size: int = 1  # samples whose gradients are averaged per update
 
     @property
     def effective_bias_lr(self):
         return self.lr if self.bias_lr is None else self.bias_lr
+
+
+@dataclasses.dataclass
+class HeadConfig:
+    """A fresh classifier head replacing the output layer (docs/scheme.md)."""
+    num_classes: int = 0
+    init: str = "zeros"
+    shots: int = 1  # samples per class imprinted (init "imprint")
 
 
 @dataclasses.dataclass
@@ -53,6 +73,8 @@ class Scheme:
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     qas: bool = True
     loss: str = "cross_entropy"
+    head: HeadConfig | None = None
+    ram_budget: int | None = None  # bytes; convert refuses a step that needs more
 
     @classmethod
     def from_dict(cls, data, source="scheme"):
@@ -76,7 +98,17 @@ class Scheme:
                                   f"(fields: {', '.join(sorted(opt_known))})")
         if fields.get("weight_update") is None:
             fields.pop("weight_update", None)
-        scheme = cls(optimizer=OptimizerConfig(**optimizer), **fields)
+        head = fields.pop("head", None)
+        if head is not None:
+            if not isinstance(head, dict):
+                raise ConversionError(f"{source}: field 'head' must be a mapping")
+            head_known = {f.name for f in dataclasses.fields(HeadConfig)}
+            head_unknown = sorted(str(k) for k in head if k not in head_known)
+            if head_unknown:
+                raise ConversionError(f"{source}: unknown field 'head.{head_unknown[0]}' "
+                                      f"(fields: {', '.join(sorted(head_known))})")
+            head = HeadConfig(**head)
+        scheme = cls(optimizer=OptimizerConfig(**optimizer), head=head, **fields)
         scheme.validate(source)
         return scheme
 
@@ -113,6 +145,10 @@ class Scheme:
         data["optimizer"] = dataclasses.asdict(self.optimizer)
         data["qas"] = self.qas
         data["loss"] = self.loss
+        if self.head is not None:
+            data["head"] = dataclasses.asdict(self.head)
+        if self.ram_budget is not None:
+            data["ram_budget"] = self.ram_budget
         return data
 
     def validate(self, source="scheme"):
@@ -161,6 +197,40 @@ class Scheme:
                  f"must be one of {', '.join(ROUNDINGS)}, got {opt.rounding!r}")
         if not _is_int(opt.seed) or not 0 < opt.seed < 2**32:
             fail("optimizer.seed", f"must be an integer in [1, 2^32), got {opt.seed!r}")
+        if opt.schedule not in SCHEDULES:
+            fail("optimizer.schedule",
+                 f"must be one of {', '.join(SCHEDULES)}, got {opt.schedule!r}")
+        for field, low in (("warmup_steps", 0), ("decay_steps", 1), ("batch_size", 1)):
+            value = getattr(opt, field)
+            if not _is_int(value) or not low <= value < 2**31:
+                fail(f"optimizer.{field}", f"must be an integer >= {low}, got {value!r}")
+        for field, low, high, closed in (("alpha", 0.0, 1.0, True),
+                                         ("decay_rate", 0.0, 1.0, True),
+                                         ("momentum", 0.0, 1.0, False)):
+            value = getattr(opt, field)
+            ok = _is_number(value) and math.isfinite(value) and (
+                (low <= value <= high) if field == "alpha" else
+                (low < value <= high) if field == "decay_rate" else (low <= value < high))
+            if not ok:
+                interval = {"alpha": "[0, 1]", "decay_rate": "(0, 1]", "momentum": "[0, 1)"}
+                fail(f"optimizer.{field}", f"must be a number in {interval[field]}, "
+                                           f"got {value!r}")
+        if self.head is not None:
+            head = self.head
+            if not _is_int(head.num_classes) or head.num_classes < 2:
+                fail("head.num_classes", f"must be an integer >= 2, got {head.num_classes!r}")
+            if head.init not in HEAD_INITS:
+                fail("head.init", f"must be one of {', '.join(HEAD_INITS)}, got {head.init!r}")
+            if not _is_int(head.shots) or head.shots < 1:
+                fail("head.shots", f"must be an integer >= 1, got {head.shots!r}")
+            if self.loss != "cross_entropy":
+                fail("head", f"needs the cross_entropy loss, got {self.loss!r}")
+            if self.preset is None and not self.train_classifier:
+                fail("train_classifier", "cannot be false with a fresh head (the head always "
+                                         "trains)")
+        if self.ram_budget is not None and (not _is_int(self.ram_budget)
+                                            or self.ram_budget < 1):
+            fail("ram_budget", f"must be a number of bytes >= 1, got {self.ram_budget!r}")
 
     def resolve(self, layers):
         """Per trainable layer, what updates: a list of `LayerUpdate`.
@@ -211,6 +281,13 @@ class Scheme:
                 updates[-1].bias = True
                 if updates[-1].channels is None:
                     train_fully(n - 1)
+        if self.head is not None:
+            i = n - 1
+            if updates[i].channels is not None and len(updates[i].channels) < \
+                    layers[i].out_channels:
+                raise ConversionError("scheme: weight_update trains part of the classifier; "
+                                      "a fresh head always trains all of it")
+            train_fully(i)
         if not any(u.bias or u.channels for u in updates):
             raise ConversionError("scheme: trains nothing (no bias, no weights; "
                                   "the classifier is excluded by train_classifier: false)")

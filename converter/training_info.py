@@ -15,7 +15,7 @@ from flatbuffers.table import Table
 
 from .errors import ConversionError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 FILE_IDENTIFIER = b"TFTR"
 METADATA_NAME = "tflm_train.training_info"
 
@@ -28,6 +28,20 @@ class TrainableKind(enum.IntEnum):
 class Rounding(enum.IntEnum):
     NEAREST = 0
     STOCHASTIC = 1
+
+
+class Schedule(enum.IntEnum):
+    CONSTANT = 0
+    COSINE = 1
+    STEP = 2
+
+
+class StateKind(enum.IntEnum):
+    STEP_COUNTER = 0
+    ACCUMULATOR = 1
+    VELOCITY = 2
+    IMPRINT_COUNTS = 3
+    IMPRINT_SUMS = 4
 
 
 class LossFunction(enum.IntEnum):
@@ -55,6 +69,13 @@ class Optimizer:
     rounding: Rounding = Rounding.NEAREST
     qas: bool = True
     seed: int = 0
+    schedule: Schedule = Schedule.CONSTANT
+    warmup_steps: int = 0
+    decay_steps: int = 1
+    alpha: float = 0.0
+    decay_rate: float = 0.1
+    momentum: float = 0.0
+    batch_size: int = 1
 
 
 @dataclasses.dataclass
@@ -77,19 +98,32 @@ class TrainingInfo:
     real_output: int = 0
     output_range: int = 0
     output_range_initializer: int = 0
+    step: int = -1
+    optimizer_state: list = dataclasses.field(default_factory=list)
+    optimizer_state_kinds: list = dataclasses.field(default_factory=list)
+
+    def state_variables(self):
+        """Variable tensors a device persists, in order (the device's
+        TrainingSession::state_tensor): trainables, rng (stochastic
+        rounding), output range, optimizer state."""
+        return ([t.variable for t in self.trainables] + ([self.rng] if self.rng >= 0 else [])
+                + [self.output_range] + list(self.optimizer_state))
 
 
 # Field slots, in .fbs declaration order.
 _TRAINABLE_FIELDS = ("variable", "initializer", "kind", "op_index", "layer_name",
                      "channels", "scales")
-_OPTIMIZER_FIELDS = ("type", "lr", "bias_lr", "rounding", "qas", "seed")
+_OPTIMIZER_FIELDS = ("type", "lr", "bias_lr", "rounding", "qas", "seed", "schedule",
+                     "warmup_steps", "decay_steps", "alpha", "decay_rate", "momentum",
+                     "batch_size")
 _INFO_FIELDS = ("format_version", "trainables", "optimizer", "input", "label", "mode",
                 "logits", "loss", "hparams", "rng", "num_classes", "scheme_json",
                 "first_forward_op", "num_forward_ops", "loss_function", "real_output",
-                "output_range", "output_range_initializer")
+                "output_range", "output_range_initializer", "step", "optimizer_state",
+                "optimizer_state_kinds")
 _INFO_INTS = ("input", "label", "mode", "logits", "loss", "hparams", "rng",
               "num_classes", "first_forward_op", "num_forward_ops", "real_output",
-              "output_range", "output_range_initializer")
+              "output_range", "output_range_initializer", "step")
 
 
 def _slot(fields, name):
@@ -129,6 +163,13 @@ def _encode_optimizer(builder, o):
     builder.PrependInt8Slot(s("rounding"), int(o.rounding), 0)
     builder.PrependBoolSlot(s("qas"), bool(o.qas), True)
     builder.PrependUint32Slot(s("seed"), o.seed, 0)
+    builder.PrependInt8Slot(s("schedule"), int(o.schedule), 0)
+    builder.PrependInt32Slot(s("warmup_steps"), o.warmup_steps, 0)
+    builder.PrependInt32Slot(s("decay_steps"), o.decay_steps, 1)
+    builder.PrependFloat32Slot(s("alpha"), o.alpha, 0.0)
+    builder.PrependFloat32Slot(s("decay_rate"), o.decay_rate, 0.1)
+    builder.PrependFloat32Slot(s("momentum"), o.momentum, 0.0)
+    builder.PrependInt32Slot(s("batch_size"), o.batch_size, 1)
     return builder.EndObject()
 
 
@@ -139,6 +180,9 @@ def encode(info):
         builder, [_encode_trainable(builder, t) for t in info.trainables])
     optimizer = _encode_optimizer(builder, info.optimizer)
     scheme_json = builder.CreateString(info.scheme_json)
+    state = builder.CreateNumpyVector(np.asarray(info.optimizer_state, dtype="<i4"))
+    state_kinds = builder.CreateNumpyVector(
+        np.asarray([int(k) for k in info.optimizer_state_kinds], dtype="<i1"))
     s = lambda field: _slot(_INFO_FIELDS, field)  # noqa: E731
     builder.StartObject(len(_INFO_FIELDS))
     builder.PrependUint32Slot(s("format_version"), info.format_version, 0)
@@ -148,6 +192,8 @@ def encode(info):
         builder.PrependInt32Slot(s(field), getattr(info, field), 0)
     builder.PrependInt8Slot(s("loss_function"), int(info.loss_function), 0)
     builder.PrependUOffsetTRelativeSlot(s("scheme_json"), scheme_json, 0)
+    builder.PrependUOffsetTRelativeSlot(s("optimizer_state"), state, 0)
+    builder.PrependUOffsetTRelativeSlot(s("optimizer_state_kinds"), state_kinds, 0)
     builder.Finish(builder.EndObject(), file_identifier=FILE_IDENTIFIER)
     return bytes(builder.Output())
 
@@ -208,7 +254,14 @@ def _decode_optimizer(buf, pos):
         bias_lr=r.scalar("bias_lr", N.Float32Flags, 0.0),
         rounding=Rounding(r.scalar("rounding", N.Int8Flags, 0)),
         qas=bool(r.scalar("qas", N.BoolFlags, True)),
-        seed=r.scalar("seed", N.Uint32Flags, 0))
+        seed=r.scalar("seed", N.Uint32Flags, 0),
+        schedule=_enum(Schedule, "optimizer.schedule", r.scalar("schedule", N.Int8Flags, 0)),
+        warmup_steps=r.scalar("warmup_steps", N.Int32Flags, 0),
+        decay_steps=r.scalar("decay_steps", N.Int32Flags, 1),
+        alpha=r.scalar("alpha", N.Float32Flags, 0.0),
+        decay_rate=r.scalar("decay_rate", N.Float32Flags, 0.1),
+        momentum=r.scalar("momentum", N.Float32Flags, 0.0),
+        batch_size=r.scalar("batch_size", N.Int32Flags, 1))
 
 
 def decode(data):
@@ -237,12 +290,16 @@ def _decode_info(buf):
         trainables=[_decode_trainable(buf, p) for p in r.tables("trainables")],
         optimizer=_decode_optimizer(buf, r.table("optimizer")),
         scheme_json=r.string("scheme_json"),
-        loss_function=_loss_function(r.scalar("loss_function", N.Int8Flags, 0)),
+        loss_function=_enum(LossFunction, "loss_function",
+                            r.scalar("loss_function", N.Int8Flags, 0)),
+        optimizer_state=r.numbers("optimizer_state", N.Int32Flags),
+        optimizer_state_kinds=[_enum(StateKind, "optimizer_state_kinds", k)
+                               for k in r.numbers("optimizer_state_kinds", N.Int8Flags)],
         **{field: r.scalar(field, N.Int32Flags, 0) for field in _INFO_INTS})
 
 
-def _loss_function(value):
+def _enum(kind, field, value):
     try:
-        return LossFunction(value)
+        return kind(value)
     except ValueError:
-        raise ConversionError(f"training info: unknown loss_function {value}") from None
+        raise ConversionError(f"training info: unknown {field} {value}") from None

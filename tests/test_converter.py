@@ -25,7 +25,8 @@ TRAINABLE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 ACTIVATION_SLOTS = {"CONV_2D": (0,), "DEPTHWISE_CONV_2D": (0,), "FULLY_CONNECTED": (0,),
                     "ADD": (0, 1), "AVERAGE_POOL_2D": (0,), "MAX_POOL_2D": (0,), "MEAN": (0,),
                     "PAD": (0,), "RESHAPE": (0,)}
-LAYER_KEYS = {"activation", "update_weights", "update_bias", "qas", "rounding"}
+LAYER_KEYS = {"activation", "update_weights", "update_bias", "qas", "rounding", "batch_size",
+              "momentum"}
 CONV_KEYS = LAYER_KEYS | {"stride_h", "stride_w", "dilation_h", "dilation_w", "padding"}
 POOL_KEYS = {"padding", "stride_h", "stride_w", "filter_h", "filter_w", "activation"}
 OPTION_KEYS = {
@@ -40,6 +41,9 @@ OPTION_KEYS = {
     "TFLMTRAIN_AVERAGE_POOL_2D_GRAD": POOL_KEYS, "TFLMTRAIN_MAX_POOL_2D_GRAD": POOL_KEYS,
     "TFLMTRAIN_MEAN_GRAD": set(), "TFLMTRAIN_PAD_GRAD": set(), "TFLMTRAIN_RESHAPE_GRAD": set(),
     "TFLMTRAIN_GRAD_SUM": set(),
+    "TFLMTRAIN_OPTIMIZER_STEP": {"schedule", "warmup_steps", "decay_steps", "alpha",
+                                 "decay_rate", "batch_size"},
+    "TFLMTRAIN_IMPRINT": {"shots"},
 }
 BOOL_KEYS = {"update_weights", "update_bias", "qas"}
 
@@ -194,7 +198,7 @@ def check_training_model(source, training, updates):
     src_ops, trn_ops = names(src), names(trn)
     n_forward = len(src_ops)
     stochastic = info.optimizer.rounding == C.Rounding.STOCHASTIC
-    assert info.format_version == 2
+    assert info.format_version == 3
     assert (info.first_forward_op, info.num_forward_ops) == (1, n_forward)
     assert info.logits == logits_of(src)
     assert info.num_classes == shape(src, info.logits)[-1]
@@ -203,7 +207,11 @@ def check_training_model(source, training, updates):
     # Subgraph inputs, outputs and special tensors.
     assert list(tsg.inputs) == [ssg.inputs[0], info.label, info.mode]
     state = [t.variable for t in info.trainables] + ([info.rng] if stochastic else [])
-    state += [info.output_range, info.real_output]
+    # The schemes here keep no momentum, accumulators or imprinting state:
+    # the step counter is all.
+    assert info.optimizer_state == [info.step]
+    assert info.optimizer_state_kinds == [C.StateKind.STEP_COUNTER]
+    state += [info.output_range, info.step, info.real_output]
     assert list(tsg.outputs) == [ssg.outputs[0], info.loss] + state
     head = output_layer_of(src)
     head_output = int(ssg.operators[head].outputs[0])
@@ -213,7 +221,8 @@ def check_training_model(source, training, updates):
                (info.hparams, "tflm_train/hparams", FLOAT32, [2]),
                (info.real_output, "tflm_train/real_output", FLOAT32, shape(src, head_output)),
                (info.output_range, "tflm_train/output_range", FLOAT32, [2]),
-               (info.output_range_initializer, "tflm_train/output_range/init", FLOAT32, [2])]
+               (info.output_range_initializer, "tflm_train/output_range/init", FLOAT32, [2]),
+               (info.step, "tflm_train/step", INT32, [1])]
     if stochastic:
         special.append((info.rng, "tflm_train/rng", INT32, [1]))
     else:
@@ -261,7 +270,7 @@ def check_training_model(source, training, updates):
             keys = keys | {"input_scale"}  # s_x of a bias update without x
         assert set(opts.Keys.Value) == keys, trn_ops[k]
         for key in opts.Keys.Value:
-            if key == "input_scale":
+            if key in ("input_scale", "alpha", "decay_rate", "momentum"):
                 assert opts[key].IsFloat
             else:
                 assert opts[key].IsBool if key in BOOL_KEYS else opts[key].IsInt, key
@@ -309,12 +318,17 @@ def check_training_model(source, training, updates):
     assert trn_ops[0] == "TFLMTRAIN_INIT_VARIABLES"
     pairs = [(t.initializer, t.variable) for t in info.trainables]
     if stochastic:
-        rng_init = list(tsg.operators[0].inputs)[-2]  # before the output range
+        rng_init = list(tsg.operators[0].inputs)[-3]  # before the output range, step
         assert tflite.name_of(tsg.tensors[rng_init]) == "tflm_train/rng/init"
         assert data(trn, rng_init).view(np.uint32)[0] == info.optimizer.seed
         assert tsg.tensors[info.rng].isVariable
         pairs.append((rng_init, info.rng))
     pairs.append((info.output_range_initializer, info.output_range))
+    # The step counter starts at 0, filled from a one-element zero.
+    step_init = int(tsg.operators[0].inputs[-1])
+    assert shape(trn, step_init) == [1] and data(trn, step_init).tolist() == [0]
+    assert tsg.tensors[info.step].isVariable
+    pairs.append((step_init, info.step))
     assert list(zip(tsg.operators[0].inputs, tsg.operators[0].outputs, strict=True)) == pairs
 
     # The output layer's real-valued output, then the loss on it.
@@ -333,13 +347,21 @@ def check_training_model(source, training, updates):
     real_grad = int(loss_op.outputs[1])
     assert (tsg.tensors[real_grad].type, shape(trn, real_grad)) == (FLOAT32,
                                                                      shape(src, head_output))
+    # This sample's learning rates and mini-batch phase, from the step counter.
+    step_op = tsg.operators[n_forward + 3]
+    assert trn_ops[n_forward + 3] == "TFLMTRAIN_OPTIMIZER_STEP"
+    assert list(step_op.inputs) == [info.mode, info.hparams, info.step, -1]
+    step_lr = int(step_op.outputs[0])
+    assert (tflite.name_of(tsg.tensors[step_lr]), shape(trn, step_lr)) == (
+        "tflm_train/optimizer_step", [3])
+    assert options(step_op)["batch_size"].AsInt == 1
 
-    check_backward(src, trn, info, updates, tsg.operators[n_forward + 3:],
-                   trn_ops[n_forward + 3:], real_grad)
+    check_backward(src, trn, info, updates, tsg.operators[n_forward + 4:],
+                   trn_ops[n_forward + 4:], real_grad, step_lr)
     check_dataflow(trn)
 
 
-def check_backward(src, trn, info, updates, ops, op_names, real_grad):
+def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr):
     """Pruning, order, inputs/outputs and options of the backward operators.
 
     Every op of the test models depends on all ops before it, so a tensor
@@ -381,7 +403,7 @@ def check_backward(src, trn, info, updates, ops, op_names, real_grad):
             bias_index = int(top.inputs[2]) if len(top.inputs) > 2 else -1
             # x only for a weight update; a bias update alone gets its scale as an option.
             # The output layer's mask reads its real-valued output.
-            assert list(op.inputs[1:7]) == [info.hparams, grads[y],
+            assert list(op.inputs[1:7]) == [step_lr, grads[y],
                                             info.real_output if i == head else y,
                                             x if channels is not None else -1,
                                             int(sop.inputs[1]), bias_index]
@@ -407,7 +429,10 @@ def check_backward(src, trn, info, updates, ops, op_names, real_grad):
                      fwd.padding]
             if src_ops[i] == "DEPTHWISE_CONV_2D":
                 assert opts["depth_multiplier"].AsInt == 1
-            assert len(op.inputs) == 9 and len(op.outputs) <= 1
+            # No accumulators or velocities without batch_size / momentum.
+            assert len(op.inputs) == 13 and list(op.inputs[9:]) == [-1] * 4
+            assert (opts["batch_size"].AsInt, opts["momentum"].AsFloat) == (1, 0.0)
+            assert len(op.outputs) <= 1
             outputs = {0: int(op.outputs[0]) if len(op.outputs) else -1}
         else:
             rest = [grads[y]]
@@ -503,11 +528,12 @@ def test_bias_of_last_layer_only_emits_one_gradient_op():
     n_forward = len(names(tflite.read_model(source)))
     assert names(model)[n_forward + 1:] == ["TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT",
                                             "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY_V2",
+                                            "TFLMTRAIN_OPTIMIZER_STEP",
                                             "TFLMTRAIN_FULLY_CONNECTED_GRAD"]
     grad_op = model.subgraphs[0].operators[-1]
     assert len(grad_op.outputs) == 0  # no earlier layer needs x/grad
     assert grad_op.inputs[4] == -1  # no weight update: x need not stay alive
-    assert list(grad_op.inputs[7:]) == [-1, -1]
+    assert list(grad_op.inputs[7:]) == [-1] * 6  # channels, rng, optimizer state
     opts = options(grad_op)
     assert (opts["update_weights"].AsBool, opts["update_bias"].AsBool) == (False, True)
     info = C.read_training_info(training)
@@ -527,7 +553,7 @@ def test_bias_step_without_x_equals_the_step_with_x():
     made_by = {int(t): op for op in sg.operators for t in op.outputs}
     restored = 0
     for op, name in zip(sg.operators, names(model)):
-        if name.endswith("_GRAD") and len(op.inputs) == 9 and op.inputs[4] == -1:
+        if name.endswith("_GRAD") and len(op.inputs) == 13 and op.inputs[4] == -1:
             assert "input_scale" in options(op).Keys.Value
             # The layer's x: input 0 of the layer, or input 1 of the output
             # layer's REAL_OUTPUT op (whose output is the mask input y).
@@ -653,7 +679,7 @@ def test_set_trainable_values_rejects_bad_values():
     training = C.convert(models.mlp(), {"preset": "classifier"})
     info = C.read_training_info(training)
     weight = next(t for t in info.trainables if t.kind == C.TrainableKind.WEIGHT)
-    with pytest.raises(C.ConversionError, match="not a trainable variable"):
+    with pytest.raises(C.ConversionError, match="not a trained-state variable"):
         C.set_trainable_values(training, {info.label: np.zeros(1, np.int32)})
     with pytest.raises(C.ConversionError, match="shape"):
         C.set_trainable_values(training, {weight.variable: np.zeros(3, np.int8)})
@@ -877,15 +903,21 @@ def sample_info():
             C.Trainable(variable=4, initializer=41, kind=C.TrainableKind.BIAS, op_index=2,
                         layer_name="conv_b", channels=[], scales=[0.0625])],
         optimizer=C.Optimizer(type="sgd", lr=0.5, bias_lr=0.25, rounding=C.Rounding.STOCHASTIC,
-                              qas=False, seed=4000000000),
+                              qas=False, seed=4000000000, schedule=C.Schedule.COSINE,
+                              warmup_steps=7, decay_steps=90, alpha=0.125, decay_rate=0.5,
+                              momentum=0.75, batch_size=16),
         input=0, label=12, mode=13, logits=11, loss=20, hparams=14, rng=-1, num_classes=10,
-        scheme_json='{"preset": "bias-only"}', first_forward_op=1, num_forward_ops=5)
+        scheme_json='{"preset": "bias-only"}', first_forward_op=1, num_forward_ops=5,
+        step=30, optimizer_state=[30, 31, 32, 33],
+        optimizer_state_kinds=[C.StateKind.STEP_COUNTER, C.StateKind.VELOCITY,
+                               C.StateKind.IMPRINT_COUNTS, C.StateKind.IMPRINT_SUMS])
 
 
 def test_training_info_round_trip():
     info = sample_info()
     assert training_info.decode(training_info.encode(info)) == info
-    for other in (1, 3):  # version 1 read saturated int8 logits; 3 is unknown
+    # version 1 read saturated int8 logits; 2 had no step counter; 4 is unknown
+    for other in (1, 2, 4):
         with pytest.raises(C.ConversionError, match=f"format version {other}; .* convert"):
             training_info.decode(training_info.encode(C.TrainingInfo(format_version=other)))
 
@@ -917,11 +949,16 @@ def test_training_info_matches_fbs_schema(tmp_path):
               "label": theirs.label, "mode": theirs.mode, "logits": theirs.logits,
               "loss": theirs.loss, "hparams": theirs.hparams, "rng": theirs.rng,
               "num_classes": theirs.numClasses, "scheme_json": theirs.schemeJson,
-              "first_forward_op": theirs.firstForwardOp, "num_forward_ops": theirs.numForwardOps}
+              "first_forward_op": theirs.firstForwardOp, "num_forward_ops": theirs.numForwardOps,
+              "step": theirs.step, "optimizer_state": list(theirs.optimizerState),
+              "optimizer_state_kinds": list(theirs.optimizerStateKinds)}
     assert fields == {k: getattr(info, k) for k in fields}
     o = theirs.optimizer
-    assert (o.type, o.lr, o.biasLr, o.rounding, o.qas, o.seed) == tuple(
-        getattr(info.optimizer, k) for k in ("type", "lr", "bias_lr", "rounding", "qas", "seed"))
+    assert (o.type, o.lr, o.biasLr, o.rounding, o.qas, o.seed, o.schedule, o.warmupSteps,
+            o.decaySteps, o.alpha, o.decayRate, o.momentum, o.batchSize) == tuple(
+        getattr(info.optimizer, k) for k in ("type", "lr", "bias_lr", "rounding", "qas", "seed",
+                                             "schedule", "warmup_steps", "decay_steps", "alpha",
+                                             "decay_rate", "momentum", "batch_size"))
     assert len(theirs.trainables) == len(info.trainables)
     for t, ours in zip(theirs.trainables, info.trainables, strict=True):
         channels = [] if t.channels is None else list(t.channels)

@@ -23,18 +23,37 @@ def plan(model) -> dict:
     except RuntimeError as e:
         raise RuntimeModelError(f"runtime: {e}") from None
     mem = interp.memory()
-    trainable = sum(interp.tensor_info(t.variable)["bytes"] for t in info.trainables)
-    optimizer_state = interp.tensor_info(info.rng)["bytes"] if info.rng >= 0 else 0
+    size = lambda index: interp.tensor_info(index)["bytes"]  # noqa: E731
+    breakdown = state_breakdown(info, size)
     return {
         "peak_arena_bytes": mem["planned_bytes"],
         "persistent_bytes": mem["persistent_bytes"],
-        "trainable_bytes": trainable,
-        "optimizer_state_bytes": optimizer_state,
+        "trainable_bytes": breakdown["trainables"],
+        "optimizer_state_bytes": sum(v for k, v in breakdown.items() if k != "trainables"),
+        "state_breakdown": breakdown,
         "flash_bytes": len(data),
         "peak_ram_bytes": mem["planned_bytes"] + mem["persistent_bytes"],
         "num_operators": interp.num_operators,
         "timeline": interp.timeline(),
     }
+
+
+def state_breakdown(info, size) -> dict:
+    """Bytes of the persistent training state by what it is for; `size(i)`
+    gives tensor i's bytes. Momentum, mini-batch accumulators and
+    imprinting exist only when the scheme asks for them."""
+    from tflm_train.converter import StateKind
+
+    names = {StateKind.STEP_COUNTER: "step_counter", StateKind.ACCUMULATOR: "batch_accumulators",
+             StateKind.VELOCITY: "momentum", StateKind.IMPRINT_COUNTS: "imprint",
+             StateKind.IMPRINT_SUMS: "imprint"}
+    out = {"trainables": sum(size(t.variable) for t in info.trainables),
+           "rng": size(info.rng) if info.rng >= 0 else 0,
+           "output_range": size(info.output_range),
+           "step_counter": 0, "momentum": 0, "batch_accumulators": 0, "imprint": 0}
+    for index, kind in zip(info.optimizer_state, info.optimizer_state_kinds, strict=True):
+        out[names[kind]] += size(index)
+    return out
 
 
 def plot_timeline(report: dict, path) -> None:

@@ -229,16 +229,16 @@ class Trainer:
 
     def to_bytes(self) -> bytes:
         """The training model with the current trained state (weights,
-        stochastic-rounding state, output range) as its initialisers, so
+        stochastic-rounding state, output range, optimizer state) as its
+        initialisers, so
         training continues from it exactly as an unbroken run would, and
         export works."""
         from tflm_train.converter import set_trainable_values
 
-        values = {t.variable: self._current(t) for t in self.info.trainables}
-        values[self.info.output_range] = self.output_range()
-        if self.info.rng >= 0 and self._invoked:  # else the file's own init stays
-            values[self.info.rng] = self._interp.get_tensor(self.info.rng)
-        return set_trainable_values(self._model, values)
+        if not self._invoked:  # the file's own initialisers are the state
+            return bytes(self._model)
+        return set_trainable_values(
+            self._model, {i: self._interp.get_tensor(i) for i in self.info.state_variables()})
 
     def export_inference_model(self) -> bytes:
         """A plain inference .tflite with the current weights."""

@@ -25,9 +25,7 @@ ERASED = 0xFF
 
 def state_tensor_indices(trainer: Trainer) -> list[int]:
     """Tensor indices of the persisted state, in payload order."""
-    info = trainer.info
-    return ([t.variable for t in info.trainables] + ([info.rng] if info.rng >= 0 else [])
-            + [info.output_range])
+    return trainer.info.state_variables()
 
 
 def slot_bytes(trainer: Trainer) -> int:

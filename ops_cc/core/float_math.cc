@@ -85,4 +85,52 @@ int64_t FloorToInt64(float x) {
   return static_cast<float>(t) > x ? t - 1 : t;
 }
 
+namespace {
+
+// Taylor series on |t| <= pi/4 (truncation error below 1e-9).
+float CosSmall(float t) {
+  const float t2 = t * t;
+  return 1.0f +
+         t2 * (-0.5f + t2 * (4.16666679e-02f +
+                             t2 * (-1.38888892e-03f +
+                                   t2 * (2.48015876e-05f +
+                                         t2 * -2.75573188e-07f))));
+}
+
+float SinSmall(float t) {
+  const float t2 = t * t;
+  return t * (1.0f + t2 * (-1.66666672e-01f +
+                           t2 * (8.33333377e-03f +
+                                 t2 * (-1.98412701e-04f +
+                                       t2 * 2.75573188e-06f))));
+}
+
+constexpr float kPi = 3.14159265f;
+
+}  // namespace
+
+float CosPi(float u) {
+  if (!(u > 0.0f)) u = 0.0f;  // also NaN
+  if (u > 1.0f) u = 1.0f;
+  // cos(pi u) = -cos(pi (1 - u)): fold to [0, 1/2], then use cos or sin on
+  // an argument of at most pi/4.
+  float sign = 1.0f;
+  if (u > 0.5f) {
+    u = 1.0f - u;
+    sign = -1.0f;
+  }
+  const float c = u <= 0.25f ? CosSmall(kPi * u) : SinSmall(kPi * (0.5f - u));
+  return sign * c;
+}
+
+float SqrtF(float x) {
+  if (!(x > 0.0f)) return 0.0f;
+  if (!IsFinite(x)) return x;
+  // Initial guess from halving the exponent (within 6 %), then Newton's
+  // method, which converges quadratically to within an ulp.
+  float r = BitsToFloat((FloatBits(x) >> 1) + 0x1fc00000u);
+  for (int i = 0; i < 5; ++i) r = 0.5f * (r + x / r);
+  return r;
+}
+
 }  // namespace tflm_train

@@ -35,6 +35,13 @@ float ExpF(float x);
 // negative or NaN -> NaN. Subnormal inputs are handled.
 float LogF(float x);
 
+// cos(pi * u) for u in [0, 1], within a few ulp; u outside is clamped.
+float CosPi(float u);
+
+// sqrt(x) for x >= 0 within 1 ulp (Newton steps, no libm); 0 for x <= 0 or
+// NaN, +inf for +inf.
+float SqrtF(float x);
+
 // floor(x) as an integer, saturated to [-2^62, 2^62]; NaN -> 0.
 int64_t FloorToInt64(float x);
 

@@ -2,7 +2,8 @@
 converted from tests/models.py that cover every training op — conv,
 depthwise, FC (per-channel and per-tensor), ADD, pooling, MEAN, PAD,
 RESHAPE, float input/output, stochastic and nearest rounding, partial
-channels, and the three losses. Run from the repository root:
+channels, the three losses, a fresh imprinted head, momentum, mini-batch
+accumulators and a learning-rate schedule. Run from the repository root:
 
     python ops_cc/fuzz/make_corpus.py
 """
@@ -29,6 +30,10 @@ CASES = {
     "sine_mse": (lambda: models.regression_model("sine"), {"preset": "last-k:2", "loss": "mse"}),
     "autoencoder_mae": (lambda: models.regression_model("autoencoder"),
                         {"preset": "classifier", "loss": "mae"}),
+    "cnn_imprint_momentum_batch": (models.plain_cnn, dict(
+        SPARSE, head={"num_classes": 3, "init": "imprint", "shots": 2},
+        optimizer={"momentum": 0.9, "batch_size": 4, "schedule": "cosine",
+                   "warmup_steps": 2, "decay_steps": 10})),
 }
 
 

@@ -12,7 +12,9 @@
 #include "ops_cc/kernels/grad/elementwise_grad.h"
 #include "ops_cc/kernels/grad/fully_connected_grad.h"
 #include "ops_cc/kernels/grad/grad_common.h"
+#include "ops_cc/kernels/grad/imprint.h"
 #include "ops_cc/kernels/grad/loss.h"
+#include "ops_cc/kernels/grad/optimizer_schedule.h"
 #include "ops_cc/kernels/grad/pooling_grad.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
 #include "ops_cc/kernels/real_output.h"
@@ -39,6 +41,8 @@ constexpr char kMeanGrad[] = "TFLMTRAIN_MEAN_GRAD";
 constexpr char kPadGrad[] = "TFLMTRAIN_PAD_GRAD";
 constexpr char kReshapeGrad[] = "TFLMTRAIN_RESHAPE_GRAD";
 constexpr char kGradSum[] = "TFLMTRAIN_GRAD_SUM";
+constexpr char kOptimizerStep[] = "TFLMTRAIN_OPTIMIZER_STEP";
+constexpr char kImprint[] = "TFLMTRAIN_IMPRINT";
 
 // ---- Options ----------------------------------------------------------------
 
@@ -271,7 +275,10 @@ bool TrainMode(EvalContext& c) { return *c.Input<int32_t>(0) != 0; }
 struct InitVariablesData {
   bool initialized = false;
   int count = 0;
-  uint32_t* bytes = nullptr;  // per pair
+  uint32_t* bytes = nullptr;  // per pair: the destination's size
+  // per pair: the source's size; one element smaller than the destination
+  // fills it (optimizer state starts at 0 without a flash copy per element)
+  uint32_t* source_bytes = nullptr;
 };
 
 void* InitVariablesInit(InitContext& c) {
@@ -287,9 +294,10 @@ Status InitVariablesPrepare(PrepareContext& c) {
     return c.Fail("%s: %d inputs but %d outputs", op, n, c.NumOutputs());
   if (n > 0) {
     data->bytes = static_cast<uint32_t*>(
-        c.AllocatePersistent(sizeof(uint32_t) * static_cast<size_t>(n)));
+        c.AllocatePersistent(2 * sizeof(uint32_t) * static_cast<size_t>(n)));
     if (data->bytes == nullptr)
       return c.Fail("%s: out of persistent memory", op);
+    data->source_bytes = data->bytes + n;
   }
   for (int i = 0; i < n; ++i) {
     TensorDesc src, dst;
@@ -300,14 +308,16 @@ Status InitVariablesPrepare(PrepareContext& c) {
       return c.Fail("%s: source %d is not a constant", op, i);
     if (!dst.is_variable)
       return c.Fail("%s: destination %d is not a variable", op, i);
-    const int64_t bytes =
-        src.shape.FlatSize() * static_cast<int64_t>(DataTypeSize(src.type));
-    if (src.type != dst.type ||
-        dst.shape.FlatSize() * static_cast<int64_t>(DataTypeSize(dst.type)) !=
-            bytes)
-      return c.Fail("%s: pair %d differs in type or size", op, i);
+    const int64_t element = static_cast<int64_t>(DataTypeSize(src.type));
+    const int64_t source_bytes = src.shape.FlatSize() * element;
+    const int64_t bytes = dst.shape.FlatSize() * element;
+    if (src.type != dst.type || element == 0 ||
+        (source_bytes != bytes && source_bytes != element))
+      return c.Fail("%s: pair %d differs in type or size (the source must "
+                    "match the destination or be one element)", op, i);
     if (bytes > INT32_MAX) return c.Fail("%s: pair %d is too large", op, i);
     data->bytes[i] = static_cast<uint32_t>(bytes);
+    data->source_bytes[i] = static_cast<uint32_t>(source_bytes);
   }
   data->count = n;
   data->initialized = false;
@@ -317,8 +327,12 @@ Status InitVariablesPrepare(PrepareContext& c) {
 Status InitVariablesEval(EvalContext& c) {
   auto* data = static_cast<InitVariablesData*>(c.OpData());
   if (data->initialized) return Status::kOk;
-  for (int i = 0; i < data->count; ++i)
-    std::memcpy(c.OutputData(i), c.InputData(i), data->bytes[i]);
+  for (int i = 0; i < data->count; ++i) {
+    auto* dst = static_cast<uint8_t*>(c.OutputData(i));
+    const uint32_t step = data->source_bytes[i];
+    for (uint32_t at = 0; at < data->bytes[i]; at += step)
+      std::memcpy(dst + at, c.InputData(i), step);
+  }
   data->initialized = true;
   return Status::kOk;
 }
@@ -326,6 +340,226 @@ Status InitVariablesEval(EvalContext& c) {
 void InitVariablesReset(void* op_data) {
   if (op_data != nullptr)
     static_cast<InitVariablesData*>(op_data)->initialized = false;
+}
+
+// ---- TFLMTRAIN_OPTIMIZER_STEP ---------------------------------------------
+//
+// Inputs: 0 mode, 1 hparams (float32 [2]: base weight and bias learning
+// rates), 2 step (int32 [1] variable: training samples counted so far),
+// 3 imprinted (optional int32 [1], TFLMTRAIN_IMPRINT's output). Output:
+// float32 [3] = this sample's [weight lr, bias lr, phase] (UpdatePhase).
+// In train mode, unless the sample was imprinted: sample s = step belongs to
+// optimizer update t = s / batch_size, applied at its last sample; the
+// learning rates are the base ones times LrFactor(t); step advances by one.
+
+enum OptimizerStepInput {
+  kStepMode = 0,
+  kStepHparams,
+  kStepCounter,
+  kStepImprinted,
+  kStepNumInputs,
+};
+
+struct OptimizerStepData {
+  OptionError option_error;
+  LrSchedule schedule;
+  int batch_size = 1;
+};
+
+void* OptimizerStepInit(InitContext& c) {
+  OptimizerStepData* data = NewOpData<OptimizerStepData>(c);
+  if (data == nullptr) return nullptr;
+  OptionReader options(c);
+  data->schedule.kind = static_cast<ScheduleKind>(options.Optional("schedule", 0));
+  data->schedule.warmup_steps = options.Optional("warmup_steps", 0);
+  data->schedule.decay_steps = options.Optional("decay_steps", 1);
+  data->schedule.alpha = options.OptionalFloat("alpha", 0.0f);
+  data->schedule.decay_rate = options.OptionalFloat("decay_rate", 0.1f);
+  data->batch_size = options.Optional("batch_size", 1);
+  data->option_error = options.error();
+  return data;
+}
+
+Status OptimizerStepPrepare(PrepareContext& c) {
+  const char* op = kOptimizerStep;
+  OptimizerStepData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, kStepNumInputs, 1));
+  const LrSchedule& s = data->schedule;
+  const int kind = static_cast<int>(s.kind);
+  if (kind < 0 || kind > 2)
+    return c.Fail("%s: schedule must be 0, 1 or 2, got %d", op, kind);
+  if (s.warmup_steps < 0 || s.decay_steps < 1 || data->batch_size < 1)
+    return c.Fail("%s: needs warmup_steps >= 0, decay_steps >= 1 and "
+                  "batch_size >= 1", op);
+  if (!(s.alpha >= 0.0f && s.alpha <= 1.0f) ||
+      !(s.decay_rate > 0.0f && s.decay_rate <= 1.0f))
+    return c.Fail("%s: needs alpha in [0, 1] and decay_rate in (0, 1]", op);
+  TT_RETURN_IF_ERROR(CheckMode(c, op, kStepMode));
+  TensorDesc hparams, counter, out;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, kStepHparams, "hparams",
+                               DataType::kFloat32, &hparams));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "hparams", hparams, 2));
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, kStepCounter, "step", DataType::kInt32, &counter));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "step", counter, 1));
+  TT_RETURN_IF_ERROR(CheckVariable(c, op, "step", counter));
+  if (c.HasInput(kStepImprinted)) {
+    TensorDesc imprinted;
+    TT_RETURN_IF_ERROR(ReadInput(c, op, kStepImprinted, "imprinted",
+                                 DataType::kInt32, &imprinted));
+    TT_RETURN_IF_ERROR(CheckElements(c, op, "imprinted", imprinted, 1));
+  }
+  TT_RETURN_IF_ERROR(
+      ReadOutput(c, op, 0, "optimizer_step", DataType::kFloat32, &out));
+  return CheckElements(c, op, "optimizer_step", out, 3);
+}
+
+Status OptimizerStepEval(EvalContext& c) {
+  const auto* data = static_cast<const OptimizerStepData*>(c.OpData());
+  float* out = c.Output<float>(0);
+  out[0] = out[1] = 0.0f;
+  out[2] = static_cast<float>(UpdatePhase::kSkip);
+  if (!TrainMode(c)) return Status::kOk;
+  const int32_t* imprinted = c.Input<int32_t>(kStepImprinted);
+  if (imprinted != nullptr && *imprinted != 0) return Status::kOk;
+  int32_t* step = c.Input<int32_t>(kStepCounter);
+  const int32_t sample = *step < 0 ? 0 : *step;
+  const float factor = LrFactor(data->schedule, sample / data->batch_size);
+  const float* hparams = c.Input<float>(kStepHparams);
+  out[0] = hparams[0] * factor;
+  out[1] = hparams[1] * factor;
+  out[2] = static_cast<float>(sample % data->batch_size == data->batch_size - 1
+                                  ? UpdatePhase::kApply
+                                  : UpdatePhase::kAccumulate);
+  if (sample < INT32_MAX) *step = sample + 1;
+  return Status::kOk;
+}
+
+// ---- TFLMTRAIN_IMPRINT ------------------------------------------------------
+//
+// Inputs: 0 mode, 1 label (int32 [1]), 2 x (the head's int8 input, d
+// elements), 3 filter (int8 variable, N rows of d), 4 bias (int32 [N] variable),
+// 5 counts (int32 [N] variable), 6 sums (float32 [N, d] variable), 7 the
+// output range (float32 [2] variable). Output:
+// imprinted (int32 [1]). Option: shots. In train mode, ImprintSample; the
+// output says whether it imprinted (then the sample takes no SGD step).
+
+enum ImprintInput {
+  kImprintMode = 0,
+  kImprintLabel,
+  kImprintX,
+  kImprintFilter,
+  kImprintBias,
+  kImprintCounts,
+  kImprintSums,
+  kImprintRange,
+  kImprintNumInputs,
+};
+
+struct ImprintData {
+  OptionError option_error;
+  int shots = 0;
+  int num_classes = 0, depth = 0;
+  int32_t x_zero_point = 0;
+  float x_scale = 0.0f;
+  int mean_scratch = -1;
+  const float* filter_scales = nullptr;  // in the model
+};
+
+void* ImprintInit(InitContext& c) {
+  ImprintData* data = NewOpData<ImprintData>(c);
+  if (data == nullptr) return nullptr;
+  OptionReader options(c);
+  data->shots = options.Required("shots");
+  data->option_error = options.error();
+  return data;
+}
+
+Status ImprintPrepare(PrepareContext& c) {
+  const char* op = kImprint;
+  ImprintData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, kImprintNumInputs, 1));
+  if (data->shots < 1)
+    return c.Fail("%s: shots must be >= 1, got %d", op, data->shots);
+  TT_RETURN_IF_ERROR(CheckMode(c, op, kImprintMode));
+  TensorDesc label, x, filter, bias, counts, sums, out;
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, kImprintLabel, "label", DataType::kInt32, &label));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "label", label, 1));
+  TT_RETURN_IF_ERROR(ReadInput(c, op, kImprintX, "x", DataType::kInt8, &x));
+  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "x", x));
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, kImprintFilter, "filter", DataType::kInt8, &filter));
+  // [N, d] (FULLY_CONNECTED) or [N, KH, KW, C] of a CONV_2D whose window
+  // covers its whole input: row n is the N-th class's weights over x.
+  if (filter.shape.rank != 2 && filter.shape.rank != 4)
+    return c.Fail("%s: filter must have rank 2 or 4, got %d", op,
+                  filter.shape.rank);
+  const int n = filter.shape.dims[0];
+  if (n < 1 || filter.shape.FlatSize() < 1)
+    return c.Fail("%s: filter has a zero dimension", op);
+  const int64_t row = filter.shape.FlatSize() / n;
+  if (row > INT32_MAX) return c.Fail("%s: filter rows are too long", op);
+  const int d = static_cast<int>(row);
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "x", x, d));
+  TT_RETURN_IF_ERROR(CheckVariable(c, op, "filter", filter));
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, kImprintBias, "bias", DataType::kInt32, &bias));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "bias", bias, n));
+  TT_RETURN_IF_ERROR(CheckVariable(c, op, "bias", bias));
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, kImprintCounts, "counts", DataType::kInt32, &counts));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "counts", counts, n));
+  TT_RETURN_IF_ERROR(CheckVariable(c, op, "counts", counts));
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, kImprintSums, "sums", DataType::kFloat32, &sums));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "sums", sums, static_cast<int64_t>(n) * d));
+  TT_RETURN_IF_ERROR(CheckVariable(c, op, "sums", sums));
+  TensorDesc range;
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, kImprintRange, "output range", DataType::kFloat32, &range));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "output range", range, 2));
+  TT_RETURN_IF_ERROR(CheckVariable(c, op, "output range", range));
+  // One scale per class (the converter gives a fresh head equal ones).
+  TT_RETURN_IF_ERROR(CheckFilterScales(c, op, filter, n, 0));
+  if (filter.quant.count != n)
+    return c.Fail("%s: filter needs one scale per class", op);
+  data->filter_scales = filter.quant.scales;
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "imprinted", DataType::kInt32, &out));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "imprinted", out, 1));
+  data->num_classes = n;
+  data->depth = d;
+  data->x_scale = x.quant.scales[0];
+  data->x_zero_point = x.quant.zero_points[0];
+  return c.RequestScratch(sizeof(float) * static_cast<size_t>(d),
+                          &data->mean_scratch);
+}
+
+Status ImprintEval(EvalContext& c) {
+  const auto* data = static_cast<const ImprintData*>(c.OpData());
+  int32_t* imprinted = c.Output<int32_t>(0);
+  *imprinted = 0;
+  if (!TrainMode(c)) return Status::kOk;
+  ImprintArgs a;
+  a.num_classes = data->num_classes;
+  a.depth = data->depth;
+  a.x = c.Input<int8_t>(kImprintX);
+  a.x_zero_point = data->x_zero_point;
+  a.x_scale = data->x_scale;
+  a.shots = data->shots;
+  a.filter = c.Input<int8_t>(kImprintFilter);
+  a.bias = c.Input<int32_t>(kImprintBias);
+  a.counts = c.Input<int32_t>(kImprintCounts);
+  a.sums = c.Input<float>(kImprintSums);
+  a.mean_scratch = static_cast<float*>(c.Scratch(data->mean_scratch));
+  a.filter_scales = data->filter_scales;
+  a.output_range = c.Input<float>(kImprintRange);
+  *imprinted = ImprintSample(a, *c.Input<int32_t>(kImprintLabel)) ? 1 : 0;
+  return Status::kOk;
 }
 
 // ---- TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT / TFLMTRAIN_CONV_2D_REAL_OUTPUT --
@@ -576,6 +810,12 @@ enum LayerInput {
   kLayerBias,
   kLayerChannels,
   kLayerRng,
+  // Optimizer state (optional float32 variables): mini-batch accumulators
+  // and momentum velocities, one per trained weight / bias element.
+  kLayerWeightAccumulator,
+  kLayerWeightVelocity,
+  kLayerBiasAccumulator,
+  kLayerBiasVelocity,
   kLayerNumInputs,
 };
 
@@ -587,6 +827,8 @@ struct LayerGradData {
   int activation = kActivationNone;
   bool update_weights = false, update_bias = false, qas = false;
   int rounding = 0;
+  int batch_size = 1;
+  float momentum = 0.0f;
   // s_x: the `input_scale` option when x is absent, else x's scale (Prepare).
   float input_scale = 0.0f;
   // Filled by Prepare.
@@ -629,6 +871,8 @@ void* LayerGradInit(InitContext& c, Layer layer) {
   data->qas = options.Required("qas") != 0;
   data->rounding = options.Required("rounding");
   data->input_scale = options.OptionalFloat("input_scale", 0.0f);
+  data->batch_size = options.Optional("batch_size", 1);
+  data->momentum = options.OptionalFloat("momentum", 0.0f);
   data->option_error = options.error();
   return data;
 }
@@ -705,11 +949,16 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   if (data->rounding != 0 && data->rounding != 1)
     return c.Fail("%s: rounding must be 0 or 1, got %d", op, data->rounding);
 
+  if (data->batch_size < 1)
+    return c.Fail("%s: batch_size must be >= 1, got %d", op, data->batch_size);
+  if (!(data->momentum >= 0.0f && data->momentum < 1.0f))
+    return c.Fail("%s: momentum must be in [0, 1)", op);
+
   TensorDesc hparams, dy, y, x, dx, filter;
   TT_RETURN_IF_ERROR(CheckMode(c, op, kLayerMode));
-  TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerHparams, "hparams",
+  TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerHparams, "optimizer_step",
                                DataType::kFloat32, &hparams));
-  TT_RETURN_IF_ERROR(CheckElements(c, op, "hparams", hparams, 2));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "optimizer_step", hparams, 3));
   TT_RETURN_IF_ERROR(
       ReadInput(c, op, kLayerDy, "y/grad", DataType::kFloat32, &dy));
   if (!c.HasInput(kLayerY) || c.Input(kLayerY, &y) != Status::kOk)
@@ -810,6 +1059,45 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
     }
   }
 
+  // The optimizer state each updated tensor needs, sized by its trained
+  // elements: all of the bias; the trained channels of the filter.
+  int64_t trained_channels = channels;
+  if (c.HasInput(kLayerChannels)) {
+    TensorDesc list;
+    TT_RETURN_IF_ERROR(c.Input(kLayerChannels, &list));
+    trained_channels = list.shape.FlatSize();
+  }
+  const int64_t weight_slots =
+      filter.shape.FlatSize() / channels * trained_channels;
+  struct {
+    int input;
+    const char* name;
+    bool needed;
+    int64_t elements;
+  } const slots[] = {
+      {kLayerWeightAccumulator, "weight accumulator",
+       data->update_weights && data->batch_size > 1, weight_slots},
+      {kLayerWeightVelocity, "weight velocity",
+       data->update_weights && data->momentum > 0.0f, weight_slots},
+      {kLayerBiasAccumulator, "bias accumulator",
+       data->update_bias && data->batch_size > 1, channels},
+      {kLayerBiasVelocity, "bias velocity",
+       data->update_bias && data->momentum > 0.0f, channels},
+  };
+  for (const auto& slot : slots) {
+    if (!slot.needed) {
+      if (c.HasInput(slot.input))
+        return c.Fail("%s: input %d (%s) is given but not used", op,
+                      slot.input, slot.name);
+      continue;
+    }
+    TensorDesc state;
+    TT_RETURN_IF_ERROR(
+        ReadInput(c, op, slot.input, slot.name, DataType::kFloat32, &state));
+    TT_RETURN_IF_ERROR(CheckElements(c, op, slot.name, state, slot.elements));
+    TT_RETURN_IF_ERROR(CheckVariable(c, op, slot.name, state));
+  }
+
   data->uses_rng =
       data->rounding == 1 && (data->update_weights || data->update_bias);
   if (c.HasInput(kLayerRng) || data->uses_rng) {
@@ -835,7 +1123,18 @@ Status FullyConnectedGradPrepare(PrepareContext& c) {
 Status LayerGradEval(EvalContext& c, Layer layer) {
   if (!TrainMode(c)) return Status::kOk;
   const auto* data = static_cast<const LayerGradData*>(c.OpData());
+  // [weight lr, bias lr, phase] of this sample (TFLMTRAIN_OPTIMIZER_STEP).
   const float* hparams = c.Input<float>(kLayerHparams);
+  const UpdatePhase phase =
+      hparams[2] == 2.0f ? UpdatePhase::kApply
+                         : (hparams[2] == 1.0f ? UpdatePhase::kAccumulate
+                                               : UpdatePhase::kSkip);
+  if (phase == UpdatePhase::kSkip) return Status::kOk;
+  if (phase == UpdatePhase::kAccumulate && data->batch_size == 1)
+    return c.Fail("%s: a mini-batch phase reached a layer with batch_size 1",
+                  layer == Layer::kConv ? kConvGrad
+                  : layer == Layer::kDepthwise ? kDepthwiseConvGrad
+                                               : kFullyConnectedGrad);
 
   const float* weight_scales = data->filter_scales;
   const float* bias_scales = nullptr;
@@ -868,6 +1167,13 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
   update.rule.rounding =
       data->rounding == 1 ? Rounding::kStochastic : Rounding::kNearest;
   update.rule.rng_state = &rng_state;
+  update.rule.phase = phase;
+  update.rule.batch_size = static_cast<float>(data->batch_size);
+  update.rule.momentum = data->momentum;
+  update.weight_slots.accumulator = c.Input<float>(kLayerWeightAccumulator);
+  update.weight_slots.velocity = c.Input<float>(kLayerWeightVelocity);
+  update.bias_slots.accumulator = c.Input<float>(kLayerBiasAccumulator);
+  update.bias_slots.velocity = c.Input<float>(kLayerBiasVelocity);
 
   // The output layer's y is its real-valued output: masked here by the real
   // activation bounds (if any), then no int8 mask in the kernels.
@@ -1225,6 +1531,9 @@ const OpKernel kKernels[kNumTrainingOps] = {
     {-1, kPadGrad, PadGradInit, PadGradPrepare, PadGradEval, nullptr},
     {-1, kReshapeGrad, nullptr, ReshapeGradPrepare, ReshapeGradEval, nullptr},
     {-1, kGradSum, GradSumInit, GradSumPrepare, GradSumEval, nullptr},
+    {-1, kOptimizerStep, OptimizerStepInit, OptimizerStepPrepare,
+     OptimizerStepEval, nullptr},
+    {-1, kImprint, ImprintInit, ImprintPrepare, ImprintEval, nullptr},
 };
 
 }  // namespace

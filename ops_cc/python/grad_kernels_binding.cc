@@ -20,7 +20,9 @@
 #include "ops_cc/kernels/grad/depthwise_conv_grad.h"
 #include "ops_cc/kernels/grad/elementwise_grad.h"
 #include "ops_cc/kernels/grad/fully_connected_grad.h"
+#include "ops_cc/kernels/grad/imprint.h"
 #include "ops_cc/kernels/grad/loss.h"
+#include "ops_cc/kernels/grad/optimizer_schedule.h"
 #include "ops_cc/kernels/grad/pooling_grad.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
 #include "ops_cc/ops/forward_ops.h"
@@ -517,6 +519,58 @@ void BindGradKernels(py::module_& m) {
       },
       py::arg("grads"));
 
+  m.def(
+      "lr_factor",
+      [](int kind, int warmup_steps, int decay_steps, float alpha,
+         float decay_rate, int32_t t) {
+        LrSchedule s;
+        s.kind = static_cast<ScheduleKind>(kind);
+        s.warmup_steps = warmup_steps;
+        s.decay_steps = decay_steps;
+        s.alpha = alpha;
+        s.decay_rate = decay_rate;
+        return LrFactor(s, t);
+      },
+      py::arg("kind"), py::arg("warmup_steps"), py::arg("decay_steps"),
+      py::arg("alpha"), py::arg("decay_rate"), py::arg("t"));
+  m.def(
+      "imprint",
+      [](const Array<int8_t>& x, int32_t x_zero_point, float x_scale, int shots,
+         const Array<int8_t>& filter, const Array<int32_t>& bias,
+         const Array<int32_t>& counts, const Array<float>& sums, int32_t label) {
+        Require(filter.ndim() == 2, "filter must be [N, d]");
+        const int n = static_cast<int>(filter.shape(0));
+        const int d = static_cast<int>(filter.shape(1));
+        Require(x.size() == d && bias.size() == n && counts.size() == n &&
+                    sums.size() == static_cast<py::ssize_t>(n) * d,
+                "x [d], bias [N], counts [N], sums [N, d]");
+        ImprintArgs a;
+        a.num_classes = n;
+        a.depth = d;
+        a.x = x.data();
+        a.x_zero_point = x_zero_point;
+        a.x_scale = x_scale;
+        a.shots = shots;
+        Array<int8_t> f = Copy(filter);
+        Array<int32_t> b = Copy(bias);
+        Array<int32_t> k = Copy(counts);
+        Array<float> sm = Copy(sums);
+        a.filter = f.mutable_data();
+        a.bias = b.mutable_data();
+        a.counts = k.mutable_data();
+        a.sums = sm.mutable_data();
+        std::vector<float> mean(static_cast<size_t>(d));
+        a.mean_scratch = mean.data();
+        std::vector<float> scales(static_cast<size_t>(n), 1.0f);
+        a.filter_scales = scales.data();
+        float range[2] = {0.0f, 0.0f};
+        a.output_range = range;
+        const bool imprinted = ImprintSample(a, label);
+        return py::make_tuple(imprinted, f, b, k, sm);
+      },
+      "(imprinted, filter, bias, counts, sums) after ImprintSample.");
+  m.def("cos_pi", py::vectorize([](float u) { return CosPi(u); }));
+  m.def("sqrt_f", py::vectorize([](float x) { return SqrtF(x); }));
   m.def("exp_f", py::vectorize([](float x) { return ExpF(x); }));
   m.def("log_f", py::vectorize([](float x) { return LogF(x); }));
   m.def(

@@ -16,7 +16,8 @@ namespace slot {
 constexpr int kFormatVersion = 0, kTrainables = 1, kInput = 3, kLabel = 4,
               kMode = 5, kLogits = 6, kLoss = 7, kHparams = 8, kRng = 9,
               kNumClasses = 10, kLossFunction = 14, kRealOutput = 15,
-              kOutputRange = 16, kOutputRangeInitializer = 17;
+              kOutputRange = 16, kOutputRangeInitializer = 17, kStep = 18,
+              kOptimizerState = 19, kOptimizerStateKinds = 20;
 constexpr int kTrainableVariable = 0, kTrainableInitializer = 1,
               kTrainableKind = 2;
 }  // namespace slot
@@ -31,6 +32,8 @@ size_t FirstNonFinite(const float* values, size_t n) {
   return kAllFinite;
 }
 constexpr int8_t kCrossEntropy = 0, kMeanAbsoluteError = 2;
+constexpr int8_t kStateStepCounter = 0, kStateImprintCounts = 3,
+                 kStateImprintSums = 4;
 
 }  // namespace
 
@@ -171,6 +174,29 @@ Status TrainingSession::Init() {
   if (!classification_ && num_classes_ != 0)
     return error_.Report(Status::kMalformedModel, "training info: num_classes must be 0 for a regression loss, got %d", num_classes_);
 
+  // Optimizer state: the step counter, mini-batch accumulators, momentum
+  // velocities, imprinting sums (StateKind in the schema).
+  const int step = info.Scalar<int32_t>(slot::kStep, 0);
+  TT_RETURN_IF_ERROR(ValidateTensor("step", step, DataType::kInt32, Role::kVariable));
+  if (interpreter_.tensor_bytes(step) != 4)
+    return error_.Report(Status::kMalformedModel, "training info: step must have one element");
+  optimizer_state_ = FbVector();
+  optimizer_state_kinds_ = FbVector();
+  if (info.Has(slot::kOptimizerState)) {
+    optimizer_state_ = info.Vector(slot::kOptimizerState, 4);
+    optimizer_state_kinds_ = info.Vector(slot::kOptimizerStateKinds, 1);
+    if (!optimizer_state_.valid() || !optimizer_state_kinds_.valid() ||
+        optimizer_state_kinds_.length() != optimizer_state_.length())
+      return error_.Report(Status::kMalformedModel, "training info: optimizer_state and its kinds are invalid or differ in length");
+  }
+  for (uint32_t i = 0; i < optimizer_state_.length(); ++i) {
+    const int8_t kind = optimizer_state_kinds_.Get<int8_t>(i);
+    if (kind < kStateStepCounter || kind > kStateImprintSums)
+      return error_.Report(Status::kMalformedModel, "training info: optimizer state %u has unknown kind %d", i, kind);
+    const bool is_int = kind == kStateStepCounter || kind == kStateImprintCounts;
+    TT_RETURN_IF_ERROR(ValidateTensor("optimizer state", optimizer_state_.Get<int32_t>(i), is_int ? DataType::kInt32 : DataType::kFloat32, Role::kVariable));
+  }
+
   if (interpreter_.model().num_outputs() == 0)
     return error_.Report(Status::kMalformedModel, "model has no outputs");
   output_ = interpreter_.model().output(0);
@@ -260,18 +286,22 @@ Status TrainingSession::InferStep(const float* input, size_t bytes,
 
 int TrainingSession::num_state_tensors() const {
   if (!initialized_) return 0;
-  return static_cast<int>(trainables_.length()) + (rng_ >= 0 ? 1 : 0) + 1;
+  return static_cast<int>(trainables_.length()) + (rng_ >= 0 ? 1 : 0) + 1 +
+         static_cast<int>(optimizer_state_.length());
 }
 
 uint8_t* TrainingSession::state_tensor(int i, size_t* bytes) {
   const int trainables = static_cast<int>(trainables_.length());
+  const int range_at = trainables + (rng_ >= 0 ? 1 : 0);
   int index = -1;
   if (i >= 0 && i < trainables)
     index = trainables_.TableAt(static_cast<uint32_t>(i)).Scalar<int32_t>(slot::kTrainableVariable, 0);
   else if (i == trainables && rng_ >= 0)
     index = rng_;
-  else if (i == num_state_tensors() - 1)
+  else if (i == range_at)
     index = output_range_;
+  else if (i > range_at && i < num_state_tensors())
+    index = optimizer_state_.Get<int32_t>(static_cast<uint32_t>(i - range_at - 1));
   if (index < 0 || !initialized_) {
     *bytes = 0;
     return nullptr;

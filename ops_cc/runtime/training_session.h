@@ -24,7 +24,7 @@ namespace tflm_train {
 class TrainingSession {
  public:
   // The metadata format version this reader understands.
-  static constexpr uint32_t kFormatVersion = 2;
+  static constexpr uint32_t kFormatVersion = 3;
 
   // Same requirements as Interpreter: `model` 8-byte aligned and alive for
   // the session's lifetime, `arena` 16-byte aligned.
@@ -84,8 +84,9 @@ class TrainingSession {
   size_t trainable_bytes() const { return trainable_bytes_; }
 
   // The trained state a device persists: every trainable variable in
-  // metadata order, then `rng` (with stochastic rounding) and the output
-  // range. State tensor i's live data and byte size (valid after Init).
+  // metadata order, then `rng` (with stochastic rounding), the output
+  // range and the optimizer state (step counter, accumulators, velocities,
+  // imprinting sums; metadata order). State tensor i's live data and byte size (valid after Init).
   int num_state_tensors() const;
   uint8_t* state_tensor(int i, size_t* bytes);
   // Runs the variable initialisation once (an infer step on a zero sample)
@@ -109,6 +110,7 @@ class TrainingSession {
   Interpreter interpreter_;
   ErrorReporter error_;
   FbVector trainables_;  // of Trainable tables, validated by Init
+  FbVector optimizer_state_, optimizer_state_kinds_;  // validated by Init
   int input_ = -1, label_ = -1, mode_ = -1, loss_ = -1, output_ = -1;
   int real_output_ = -1;
   int rng_ = -1, output_range_ = -1;

@@ -93,6 +93,7 @@ void ConvGrad(const ConvGradArgs& a, float* dx, const LayerUpdate& update) {
     const int filter_w = a.filter_shape.dims[2];
     const int in_c = a.filter_shape.dims[3];
     const int count = update.channels != nullptr ? update.num_channels : out_c;
+    int64_t slot = 0;  // k * (KH * KW * I) + (ky * KW + kx) * I + i
     for (int k = 0; k < count; ++k) {
       const int o = update.channels != nullptr ? update.channels[k] : k;
       const float scale = a.filter_scales[o];
@@ -101,7 +102,8 @@ void ConvGrad(const ConvGradArgs& a, float* dx, const LayerUpdate& update) {
           for (int i = 0; i < in_c; ++i) {
             int8_t* w = a.filter + Offset4(a.filter_shape, o, ky, kx, i);
             *w = SgdUpdateInt8(*w, ConvFilterGrad(a, o, ky, kx, i),
-                               update.weight_lr, scale, update.rule);
+                               update.weight_lr, scale, update.rule,
+                               update.weight_slots, slot++);
           }
     }
   }
@@ -109,7 +111,7 @@ void ConvGrad(const ConvGradArgs& a, float* dx, const LayerUpdate& update) {
     for (int o = 0; o < out_c; ++o)
       update.bias[o] = SgdUpdateInt32(update.bias[o], ConvBiasGrad(a, o),
                                       update.bias_lr, update.bias_scales[o],
-                                      update.rule);
+                                      update.rule, update.bias_slots, o);
   }
 }
 

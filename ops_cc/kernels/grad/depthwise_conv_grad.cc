@@ -54,20 +54,22 @@ void DepthwiseConvGrad(const ConvGradArgs& a, float* dx,
     const int filter_w = a.filter_shape.dims[2];
     const int count =
         update.channels != nullptr ? update.num_channels : channels;
+    int64_t slot = 0;  // (ky * KW + kx) * count + k
     for (int ky = 0; ky < filter_h; ++ky)
       for (int kx = 0; kx < filter_w; ++kx)
         for (int k = 0; k < count; ++k) {
           const int c = update.channels != nullptr ? update.channels[k] : k;
           int8_t* w = a.filter + Offset4(a.filter_shape, 0, ky, kx, c);
           *w = SgdUpdateInt8(*w, DepthwiseConvFilterGrad(a, ky, kx, c),
-                             update.weight_lr, a.filter_scales[c], update.rule);
+                             update.weight_lr, a.filter_scales[c], update.rule,
+                             update.weight_slots, slot++);
         }
   }
   if (update.bias != nullptr) {
     for (int c = 0; c < channels; ++c)
       update.bias[c] = SgdUpdateInt32(update.bias[c], ConvBiasGrad(a, c),
                                       update.bias_lr, update.bias_scales[c],
-                                      update.rule);
+                                      update.rule, update.bias_slots, c);
   }
 }
 

@@ -50,7 +50,9 @@ void FullyConnectedGrad(const FullyConnectedGradArgs& a, float* dx,
       int8_t* w = a.filter + o * a.input_depth;
       for (int i = 0; i < a.input_depth; ++i)
         w[i] = SgdUpdateInt8(w[i], FullyConnectedFilterGrad(a, o, i),
-                             update.weight_lr, a.filter_scales[o], update.rule);
+                             update.weight_lr, a.filter_scales[o], update.rule,
+                             update.weight_slots,
+                             static_cast<int64_t>(k) * a.input_depth + i);
     }
   }
   if (update.bias != nullptr) {
@@ -58,7 +60,7 @@ void FullyConnectedGrad(const FullyConnectedGradArgs& a, float* dx,
       update.bias[o] = SgdUpdateInt32(update.bias[o],
                                       FullyConnectedBiasGrad(a, o),
                                       update.bias_lr, update.bias_scales[o],
-                                      update.rule);
+                                      update.rule, update.bias_slots, o);
   }
 }
 

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "ops_cc/kernels/grad/optimizer_schedule.h"
+
 namespace tflm_train {
 
 enum class Rounding : int { kNearest = 0, kStochastic = 1 };
@@ -12,23 +14,49 @@ enum class Rounding : int { kNearest = 0, kStochastic = 1 };
 struct SgdRule {
   bool qas = false;
   Rounding rounding = Rounding::kNearest;
-  // xorshift32 state; required for kStochastic, advanced once per call.
+  // xorshift32 state; required for kStochastic, advanced once per applied
+  // update.
   uint32_t* rng_state = nullptr;
+  // kAccumulate only adds to the accumulators; kApply steps (kSkip never
+  // reaches the kernels).
+  UpdatePhase phase = UpdatePhase::kApply;
+  float batch_size = 1.0f;  // the accumulated sum is divided by it
+  float momentum = 0.0f;
 };
 
-// Δq = round(-step), step = lr * (qas ? grad / scale : grad * scale), where
-// round(v) is floor(v + 0.5) (nearest) or floor(v + u) with u drawn from the
-// rng (stochastic; drawn even when the step is not finite). A non-finite step
-// gives 0. Saturated to [-2^62, 2^62].
-int64_t SgdDelta(float grad, float lr, float scale, const SgdRule& rule);
+// Optimizer state of one trained tensor: one float per trained element, in
+// the order the layer's kernel visits them (null: not kept).
+struct OptimizerSlots {
+  float* accumulator = nullptr;  // gradient sum of the current mini-batch
+  float* velocity = nullptr;     // momentum, in stored-integer units
+};
+
+// Δq of trained element n, with Keras SGD semantics:
+//   g = grad, or with an accumulator acc[n] += grad (finite grads only) and,
+//       on kApply, g = acc[n] / batch_size, acc[n] = 0 (kAccumulate: Δq = 0);
+//   step = lr * (qas ? g / scale : g * scale);
+//   with a velocity: v[n] = momentum * v[n] - step (0 if not finite),
+//       step = -v[n];
+//   Δq = round(-step): floor(-step + 0.5) (nearest) or floor(-step + u), u
+//       drawn from the rng (stochastic; drawn for every applied update, even
+//       when the step is not finite). A non-finite step gives 0. Saturated
+//       to [-2^62, 2^62].
+// Without slots this is plain SGD, unchanged since format version 1.
+int64_t SgdDelta(float grad, float lr, float scale, const SgdRule& rule,
+                 const OptimizerSlots& slots = OptimizerSlots(),
+                 int64_t n = 0);
 
 // q <- saturate(q + Δq) to [-127, 127].
 int8_t SgdUpdateInt8(int8_t q, float grad, float lr, float scale,
-                     const SgdRule& rule);
+                     const SgdRule& rule,
+                     const OptimizerSlots& slots = OptimizerSlots(),
+                     int64_t n = 0);
 
 // q <- saturate(q + Δq) to the int32 range.
 int32_t SgdUpdateInt32(int32_t q, float grad, float lr, float scale,
-                       const SgdRule& rule);
+                       const SgdRule& rule,
+                       const OptimizerSlots& slots = OptimizerSlots(),
+                       int64_t n = 0);
 
 // What a fused CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED gradient op
 // updates in place, besides its input gradient. Weights step with the
@@ -44,6 +72,9 @@ struct LayerUpdate {
   const float* bias_scales = nullptr;  // s_x * s_w[c]
   float bias_lr = 0.0f;
   SgdRule rule;
+  // Weights: one slot per element of the trained channels, channel-major
+  // in the kernel's loop order; bias: one per output channel.
+  OptimizerSlots weight_slots, bias_slots;
 };
 
 }  // namespace tflm_train
