@@ -126,3 +126,29 @@ def test_trained_state_survives_a_restart(tmp_path):
     host = tflm_train.Trainer(model)
     assert state_store.load_state(host, flash.read_bytes(), len(flash.read_bytes()) // 2)
     assert host.weights_sha256() == unbroken["weights_sha256"]
+
+
+def test_transfer_scheme_trains_like_the_host_and_survives_a_restart(tmp_path):
+    """A fresh imprinted head with momentum, mini-batches and a cosine
+    schedule: imprinting, accumulators, velocities and the step counter run
+    on the device bit for bit as on the host, and a restart in the middle of
+    a mini-batch (state file) continues exactly."""
+    scheme = {"bias_update_layers": 2, "head": {"num_classes": 3, "init": "imprint", "shots": 2},
+              "optimizer": {"lr": 0.05, "momentum": 0.9, "batch_size": 3, "schedule": "cosine",
+                            "warmup_steps": 2, "decay_steps": 6}}
+    model = tflm_train.convert(models.residual(), scheme)
+    base = _data("residual")
+    data = Dataset(base.x, base.y % 3)
+    unbroken = run_firmware(model, data, steps=STEPS, seed=SEED)
+    host = train(tflm_train.Trainer(model), data, steps=STEPS, seed=SEED, progress=False,
+                 log=lambda *_: None)
+    assert unbroken["weights_sha256"] == host["weights_sha256"]
+    assert unbroken["loss_history"] == host["loss_history"]
+    assert unbroken["ram_bytes"] <= 256 * 1024
+
+    flash = tmp_path / "flash.bin"
+    run_firmware(model, data, steps=7, seed=SEED, state_file=flash)
+    second = run_firmware(model, data, steps=STEPS - 7, seed=SEED, state_file=flash,
+                          first_step=7)
+    assert second["state_loaded"]
+    assert second["weights_sha256"] == unbroken["weights_sha256"]

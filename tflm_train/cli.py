@@ -57,6 +57,13 @@ def cmd_plan(args) -> int:
     print(f"persistent (records, op data, variables)     {kib(report['persistent_bytes'])}")
     print(f"  of which trainable weights and biases      {kib(report['trainable_bytes'])}")
     print(f"  of which optimizer state                   {kib(report['optimizer_state_bytes'])}")
+    labels = {"rng": "stochastic rounding", "output_range": "output range",
+              "step_counter": "step counter", "momentum": "momentum velocities",
+              "batch_accumulators": "mini-batch accumulators", "imprint": "imprinting sums"}
+    for key, label in labels.items():
+        size = report["state_breakdown"][key]
+        if size:
+            print(f"    {label:<41}{kib(size)}")
     print(f"peak RAM                                     {kib(report['peak_ram_bytes'])}")
     print(f"flash (model)                                {kib(report['flash_bytes'])}")
     return 0

@@ -55,6 +55,12 @@ MAPS = {
     "FullyConnectedReluBiasOptions": {"activation": 1, "update_weights": False,
                                       "update_bias": True, "qas": True,
                                       "rounding": 0},
+    "OptimizerStepOptions": {"schedule": 1, "warmup_steps": 2, "decay_steps": 4,
+                             "alpha": 0.25, "decay_rate": 0.1, "batch_size": 3},
+    "ImprintOptions": {"shots": 2},
+    "MomentumBatchFcOptions": {"activation": 0, "update_weights": True,
+                               "update_bias": True, "qas": True, "rounding": 0,
+                               "momentum": 0.5, "batch_size": 2},
     "Mixed": {"s": "string", "v": [1, 2, 3], "n": None, "x": 4},
     "Empty": {},
 }

@@ -17,6 +17,7 @@
 #include "ops_cc/core/flexbuffer.h"
 #include "ops_cc/core/float_math.h"
 #include "ops_cc/kernels/grad/fully_connected_grad.h"
+#include "ops_cc/kernels/grad/optimizer_schedule.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
 #include "ops_cc/kernels/real_output.h"
 #include "ops_cc/ops/training_ops.h"
@@ -103,6 +104,67 @@ TEST(SgdUpdate, StochasticUsesOneDrawPerElement) {
 }
 
 // ---- xorshift32 -------------------------------------------------------------
+
+TEST(SgdUpdate, AccumulatesThenAppliesTheBatchMean) {
+  SgdRule rule;
+  rule.qas = true;
+  rule.batch_size = 3.0f;
+  float accumulator = 0.0f;
+  OptimizerSlots slots;
+  slots.accumulator = &accumulator;
+  rule.phase = UpdatePhase::kAccumulate;
+  EXPECT_EQ(SgdUpdateInt8(10, 2.0f, 1.0f, 1.0f, rule, slots, 0), 10);
+  EXPECT_EQ(SgdUpdateInt8(10, std::numeric_limits<float>::infinity(), 1.0f,
+                          1.0f, rule, slots, 0),
+            10);  // a non-finite gradient is left out of the sum
+  EXPECT_EQ(accumulator, 2.0f);
+  rule.phase = UpdatePhase::kApply;
+  // (2 + 4) / 3 = 2, Δq = -2; the accumulator restarts at 0.
+  EXPECT_EQ(SgdUpdateInt8(10, 4.0f, 1.0f, 1.0f, rule, slots, 0), 8);
+  EXPECT_EQ(accumulator, 0.0f);
+}
+
+TEST(SgdUpdate, MomentumFollowsKerasSgd) {
+  // v = m v - lr G / s; Δq = round(v).
+  SgdRule rule;
+  rule.qas = true;
+  rule.momentum = 0.5f;
+  float velocity[2] = {0.0f, 4.0f};
+  OptimizerSlots slots;
+  slots.velocity = velocity;
+  EXPECT_EQ(SgdUpdateInt8(0, 3.0f, 1.0f, 1.0f, rule, slots, 0), -3);
+  EXPECT_EQ(velocity[0], -3.0f);
+  EXPECT_EQ(SgdUpdateInt8(0, 3.0f, 1.0f, 1.0f, rule, slots, 0), -4);  // -4.5
+  EXPECT_EQ(velocity[0], -4.5f);
+  EXPECT_EQ(SgdUpdateInt8(0, 0.0f, 1.0f, 1.0f, rule, slots, 1), 2);  // element 1
+  EXPECT_EQ(velocity[1], 2.0f);
+  EXPECT_EQ(SgdUpdateInt8(0, std::numeric_limits<float>::quiet_NaN(), 1.0f,
+                          1.0f, rule, slots, 1),
+            0);  // a non-finite velocity restarts at 0
+  EXPECT_EQ(velocity[1], 0.0f);
+}
+
+TEST(LrSchedule, WarmupCosineAndStep) {
+  LrSchedule s;
+  s.warmup_steps = 4;
+  EXPECT_EQ(LrFactor(s, 0), 0.25f);
+  EXPECT_EQ(LrFactor(s, 3), 1.0f);
+  EXPECT_EQ(LrFactor(s, 1000), 1.0f);
+  s.kind = ScheduleKind::kCosine;
+  s.decay_steps = 10;
+  s.alpha = 0.1f;
+  EXPECT_EQ(LrFactor(s, 4), 1.0f);
+  EXPECT_NEAR(LrFactor(s, 9), 0.1f + 0.9f * 0.5f, 1e-7f);  // halfway
+  EXPECT_NEAR(LrFactor(s, 14), 0.1f, 1e-7f);
+  EXPECT_NEAR(LrFactor(s, INT32_MAX), 0.1f, 1e-7f);
+  s.kind = ScheduleKind::kStep;
+  s.decay_steps = 3;
+  s.decay_rate = 0.5f;
+  EXPECT_EQ(LrFactor(s, 6), 1.0f);  // (6 - 4) / 3 = 0 periods
+  EXPECT_EQ(LrFactor(s, 7), 0.5f);
+  EXPECT_EQ(LrFactor(s, 10), 0.25f);
+  EXPECT_EQ(LrFactor(s, 4 + 3 * 200), 0.0f);  // 0.5^200 underflows to 0
+}
 
 TEST(Xorshift32, MatchesDirectDefinition) {
   // Marsaglia (2003), "Xorshift RNGs": xor32 from 2463534242 gives 723471715.
@@ -683,7 +745,8 @@ struct FcFixture {
 
   FcFixture() {
     t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {1}));
-    t.push_back(MakeTensor<float>(DataType::kFloat32, {2}, {500.0f, 1e4f}));
+    // [weight lr, bias lr, phase 2 = apply] (TFLMTRAIN_OPTIMIZER_STEP).
+    t.push_back(MakeTensor<float>(DataType::kFloat32, {3}, {500.0f, 1e4f, 2.0f}));
     t.push_back(
         MakeTensor<float>(DataType::kFloat32, {1, 3}, {1.0f, -2.0f, 0.5f}));
     t.push_back(MakeTensor<int8_t>(DataType::kInt8, {1, 3}, {5, -7, 127}));
@@ -706,7 +769,7 @@ struct FcFixture {
   FakeOp Op(const uint8_t* options, size_t size, int channels = kChannels,
             int rng = kRng) {
     return FakeOp(&t, {kMode, kHparams, kDy, kY, kX, kFilter, kBias, channels,
-                       rng},
+                       rng, -1, -1, -1, -1},
                   {kDx}, options, size);
   }
 };
@@ -854,8 +917,8 @@ TEST(TrainingOps, LayerGradPrepareErrors) {
     FakeOp op = f.Op(options, size);
     EXPECT_NE(op.Run(k, true), Status::kOk);
     EXPECT_EQ(op.error(),
-              "TFLMTRAIN_FULLY_CONNECTED_GRAD: hparams must have 2 elements, "
-              "got 1");
+              "TFLMTRAIN_FULLY_CONNECTED_GRAD: optimizer_step must have 3 "
+              "elements, got 1");
   }
   {
     FcFixture f;  // absent channel list and rng are fine with nearest
@@ -870,7 +933,7 @@ TEST(TrainingOps, ConvGradPrepareChecksGeometryAndRng) {
   auto make = [](int out_h, bool with_rng) {
     std::vector<FakeTensor> t;
     t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {1}));
-    t.push_back(MakeTensor<float>(DataType::kFloat32, {2}, {0.1f, 0.1f}));
+    t.push_back(MakeTensor<float>(DataType::kFloat32, {3}, {0.1f, 0.1f, 2.0f}));
     t.push_back(MakeTensor<float>(DataType::kFloat32, {1, out_h, 3, 2}));
     t.push_back(MakeTensor<int8_t>(DataType::kInt8, {1, out_h, 3, 2}));
     Quantize(&t[3], {0.05f}, {-128});
@@ -887,14 +950,14 @@ TEST(TrainingOps, ConvGradPrepareChecksGeometryAndRng) {
   };
   {
     auto t = make(2, true);  // (5 - 3 + 2) / 2 = 2 rows, 3 columns
-    FakeOp op(&t, {0, 1, 2, 3, 4, 5, 6, -1, 7}, {-1},
+    FakeOp op(&t, {0, 1, 2, 3, 4, 5, 6, -1, 7, -1, -1, -1, -1}, {-1},
               golden::kConvOptionsBytes, sizeof(golden::kConvOptionsBytes));
     ASSERT_EQ(op.Run(k), Status::kOk) << op.error();
     EXPECT_NE(t[7].As<int32_t>()[0], 7);  // stochastic draws advanced it
   }
   {
     auto t = make(3, true);
-    FakeOp op(&t, {0, 1, 2, 3, 4, 5, 6, -1, 7}, {-1},
+    FakeOp op(&t, {0, 1, 2, 3, 4, 5, 6, -1, 7, -1, -1, -1, -1}, {-1},
               golden::kConvOptionsBytes, sizeof(golden::kConvOptionsBytes));
     EXPECT_NE(op.Run(k, true), Status::kOk);
     EXPECT_EQ(op.error(),
@@ -902,7 +965,7 @@ TEST(TrainingOps, ConvGradPrepareChecksGeometryAndRng) {
   }
   {
     auto t = make(2, false);
-    FakeOp op(&t, {0, 1, 2, 3, 4, 5, 6, -1, 7}, {-1},
+    FakeOp op(&t, {0, 1, 2, 3, 4, 5, 6, -1, 7, -1, -1, -1, -1}, {-1},
               golden::kConvOptionsBytes, sizeof(golden::kConvOptionsBytes));
     EXPECT_NE(op.Run(k, true), Status::kOk);
     EXPECT_EQ(op.error(),
@@ -911,11 +974,101 @@ TEST(TrainingOps, ConvGradPrepareChecksGeometryAndRng) {
   }
   {
     auto t = make(2, true);
-    FakeOp op(&t, {0, 1, 2, 3, 4, 5, 6, -1, -1}, {-1},
+    FakeOp op(&t, {0, 1, 2, 3, 4, 5, 6, -1, -1, -1, -1, -1, -1}, {-1},
               golden::kConvOptionsBytes, sizeof(golden::kConvOptionsBytes));
     EXPECT_NE(op.Run(k, true), Status::kOk);
     EXPECT_EQ(op.error(), "TFLMTRAIN_CONV_2D_GRAD: input 8 (rng) is missing");
   }
+}
+
+TEST(TrainingOps, OptimizerStepCountsSamplesAndBatches) {
+  // cosine, warm-up 2, decay 4, alpha 0.25, batch_size 3.
+  const OpKernel& k = Kernel("TFLMTRAIN_OPTIMIZER_STEP");
+  std::vector<FakeTensor> t;
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {1}));
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {2}, {0.5f, 0.25f}));
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {0}));
+  t[2].is_variable = true;
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {1}, {0}));
+  t.push_back(MakeTensor<float>(DataType::kFloat32, {3}));
+  FakeOp op(&t, {0, 1, 2, 3}, {4}, golden::kOptimizerStepOptionsBytes,
+            sizeof(golden::kOptimizerStepOptionsBytes));
+  LrSchedule s;
+  s.kind = ScheduleKind::kCosine;
+  s.warmup_steps = 2;
+  s.decay_steps = 4;
+  s.alpha = 0.25f;
+  for (int sample = 0; sample < 9; ++sample) {
+    ASSERT_EQ(op.Run(k), Status::kOk) << op.error();
+    const float* out = t[4].As<float>();
+    const float f = LrFactor(s, sample / 3);
+    EXPECT_EQ(out[0], 0.5f * f);
+    EXPECT_EQ(out[1], 0.25f * f);
+    EXPECT_EQ(out[2], sample % 3 == 2 ? 2.0f : 1.0f) << sample;
+    EXPECT_EQ(t[2].As<int32_t>()[0], sample + 1);
+  }
+  t[3].As<int32_t>()[0] = 1;  // imprinted: skip, no count
+  ASSERT_EQ(op.Run(k), Status::kOk);
+  EXPECT_EQ(t[4].As<float>()[2], 0.0f);
+  EXPECT_EQ(t[2].As<int32_t>()[0], 9);
+  t[3].As<int32_t>()[0] = 0;
+  t[0].As<int32_t>()[0] = 0;  // infer mode: skip, no count
+  ASSERT_EQ(op.Run(k), Status::kOk);
+  EXPECT_EQ(t[4].As<float>()[2], 0.0f);
+  EXPECT_EQ(t[2].As<int32_t>()[0], 9);
+  t[2].is_variable = false;
+  FakeOp constant_step(&t, {0, 1, 2, 3}, {4}, golden::kOptimizerStepOptionsBytes,
+                       sizeof(golden::kOptimizerStepOptionsBytes));
+  EXPECT_NE(constant_step.Run(k, true), Status::kOk);
+  EXPECT_EQ(constant_step.error(),
+            "TFLMTRAIN_OPTIMIZER_STEP: step is updated but is not a variable tensor");
+}
+
+TEST(TrainingOps, LayerGradNeedsItsOptimizerState) {
+  // momentum 0.5 and batch_size 2 need accumulators and velocities sized
+  // by the trained elements: 2 channels x 4 weights, 3 biases.
+  const OpKernel& k = Kernel("TFLMTRAIN_FULLY_CONNECTED_GRAD");
+  FcFixture f;
+  const int first = static_cast<int>(f.t.size());
+  for (int64_t n : {8, 8, 3, 3}) {
+    f.t.push_back(MakeTensor<float>(DataType::kFloat32, {n}));
+    f.t.back().is_variable = true;
+  }
+  auto run = [&](std::vector<int> state, bool prepare_only) {
+    std::vector<int> inputs = {FcFixture::kMode, FcFixture::kHparams, FcFixture::kDy,
+                               FcFixture::kY,    FcFixture::kX,       FcFixture::kFilter,
+                               FcFixture::kBias, FcFixture::kChannels, FcFixture::kRng};
+    inputs.insert(inputs.end(), state.begin(), state.end());
+    FakeOp op(&f.t, inputs, {FcFixture::kDx}, golden::kMomentumBatchFcOptionsBytes,
+              sizeof(golden::kMomentumBatchFcOptionsBytes));
+    const Status status = op.Run(k, prepare_only);
+    return std::make_pair(status, op.error());
+  };
+  auto missing = run({first, first + 1, -1, first + 3}, true);
+  EXPECT_EQ(missing.second, "TFLMTRAIN_FULLY_CONNECTED_GRAD: input 11 (bias accumulator) "
+                            "is missing");
+  f.t[first + 1] = MakeTensor<float>(DataType::kFloat32, {12});
+  f.t[first + 1].is_variable = true;
+  auto wrong = run({first, first + 1, first + 2, first + 3}, true);
+  EXPECT_EQ(wrong.second, "TFLMTRAIN_FULLY_CONNECTED_GRAD: weight velocity must have 8 "
+                          "elements, got 12");
+  f.t[first + 1] = MakeTensor<float>(DataType::kFloat32, {8});
+  f.t[first + 1].is_variable = true;
+  // Phase 1 (accumulate): only the accumulators move.
+  f.t[FcFixture::kHparams].As<float>()[2] = 1.0f;
+  const std::vector<uint8_t> filter = f.t[FcFixture::kFilter].data;
+  auto ok = run({first, first + 1, first + 2, first + 3}, false);
+  ASSERT_EQ(ok.first, Status::kOk) << ok.second;
+  EXPECT_EQ(f.t[FcFixture::kFilter].data, filter);
+  EXPECT_NE(f.t[first].As<float>()[0], 0.0f);
+  EXPECT_EQ(f.t[first + 1].As<float>()[0], 0.0f);
+  // Phase 2 (apply): the weights step, the accumulators restart.
+  f.t[FcFixture::kHparams].As<float>()[2] = 2.0f;
+  ok = run({first, first + 1, first + 2, first + 3}, false);
+  ASSERT_EQ(ok.first, Status::kOk) << ok.second;
+  EXPECT_NE(f.t[FcFixture::kFilter].data, filter);
+  EXPECT_EQ(f.t[first].As<float>()[0], 0.0f);
+  EXPECT_NE(f.t[first + 1].As<float>()[0], 0.0f);
 }
 
 TEST(TrainingOps, ShapeOpsHonourMode) {

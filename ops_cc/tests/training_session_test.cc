@@ -271,9 +271,9 @@ TEST_F(TrainingSessionTest, UnknownFormatVersionIsAnError) {
   uint32_t version;
   memcpy(&version, patched.data() + at, 4);
   ASSERT_EQ(version, TrainingSession::kFormatVersion);
-  // A version-1 file (loss on saturated int8 logits) is refused, as is a
-  // future one.
-  for (uint32_t other : {1u, 3u}) {
+  // Version 1 (loss on saturated int8 logits) and 2 (no step counter) are
+  // refused, as is a future one.
+  for (uint32_t other : {1u, 2u, 4u}) {
     memcpy(patched.data() + at, &other, 4);
     Fixture f(patched, patched.size(), kArenaBytes);
     EXPECT_EQ(f.session().Init(), Status::kMalformedModel);

@@ -25,10 +25,14 @@ bool ImprintSample(const ImprintArgs& a, int32_t label) {
     if (q > 127) q = 127;
     row[j] = static_cast<int8_t>(q);
   }
-  // m = (sum of all sums) / total count, then the biases of imprinted
-  // classes.
+  // m = (sum of all sums) / total count; the offset is the imprinted rows'
+  // mean dot product with m, the same for every imprinted class.
   int64_t total = 0;
-  for (int c = 0; c < a.num_classes; ++c) total += a.counts[c];
+  int imprinted = 0;
+  for (int c = 0; c < a.num_classes; ++c) {
+    total += a.counts[c];
+    if (a.counts[c] > 0) ++imprinted;
+  }
   const float inv_total = 1.0f / static_cast<float>(total);
   float* m = a.mean_scratch;
   for (int j = 0; j < a.depth; ++j) m[j] = 0.0f;
@@ -36,16 +40,20 @@ bool ImprintSample(const ImprintArgs& a, int32_t label) {
     for (int j = 0; j < a.depth; ++j)
       m[j] += a.sums[static_cast<int64_t>(c) * a.depth + j];
   for (int j = 0; j < a.depth; ++j) m[j] *= inv_total;
+  float offset = 0.0f;
   for (int c = 0; c < a.num_classes; ++c) {
     if (a.counts[c] == 0) continue;
     const int8_t* q = a.filter + static_cast<int64_t>(c) * a.depth;
     float dot = 0.0f;
     for (int j = 0; j < a.depth; ++j) dot += static_cast<float>(q[j]) * m[j];
-    int64_t b = FloorToInt64(-dot / a.x_scale + 0.5f);
-    if (b < INT32_MIN) b = INT32_MIN;
-    if (b > INT32_MAX) b = INT32_MAX;
-    a.bias[c] = static_cast<int32_t>(b);
+    offset += dot;
   }
+  offset /= static_cast<float>(imprinted);
+  int64_t b = FloorToInt64(-offset / a.x_scale + 0.5f);
+  if (b < INT32_MIN) b = INT32_MIN;
+  if (b > INT32_MAX) b = INT32_MAX;
+  for (int c = 0; c < a.num_classes; ++c)
+    if (a.counts[c] > 0) a.bias[c] = static_cast<int32_t>(b);
   for (int c = 0; c < a.num_classes; ++c) {
     const int8_t* q = a.filter + static_cast<int64_t>(c) * a.depth;
     int64_t acc = a.bias[c];

@@ -32,11 +32,10 @@ struct ImprintArgs {
 // rewrites the class's row as the normalised class mean,
 //   filter[label][j] = saturate(round(sums[j] * kImprintRowRms * sqrt(d) / |sums|))
 // (nearest rounding; a zero sum leaves a zero row). Then every imprinted
-// class c's bias centres its logit on m, the mean feature of all imprinted
-// samples: bias[c] = saturate(round(-(filter[c] . m) / s_x)), so the logits
-// are s_w (filter[c] . (x_r - m)) (one weight scale for all classes): the
-// cosine classifier on centred samples, with logits around 0 (int8 output
-// resolution). Finally the output range widens to cover this sample's real
+// class gets the same bias, round(-o / s_x) with o the mean over imprinted
+// classes c of filter[c] . m, m the mean feature of all imprinted samples:
+// a common offset leaves the cosine classifier's ranking unchanged and puts
+// the logits s_w (filter[c] . x_r - o) around 0 (int8 output resolution). Finally the output range widens to cover this sample's real
 // logits under the new head, s_x s_w[c] (filter[c] . (x - z_x) + bias[c]),
 // so that an exported model's int8 output holds what the imprinted head
 // outputs. Returns whether the sample was imprinted (false for a label
