@@ -27,7 +27,6 @@ LOSS_OPS = {
     "mse": ("TFLMTRAIN_MEAN_SQUARED_ERROR", LossFunction.MEAN_SQUARED_ERROR),
     "mae": ("TFLMTRAIN_MEAN_ABSOLUTE_ERROR", LossFunction.MEAN_ABSOLUTE_ERROR),
 }
-SCHEDULES = {"constant": 0, "cosine": 1, "step": 2}
 FRESH_HEAD_RANGE = [-1.0, 1.0]
 # Below this cross-entropy bound of the calibrated int8 output, convert warns.
 NARROW_OUTPUT_LOSS_BOUND = 0.05
@@ -173,20 +172,7 @@ class _TrainingGraph:
         operators.append(self.real_output_op(head))
         operators.append(self.custom_op(loss_op, [self.real_output, self.label, self.mode],
                                         [self.loss, real_grad]))
-        imprinted = -1
-        if self.imprint is not None:
-            imprinted = self.add_tensor(IMPRINTED, tflite.INT32, [1])
-            counts, sums = self.imprint
-            operators.append(self.custom_op(
-                IMPRINT, [self.mode, self.label, head.input, head.filter, head.bias, counts, sums,
-                          self.output_range],
-                [imprinted], {"shots": self.scheme.head.shots}))
-        self.step_lr = self.add_tensor(STEP_LR, tflite.FLOAT32, [3])
-        operators.append(self.custom_op(
-            OPTIMIZER_STEP, [self.mode, self.hparams, self.step, imprinted], [self.step_lr],
-            {"schedule": SCHEDULES[opt.schedule], "warmup_steps": opt.warmup_steps,
-             "decay_steps": opt.decay_steps, "alpha": float(opt.alpha),
-             "decay_rate": float(opt.decay_rate), "batch_size": opt.batch_size}))
+        operators += self.optimizer_ops(head)
         operators += self.backward(real_grad)
         sg.operators = operators
         sg.inputs = np.asarray([forward.input, self.label, self.mode], dtype=np.int32)
@@ -205,7 +191,7 @@ class _TrainingGraph:
             optimizer=training_info.Optimizer(
                 type=opt.type, lr=opt.lr, bias_lr=opt.effective_bias_lr,
                 rounding=self.rounding, qas=self.scheme.qas, seed=opt.seed,
-                schedule=Schedule(SCHEDULES[opt.schedule]), warmup_steps=opt.warmup_steps,
+                schedule=Schedule[opt.schedule.upper()], warmup_steps=opt.warmup_steps,
                 decay_steps=opt.decay_steps, alpha=opt.alpha, decay_rate=opt.decay_rate,
                 momentum=opt.momentum, batch_size=opt.batch_size),
             input=forward.input, label=self.label, mode=self.mode, logits=forward.logits,
@@ -224,6 +210,26 @@ class _TrainingGraph:
         self.model.metadata = (self.model.metadata or []) + [entry]
         tflite.drop_unused_buffers(self.model)
         return tflite.write_model(self.model)
+
+    def optimizer_ops(self, head):
+        """IMPRINT (an imprinted fresh head), then OPTIMIZER_STEP, whose
+        output `step_lr` the update ops read."""
+        ops, imprinted = [], -1
+        if self.imprint is not None:
+            imprinted = self.add_tensor(IMPRINTED, tflite.INT32, [1])
+            counts, sums = self.imprint
+            ops.append(self.custom_op(
+                IMPRINT, [self.mode, self.label, head.input, head.filter, head.bias, counts, sums,
+                          self.output_range],
+                [imprinted], {"shots": self.scheme.head.shots}))
+        opt = self.scheme.optimizer
+        self.step_lr = self.add_tensor(STEP_LR, tflite.FLOAT32, [3])
+        ops.append(self.custom_op(
+            OPTIMIZER_STEP, [self.mode, self.hparams, self.step, imprinted], [self.step_lr],
+            {"schedule": int(Schedule[opt.schedule.upper()]), "warmup_steps": opt.warmup_steps,
+             "decay_steps": opt.decay_steps, "alpha": float(opt.alpha),
+             "decay_rate": float(opt.decay_rate), "batch_size": opt.batch_size}))
+        return ops
 
     def real_output_op(self, head):
         """Recomputes the output layer's value in real arithmetic for the loss."""
