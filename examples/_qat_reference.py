@@ -123,14 +123,15 @@ class FineTuner:
     def _step(self, scheme: str):
         """The compiled training step of `scheme` and its optimizer."""
         if scheme not in self._steps:
-            self._steps[scheme] = _make_step(self.model, scheme_variables(self.model, scheme))
+            optimizer = keras.optimizers.SGD(0.01)  # no momentum; lr set per run
+            self._steps[scheme] = (make_step(self.model, scheme_variables(self.model, scheme),
+                                             optimizer), optimizer)
         return self._steps[scheme]
 
 
-def _make_step(model: keras.Model, parts: list[tuple[tf.Variable, np.ndarray]]):
-    """A compiled one-sample SGD step on the masked variables, and its
-    optimizer (whose learning rate the caller sets)."""
-    optimizer = keras.optimizers.SGD(0.01)  # no momentum; lr set per run
+def make_step(model: keras.Model, parts: list[tuple[tf.Variable, np.ndarray]], optimizer):
+    """A compiled `optimizer` update of the masked variables from the
+    gradient of the mean loss over the batch it is given."""
     variables = [v for v, _ in parts]
     masks = [tf.constant(m) for _, m in parts]
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -143,7 +144,7 @@ def _make_step(model: keras.Model, parts: list[tuple[tf.Variable, np.ndarray]]):
         optimizer.apply_gradients(zip([g * m for g, m in zip(grads, masks)], variables))
         return loss
 
-    return step, optimizer
+    return step
 
 
 def scheme_variables(model: keras.Model, scheme: str) -> list[tuple[tf.Variable, np.ndarray]]:

@@ -228,21 +228,24 @@ def reference_runs(setup: Setup, model: str, seed: int, schemes, lrs,
              **cache[run_key(model, s, lr, seed)]} for s, lr in grid]
 
 
-def load_cache(path: Path) -> dict:
-    """The cached reference runs by run_key, if made with this protocol."""
+def load_cache(path: Path, protocol: dict = REFERENCE_PROTOCOL) -> dict:
+    """The cached reference runs by key, if made with this protocol."""
     if not path.exists():
         return {}
     stored = json.loads(path.read_text())
-    if stored.get("protocol") != REFERENCE_PROTOCOL:
+    if stored.get("protocol") != protocol:
         print(f"{path}: made with another protocol, recomputing the reference")
         return {}
     return stored["runs"]
 
 
-def save_cache(path: Path, runs: dict) -> None:
+def save_cache(path: Path, runs: dict, protocol: dict = REFERENCE_PROTOCOL) -> None:
+    """Writes the cache through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"protocol": REFERENCE_PROTOCOL, "runs": runs},
-                               indent=1, sort_keys=True) + "\n")
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({"protocol": protocol, "runs": runs},
+                              indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
 
 
 # -- tables ---------------------------------------------------------------------
