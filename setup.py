@@ -12,7 +12,7 @@ from setuptools import setup
 SOURCES = sorted(
     glob.glob("ops_cc/core/*.cc")
     + glob.glob("ops_cc/kernels/**/*.cc", recursive=True)
-    + glob.glob("ops_cc/ops/*.cc")
+    + glob.glob("ops_cc/ops/**/*.cc", recursive=True)
     + glob.glob("ops_cc/runtime/*.cc")
     + glob.glob("ops_cc/python/*.cc")
 )

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "ops_cc/core/window.h"  // Padding
+
 namespace tflm_train {
 
 // TFLite BuiltinOperator values.
@@ -25,8 +27,7 @@ enum BuiltinCode : int {
   kBuiltinCustom = 32,
 };
 
-// TFLite Padding and ActivationFunctionType values.
-enum Padding : int { kPaddingSame = 0, kPaddingValid = 1 };
+// TFLite ActivationFunctionType values.
 enum Activation : int {
   kActivationNone = 0,
   kActivationRelu = 1,

@@ -70,7 +70,7 @@ class PrepareContext {
   // Data of a constant input (e.g. PAD paddings), null otherwise.
   virtual const void* ConstantInputData(int i) = 0;
   // The op's parsed builtin options (standalone runtime only, see
-  // ops_cc/runtime/builtin_options.h) or null for custom ops.
+  // ops_cc/ops/builtin_options.h) or null for custom ops.
   virtual const void* BuiltinOptions() const = 0;
   virtual void* OpData() = 0;
   // Persistent memory for the lifetime of the interpreter; null on failure.

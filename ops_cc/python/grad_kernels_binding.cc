@@ -25,6 +25,7 @@
 #include "ops_cc/kernels/grad/optimizer_schedule.h"
 #include "ops_cc/kernels/grad/pooling_grad.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
+#include "ops_cc/core/window.h"
 #include "ops_cc/ops/forward_ops.h"
 
 namespace py = pybind11;

@@ -22,6 +22,7 @@
 #include "ops_cc/kernels/quantize.h"
 #include "ops_cc/kernels/softmax.h"
 #include "ops_cc/ops/builtin_options.h"
+#include "ops_cc/core/window.h"
 #include "ops_cc/ops/forward_ops.h"
 
 namespace tflm_train {

@@ -909,7 +909,7 @@ TEST(TrainingOps, LayerGradPrepareErrors) {
     EXPECT_NE(op.Run(k, true), Status::kOk);
     EXPECT_EQ(op.error(),
               "TFLMTRAIN_FULLY_CONNECTED_GRAD: filter needs 1 scale or 3 "
-              "along dimension 0, got 2");
+              "along dimension 0, got 2 along 0");
   }
   {
     FcFixture f;
@@ -961,7 +961,7 @@ TEST(TrainingOps, ConvGradPrepareChecksGeometryAndRng) {
               golden::kConvOptionsBytes, sizeof(golden::kConvOptionsBytes));
     EXPECT_NE(op.Run(k, true), Status::kOk);
     EXPECT_EQ(op.error(),
-              "TFLMTRAIN_CONV_2D_GRAD: y is 3x3 but x and the window give 2x3");
+              "TFLMTRAIN_CONV_2D_GRAD: output is 3x3, the window gives 2x3");
   }
   {
     auto t = make(2, false);

@@ -1,0 +1,140 @@
+#include "ops_cc/ops/forward/forward_kernels.h"
+
+#include "ops_cc/kernels/conv.h"
+#include "ops_cc/kernels/depthwise_conv.h"
+#include "ops_cc/ops/op_util.h"
+
+namespace tflm_train {
+namespace {
+
+// ---- CONV_2D and DEPTHWISE_CONV_2D ---------------------------------------
+
+struct ConvOpData {
+  ConvParams params;
+  ChannelRequant requant;
+  bool has_bias = false;
+};
+
+struct WindowOptions {
+  int padding, stride_h, stride_w, dilation_h, dilation_w, activation;
+};
+
+// depth_multiplier > 0 selects DEPTHWISE_CONV_2D.
+Status PrepareConvLike(PrepareContext& c, const char* op,
+                       const WindowOptions& o, int depth_multiplier) {
+  TT_RETURN_IF_ERROR(RequireOpData(c, op));
+  TT_RETURN_IF_ERROR(CheckInputCount(c, op, 2, 3));
+  TensorDesc input, filter, output;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 0, &input));
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, &filter));
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, &output));
+  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "input", input));
+  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "output", output));
+  TT_RETURN_IF_ERROR(CheckRank(c, op, "input", input, 4));
+  TT_RETURN_IF_ERROR(CheckRank(c, op, "filter", filter, 4));
+  TT_RETURN_IF_ERROR(CheckRank(c, op, "output", output, 4));
+  const int in_c = input.shape.dims[3];
+  const int out_c = output.shape.dims[3];
+  const bool depthwise = depth_multiplier > 0;
+  if (depthwise) {
+    if (filter.shape.dims[0] != 1 || filter.shape.dims[3] != out_c) {
+      return c.Fail("%s: filter must be [1, KH, KW, %d], got dims %d and %d",
+                    op, out_c, static_cast<int>(filter.shape.dims[0]),
+                    static_cast<int>(filter.shape.dims[3]));
+    }
+    if (static_cast<int64_t>(in_c) * depth_multiplier != out_c) {
+      return c.Fail(
+          "%s: %d output channels != %d input channels x depth "
+          "multiplier %d",
+          op, out_c, in_c, depth_multiplier);
+    }
+  } else {
+    const int filter_c = filter.shape.dims[3];
+    if (filter.shape.dims[0] != out_c) {
+      return c.Fail("%s: filter has %d output channels, output has %d", op,
+                    static_cast<int>(filter.shape.dims[0]), out_c);
+    }
+    if (filter_c <= 0 || in_c % filter_c != 0 ||
+        out_c % (in_c / filter_c) != 0) {
+      return c.Fail(
+          "%s: filter depth %d does not group %d input into %d "
+          "output channels",
+          op, filter_c, in_c, out_c);
+    }
+  }
+  TT_RETURN_IF_ERROR(CheckFilterScales(c, op, filter, out_c, depthwise ? 3 : 0));
+  auto* data = static_cast<ConvOpData*>(c.OpData());
+  TT_RETURN_IF_ERROR(ReadBias(c, op, out_c, &data->has_bias));
+
+  ConvParams& p = data->params;
+  p.stride_h = o.stride_h;
+  p.stride_w = o.stride_w;
+  p.dilation_h = o.dilation_h;
+  p.dilation_w = o.dilation_w;
+  TT_RETURN_IF_ERROR(
+      WindowPadding(c, op, o.padding, o.stride_h, o.stride_w, o.dilation_h,
+                    o.dilation_w, filter.shape.dims[1], filter.shape.dims[2],
+                    input.shape, output.shape, &p.pad_h, &p.pad_w));
+  p.input_offset = -ZeroPoint(input);
+  p.output_offset = ZeroPoint(output);
+  TT_RETURN_IF_ERROR(
+      ActivationRange(c, op, o.activation, output, &p.act_min, &p.act_max));
+  return PrepareChannelRequant(c, op, input, filter, output, out_c,
+                               &data->requant);
+}
+
+Status ConvPrepare(PrepareContext& c) {
+  const auto* o = static_cast<const ConvOptions*>(c.BuiltinOptions());
+  if (o == nullptr) return c.Fail("CONV_2D: missing builtin options");
+  const WindowOptions w = {o->padding,    o->stride_h,   o->stride_w,
+                           o->dilation_h, o->dilation_w, o->activation};
+  return PrepareConvLike(c, "CONV_2D", w, 0);
+}
+
+Status ConvEval(EvalContext& c) {
+  const auto* d = static_cast<const ConvOpData*>(c.OpData());
+  const int32_t* multipliers = ComputeChannelRequant(c, d->requant);
+  ref::ConvPerChannel(d->params, multipliers,
+                      multipliers + d->requant.channels, c.InputShape(0),
+                      c.Input<const int8_t>(0), c.InputShape(1),
+                      c.Input<const int8_t>(1),
+                      d->has_bias ? c.Input<const int32_t>(2) : nullptr,
+                      c.OutputShape(0), c.Output<int8_t>(0));
+  return Status::kOk;
+}
+
+Status DepthwiseConvPrepare(PrepareContext& c) {
+  const char* op = "DEPTHWISE_CONV_2D";
+  const auto* o = static_cast<const DepthwiseConvOptions*>(c.BuiltinOptions());
+  if (o == nullptr) return c.Fail("%s: missing builtin options", op);
+  if (o->depth_multiplier <= 0) {
+    return c.Fail("%s: depth multiplier must be positive, got %d", op,
+                  o->depth_multiplier);
+  }
+  const WindowOptions w = {o->padding,    o->stride_h,   o->stride_w,
+                           o->dilation_h, o->dilation_w, o->activation};
+  return PrepareConvLike(c, op, w, o->depth_multiplier);
+}
+
+Status DepthwiseConvEval(EvalContext& c) {
+  const auto* d = static_cast<const ConvOpData*>(c.OpData());
+  const int32_t* multipliers = ComputeChannelRequant(c, d->requant);
+  ref::DepthwiseConvPerChannel(
+      d->params, multipliers, multipliers + d->requant.channels,
+      c.InputShape(0), c.Input<const int8_t>(0), c.InputShape(1),
+      c.Input<const int8_t>(1),
+      d->has_bias ? c.Input<const int32_t>(2) : nullptr, c.OutputShape(0),
+      c.Output<int8_t>(0));
+  return Status::kOk;
+}
+
+}  // namespace
+
+extern const OpKernel kConv2D = {kBuiltinConv2D, nullptr,   &InitOpData<ConvOpData>,
+                          &ConvPrepare,   &ConvEval, nullptr};
+extern const OpKernel kDepthwiseConv2D = {
+    kBuiltinDepthwiseConv2D, nullptr,
+    &InitOpData<ConvOpData>,  &DepthwiseConvPrepare,
+    &DepthwiseConvEval,      nullptr};
+
+}  // namespace tflm_train

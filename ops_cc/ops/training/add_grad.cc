@@ -1,0 +1,62 @@
+#include "ops_cc/ops/training/training_kernels.h"
+
+#include "ops_cc/kernels/grad/elementwise_grad.h"
+#include "ops_cc/ops/op_util.h"
+
+namespace tflm_train {
+namespace {
+
+constexpr char kAddGrad[] = "TFLMTRAIN_ADD_GRAD";
+
+// ---- TFLMTRAIN_ADD_GRAD -----------------------------------------------------
+
+struct AddGradData {
+  OptionError option_error;
+  int activation = kActivationNone;
+  ActivationMask mask;
+};
+
+void* AddGradInit(InitContext& c) {
+  AddGradData* data = NewOpData<AddGradData>(c);
+  if (data == nullptr) return nullptr;
+  OptionReader options(c);
+  data->activation = options.Required("activation");
+  data->option_error = options.error();
+  return data;
+}
+
+Status AddGradPrepare(PrepareContext& c) {
+  const char* op = kAddGrad;
+  AddGradData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 1, 2));
+  TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
+  TensorDesc dy, y;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 2, "y", DataType::kInt8, &y));
+  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
+  TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
+  for (int i = 0; i < 2; ++i) {
+    if (!c.HasOutput(i)) continue;
+    TensorDesc d;
+    const char* name = i == 0 ? "output 0" : "output 1";
+    TT_RETURN_IF_ERROR(ReadOutput(c, op, i, name, DataType::kFloat32, &d));
+    TT_RETURN_IF_ERROR(CheckSameShape(c, op, name, d, "y", y.shape));
+  }
+  return MaskFor(c, op, data->activation, y, &data->mask);
+}
+
+Status AddGradEval(EvalContext& c) {
+  if (!TrainMode(c)) return Status::kOk;
+  const auto* data = static_cast<const AddGradData*>(c.OpData());
+  AddGrad(c.Input<float>(1), c.Input<int8_t>(2), c.InputShape(2).FlatSize(),
+          data->mask, c.Output<float>(0), c.Output<float>(1));
+  return Status::kOk;
+}
+
+}  // namespace
+
+extern const OpKernel kAddGradKernel = {-1, kAddGrad, AddGradInit, AddGradPrepare, AddGradEval, nullptr};
+
+}  // namespace tflm_train

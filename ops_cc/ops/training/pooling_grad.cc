@@ -1,0 +1,92 @@
+#include "ops_cc/ops/training/training_kernels.h"
+
+#include "ops_cc/kernels/grad/pooling_grad.h"
+#include "ops_cc/ops/op_util.h"
+
+namespace tflm_train {
+namespace {
+
+constexpr char kAveragePoolGrad[] = "TFLMTRAIN_AVERAGE_POOL_2D_GRAD";
+constexpr char kMaxPoolGrad[] = "TFLMTRAIN_MAX_POOL_2D_GRAD";
+
+// ---- TFLMTRAIN_AVERAGE_POOL_2D_GRAD / TFLMTRAIN_MAX_POOL_2D_GRAD ------------
+
+struct PoolGradData {
+  OptionError option_error;
+  int padding = kPaddingSame;
+  int activation = kActivationNone;
+  PoolGradParams params;
+};
+
+void* PoolGradInit(InitContext& c) {
+  PoolGradData* data = NewOpData<PoolGradData>(c);
+  if (data == nullptr) return nullptr;
+  OptionReader options(c);
+  data->padding = options.Required("padding");
+  data->params.stride_h = options.Required("stride_h");
+  data->params.stride_w = options.Required("stride_w");
+  data->params.filter_h = options.Required("filter_h");
+  data->params.filter_w = options.Required("filter_w");
+  data->activation = options.Required("activation");
+  data->option_error = options.error();
+  return data;
+}
+
+Status PoolGradPrepare(PrepareContext& c, const char* op, bool max_pool) {
+  PoolGradData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, max_pool ? 4 : 3, 1));
+  TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
+  TensorDesc dy, y, dx;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 2, "y", DataType::kInt8, &y));
+  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
+  TT_RETURN_IF_ERROR(CheckRank(c, op, "y", y, 4));
+  TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
+  TT_RETURN_IF_ERROR(CheckRank(c, op, "x/grad", dx, 4));
+  if (dx.shape.dims[3] != y.shape.dims[3])
+    return c.Fail("%s: x/grad and y differ in channels", op);
+  if (max_pool) {
+    TensorDesc x;
+    TT_RETURN_IF_ERROR(ReadInput(c, op, 3, "x", DataType::kInt8, &x));
+    TT_RETURN_IF_ERROR(CheckSameShape(c, op, "x", x, "x/grad", dx.shape));
+  }
+  PoolGradParams& p = data->params;
+  TT_RETURN_IF_ERROR(WindowPadding(c, op, data->padding, p.stride_h, p.stride_w, 1, 1,
+                            p.filter_h, p.filter_w, dx.shape, y.shape,
+                            &p.pad_h, &p.pad_w));
+  return MaskFor(c, op, data->activation, y, &p.mask);
+}
+
+Status AveragePoolGradPrepare(PrepareContext& c) {
+  return PoolGradPrepare(c, kAveragePoolGrad, false);
+}
+Status MaxPoolGradPrepare(PrepareContext& c) {
+  return PoolGradPrepare(c, kMaxPoolGrad, true);
+}
+
+Status AveragePoolGradEval(EvalContext& c) {
+  if (!TrainMode(c)) return Status::kOk;
+  const auto* data = static_cast<const PoolGradData*>(c.OpData());
+  AveragePoolGrad(data->params, c.InputShape(2), c.Input<float>(1),
+                  c.Input<int8_t>(2), c.OutputShape(0), c.Output<float>(0));
+  return Status::kOk;
+}
+
+Status MaxPoolGradEval(EvalContext& c) {
+  if (!TrainMode(c)) return Status::kOk;
+  const auto* data = static_cast<const PoolGradData*>(c.OpData());
+  MaxPoolGrad(data->params, c.InputShape(2), c.Input<float>(1),
+              c.Input<int8_t>(2), c.OutputShape(0), c.Input<int8_t>(3),
+              c.Output<float>(0));
+  return Status::kOk;
+}
+
+}  // namespace
+
+extern const OpKernel kAveragePoolGradKernel = {-1, kAveragePoolGrad, PoolGradInit, AveragePoolGradPrepare, AveragePoolGradEval, nullptr};
+extern const OpKernel kMaxPoolGradKernel = {-1, kMaxPoolGrad, PoolGradInit, MaxPoolGradPrepare, MaxPoolGradEval, nullptr};
+
+}  // namespace tflm_train

@@ -1,0 +1,56 @@
+"""The C++ layers (docs/architecture.md) as the builds see them: the TFLM
+make fragment compiles exactly the training layers, and nothing it compiles
+includes the standalone runtime or the forward op wrappers (Bazel enforces
+the same through its per-layer targets)."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OPS_CC = ROOT / "ops_cc"
+
+
+def _make_fragment_sources() -> set[Path]:
+    text = (OPS_CC / "tflm" / "tflm_train.inc").read_text()
+    block = text.split("TFLM_TRAIN_CC_SRCS :=", 1)[1].split("\n\n", 1)[0]
+    files = set()
+    for item in re.findall(r"\$\(TFLM_TRAIN_ROOT\)/(\S+?)\)?\s*\\?$", block, flags=re.M):
+        files.update(ROOT.glob(item.rstrip(")")))
+    return files
+
+
+def _includes(path: Path) -> set[Path]:
+    return {ROOT / m for m in re.findall(r'#include "(ops_cc/[^"]+)"', path.read_text())}
+
+
+def test_tflm_fragment_compiles_exactly_the_training_layers():
+    expected = ({p for d in ("core", "kernels") for p in (OPS_CC / d).rglob("*.cc")}
+                | set((OPS_CC / "ops" / "training").glob("*.cc"))
+                | {OPS_CC / "ops" / "training_ops.cc"} | set((OPS_CC / "tflm").glob("*.cc")))
+    assert _make_fragment_sources() == expected
+
+
+def test_training_layers_do_not_include_the_standalone_runtime():
+    seen, todo = set(), list(_make_fragment_sources())
+    while todo:  # every header reachable from the fragment's sources
+        path = todo.pop()
+        for header in _includes(path) - seen:
+            seen.add(header)
+            todo.append(header)
+            if header.suffix == ".h" and header.with_suffix(".cc").exists():
+                todo.append(header.with_suffix(".cc"))
+    forbidden = [h for h in seen if h.is_relative_to(OPS_CC / "runtime")
+                 or h.is_relative_to(OPS_CC / "ops" / "forward")
+                 or h == OPS_CC / "ops" / "forward_ops.h"]
+    assert forbidden == []
+    assert OPS_CC / "ops" / "op_util.h" in seen  # the walk did reach the ops
+
+
+def test_every_op_wrapper_is_registered_once():
+    registry = (OPS_CC / "ops" / "training_ops.cc").read_text()
+    for path in (OPS_CC / "ops" / "training").glob("*.cc"):
+        for kernel in re.findall(r"extern const OpKernel (k\w+) =", path.read_text()):
+            assert registry.count(f"&{kernel},") == 1, (path.name, kernel)
+    forward = (OPS_CC / "ops" / "forward_ops.cc").read_text()
+    for path in (OPS_CC / "ops" / "forward").glob("*.cc"):
+        for kernel in re.findall(r"extern const OpKernel (k\w+) =", path.read_text()):
+            assert forward.count(f"return &{kernel};") == 1, (path.name, kernel)
