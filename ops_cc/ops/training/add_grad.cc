@@ -57,6 +57,12 @@ Status AddGradEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kAddGradKernel = {-1, kAddGrad, AddGradInit, AddGradPrepare, AddGradEval, nullptr};
+extern const OpKernel kAddGradKernel = {
+    -1,
+    kAddGrad,
+    AddGradInit,
+    AddGradPrepare,
+    AddGradEval,
+    nullptr};
 
 }  // namespace tflm_train

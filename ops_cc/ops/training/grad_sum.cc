@@ -52,6 +52,12 @@ Status GradSumEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kGradSumKernel = {-1, kGradSum, GradSumInit, GradSumPrepare, GradSumEval, nullptr};
+extern const OpKernel kGradSumKernel = {
+    -1,
+    kGradSum,
+    GradSumInit,
+    GradSumPrepare,
+    GradSumEval,
+    nullptr};
 
 }  // namespace tflm_train

@@ -135,6 +135,12 @@ Status ImprintEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kImprintKernel = {-1, kImprint, ImprintInit, ImprintPrepare, ImprintEval, nullptr};
+extern const OpKernel kImprintKernel = {
+    -1,
+    kImprint,
+    ImprintInit,
+    ImprintPrepare,
+    ImprintEval,
+    nullptr};
 
 }  // namespace tflm_train

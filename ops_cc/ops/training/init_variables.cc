@@ -82,6 +82,12 @@ void InitVariablesReset(void* op_data) {
 
 }  // namespace
 
-extern const OpKernel kInitVariablesKernel = {-1, kInitVariables, InitVariablesInit, InitVariablesPrepare, InitVariablesEval, InitVariablesReset};
+extern const OpKernel kInitVariablesKernel = {
+    -1,
+    kInitVariables,
+    InitVariablesInit,
+    InitVariablesPrepare,
+    InitVariablesEval,
+    InitVariablesReset};
 
 }  // namespace tflm_train

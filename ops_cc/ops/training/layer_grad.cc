@@ -465,8 +465,26 @@ Status FullyConnectedGradEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kConvGradKernel = {-1, kConvGrad, ConvGradInit, ConvGradPrepare, ConvGradEval, nullptr};
-extern const OpKernel kDepthwiseConvGradKernel = {-1, kDepthwiseConvGrad, DepthwiseConvGradInit, DepthwiseConvGradPrepare, DepthwiseConvGradEval, nullptr};
-extern const OpKernel kFullyConnectedGradKernel = {-1, kFullyConnectedGrad, FullyConnectedGradInit, FullyConnectedGradPrepare, FullyConnectedGradEval, nullptr};
+extern const OpKernel kConvGradKernel = {
+    -1,
+    kConvGrad,
+    ConvGradInit,
+    ConvGradPrepare,
+    ConvGradEval,
+    nullptr};
+extern const OpKernel kDepthwiseConvGradKernel = {
+    -1,
+    kDepthwiseConvGrad,
+    DepthwiseConvGradInit,
+    DepthwiseConvGradPrepare,
+    DepthwiseConvGradEval,
+    nullptr};
+extern const OpKernel kFullyConnectedGradKernel = {
+    -1,
+    kFullyConnectedGrad,
+    FullyConnectedGradInit,
+    FullyConnectedGradPrepare,
+    FullyConnectedGradEval,
+    nullptr};
 
 }  // namespace tflm_train

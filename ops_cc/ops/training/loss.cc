@@ -111,8 +111,26 @@ Status LossEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kSoftmaxCrossEntropyKernel = {-1, kSoftmaxCrossEntropy, CrossEntropyInit, CrossEntropyPrepare, LossEval, nullptr};
-extern const OpKernel kMeanSquaredErrorKernel = {-1, kMeanSquaredError, SquaredErrorInit, SquaredErrorPrepare, LossEval, nullptr};
-extern const OpKernel kMeanAbsoluteErrorKernel = {-1, kMeanAbsoluteError, AbsoluteErrorInit, AbsoluteErrorPrepare, LossEval, nullptr};
+extern const OpKernel kSoftmaxCrossEntropyKernel = {
+    -1,
+    kSoftmaxCrossEntropy,
+    CrossEntropyInit,
+    CrossEntropyPrepare,
+    LossEval,
+    nullptr};
+extern const OpKernel kMeanSquaredErrorKernel = {
+    -1,
+    kMeanSquaredError,
+    SquaredErrorInit,
+    SquaredErrorPrepare,
+    LossEval,
+    nullptr};
+extern const OpKernel kMeanAbsoluteErrorKernel = {
+    -1,
+    kMeanAbsoluteError,
+    AbsoluteErrorInit,
+    AbsoluteErrorPrepare,
+    LossEval,
+    nullptr};
 
 }  // namespace tflm_train

@@ -37,6 +37,12 @@ Status MeanGradEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kMeanGradKernel = {-1, kMeanGrad, nullptr, MeanGradPrepare, MeanGradEval, nullptr};
+extern const OpKernel kMeanGradKernel = {
+    -1,
+    kMeanGrad,
+    nullptr,
+    MeanGradPrepare,
+    MeanGradEval,
+    nullptr};
 
 }  // namespace tflm_train

@@ -105,6 +105,12 @@ Status OptimizerStepEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kOptimizerStepKernel = {-1, kOptimizerStep, OptimizerStepInit, OptimizerStepPrepare, OptimizerStepEval, nullptr};
+extern const OpKernel kOptimizerStepKernel = {
+    -1,
+    kOptimizerStep,
+    OptimizerStepInit,
+    OptimizerStepPrepare,
+    OptimizerStepEval,
+    nullptr};
 
 }  // namespace tflm_train

@@ -59,6 +59,12 @@ Status PadGradEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kPadGradKernel = {-1, kPadGrad, PadGradInit, PadGradPrepare, PadGradEval, nullptr};
+extern const OpKernel kPadGradKernel = {
+    -1,
+    kPadGrad,
+    PadGradInit,
+    PadGradPrepare,
+    PadGradEval,
+    nullptr};
 
 }  // namespace tflm_train

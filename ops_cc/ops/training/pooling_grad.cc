@@ -86,7 +86,19 @@ Status MaxPoolGradEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kAveragePoolGradKernel = {-1, kAveragePoolGrad, PoolGradInit, AveragePoolGradPrepare, AveragePoolGradEval, nullptr};
-extern const OpKernel kMaxPoolGradKernel = {-1, kMaxPoolGrad, PoolGradInit, MaxPoolGradPrepare, MaxPoolGradEval, nullptr};
+extern const OpKernel kAveragePoolGradKernel = {
+    -1,
+    kAveragePoolGrad,
+    PoolGradInit,
+    AveragePoolGradPrepare,
+    AveragePoolGradEval,
+    nullptr};
+extern const OpKernel kMaxPoolGradKernel = {
+    -1,
+    kMaxPoolGrad,
+    PoolGradInit,
+    MaxPoolGradPrepare,
+    MaxPoolGradEval,
+    nullptr};
 
 }  // namespace tflm_train

@@ -147,7 +147,19 @@ Status RealOutputEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kFullyConnectedRealOutputKernel = {-1, kFullyConnectedRealOutput, FullyConnectedRealOutputInit, FullyConnectedRealOutputPrepare, RealOutputEval, nullptr};
-extern const OpKernel kConvRealOutputKernel = {-1, kConvRealOutput, ConvRealOutputInit, ConvRealOutputPrepare, RealOutputEval, nullptr};
+extern const OpKernel kFullyConnectedRealOutputKernel = {
+    -1,
+    kFullyConnectedRealOutput,
+    FullyConnectedRealOutputInit,
+    FullyConnectedRealOutputPrepare,
+    RealOutputEval,
+    nullptr};
+extern const OpKernel kConvRealOutputKernel = {
+    -1,
+    kConvRealOutput,
+    ConvRealOutputInit,
+    ConvRealOutputPrepare,
+    RealOutputEval,
+    nullptr};
 
 }  // namespace tflm_train

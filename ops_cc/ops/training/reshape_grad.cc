@@ -29,6 +29,12 @@ Status ReshapeGradEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kReshapeGradKernel = {-1, kReshapeGrad, nullptr, ReshapeGradPrepare, ReshapeGradEval, nullptr};
+extern const OpKernel kReshapeGradKernel = {
+    -1,
+    kReshapeGrad,
+    nullptr,
+    ReshapeGradPrepare,
+    ReshapeGradEval,
+    nullptr};
 
 }  // namespace tflm_train
