@@ -257,6 +257,15 @@ inline Status CheckInt8PerTensor(PrepareContext& c, const char* op,
   return CheckPerTensor(c, op, name, d);
 }
 
+// Input 0 and output 0 of a forward op, both int8 quantized per tensor.
+inline Status ReadInt8InputOutput(PrepareContext& c, const char* op,
+                                  TensorDesc* input, TensorDesc* output) {
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 0, input));
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, output));
+  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "input", *input));
+  return CheckInt8PerTensor(c, op, "output", *output);
+}
+
 
 // Symmetric int8 weights with one scale, or one per channel along
 // `dimension`.

@@ -3,7 +3,6 @@
 // the op wrappers' validation through a fake context. (Bit-exactness against
 // TFLite Micro itself is checked at model level elsewhere.)
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -24,6 +23,7 @@
 #include "ops_cc/ops/builtin_options.h"
 #include "ops_cc/core/window.h"
 #include "ops_cc/ops/forward_ops.h"
+#include "ops_cc/tests/fake_context.h"
 
 namespace tflm_train {
 namespace {
@@ -634,116 +634,12 @@ TEST(Quantize, DequantizeAndRequantize) {
 
 // ---- op wrappers through a fake context ----------------------------------
 
-struct FakeTensor {
-  DataType type = DataType::kInt8;
-  Shape shape;
-  std::vector<float> scales;
-  std::vector<int32_t> zero_points;
-  int quantized_dimension = 0;
-  std::vector<uint8_t> bytes;
-  bool is_constant = false;
-};
-
-FakeTensor Int8Tensor(Shape shape, float scale, int32_t zero_point) {
-  FakeTensor t;
-  t.shape = shape;
-  t.scales = {scale};
-  t.zero_points = {zero_point};
-  t.bytes.resize(static_cast<size_t>(shape.FlatSize()));
-  return t;
+// Runs a forward builtin through a fresh Init/Prepare/Eval.
+Status RunBuiltin(FakeOp& op, int builtin_code) {
+  const OpKernel* kernel = FindForwardKernel(builtin_code);
+  if (kernel == nullptr) return Status::kUnsupportedOp;
+  return op.RunFresh(*kernel);
 }
-
-template <typename T>
-FakeTensor ConstTensor(DataType type, Shape shape, std::vector<T> values) {
-  FakeTensor t;
-  t.type = type;
-  t.shape = shape;
-  t.is_constant = true;
-  t.bytes.resize(values.size() * sizeof(T));
-  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
-  return t;
-}
-
-class FakeContext : public InitContext,
-                    public PrepareContext,
-                    public EvalContext {
- public:
-  std::vector<FakeTensor*> inputs;
-  std::vector<FakeTensor*> outputs;
-  const void* options = nullptr;
-  std::string error;
-
-  // Runs init, prepare and (if prepare succeeds) eval.
-  Status Run(int builtin_code) {
-    const OpKernel* kernel = FindForwardKernel(builtin_code);
-    if (kernel == nullptr) return Status::kUnsupportedOp;
-    op_data_ = kernel->init != nullptr ? kernel->init(*this) : nullptr;
-    TT_RETURN_IF_ERROR(kernel->prepare(*this));
-    return kernel->eval(*this);
-  }
-
-  const uint8_t* CustomOptions() const override { return nullptr; }
-  size_t CustomOptionsSize() const override { return 0; }
-  void* AllocatePersistent(size_t bytes) override {
-    arena_.emplace_back((bytes + 7) / 8 + 1);
-    return arena_.back().data();
-  }
-  int NumInputs() const override { return static_cast<int>(inputs.size()); }
-  int NumOutputs() const override { return static_cast<int>(outputs.size()); }
-  bool HasInput(int i) const override {
-    return i >= 0 && i < NumInputs() && inputs[i] != nullptr;
-  }
-  bool HasOutput(int i) const override {
-    return i >= 0 && i < NumOutputs() && outputs[i] != nullptr;
-  }
-  Status Input(int i, TensorDesc* d) override { return Describe(inputs[i], d); }
-  Status Output(int i, TensorDesc* d) override {
-    return Describe(outputs[i], d);
-  }
-  const void* ConstantInputData(int i) override {
-    return HasInput(i) && inputs[i]->is_constant ? inputs[i]->bytes.data()
-                                                 : nullptr;
-  }
-  const void* BuiltinOptions() const override { return options; }
-  void* OpData() override { return op_data_; }
-  Status RequestScratch(size_t bytes, int* index) override {
-    scratch_.emplace_back((bytes + 7) / 8);
-    *index = static_cast<int>(scratch_.size()) - 1;
-    return Status::kOk;
-  }
-  Status Fail(const char* format, ...) override {
-    char buffer[256];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(buffer, sizeof(buffer), format, args);
-    va_end(args);
-    error = buffer;
-    return Status::kError;
-  }
-  void* InputData(int i) override {
-    return HasInput(i) ? inputs[i]->bytes.data() : nullptr;
-  }
-  void* OutputData(int i) override {
-    return HasOutput(i) ? outputs[i]->bytes.data() : nullptr;
-  }
-  Shape InputShape(int i) override { return inputs[i]->shape; }
-  Shape OutputShape(int i) override { return outputs[i]->shape; }
-  void* Scratch(int index) override { return scratch_[index].data(); }
-
- private:
-  static Status Describe(const FakeTensor* t, TensorDesc* d) {
-    d->type = t->type;
-    d->shape = t->shape;
-    d->quant.count = static_cast<int>(t->scales.size());
-    d->quant.scales = t->scales.data();
-    d->quant.zero_points = t->zero_points.data();
-    d->quant.quantized_dimension = t->quantized_dimension;
-    d->is_constant = t->is_constant;
-    return Status::kOk;
-  }
-  std::vector<std::vector<uint64_t>> arena_, scratch_;
-  void* op_data_ = nullptr;
-};
 
 TEST(ForwardOps, KernelTable) {
   for (int code :
@@ -766,26 +662,26 @@ struct ConvFixture {
   FakeTensor filter = Int8Tensor(MakeShape({1, 3, 3, 1}), 1.0f, 0);
   FakeTensor output = Int8Tensor(MakeShape({1, 2, 2, 1}), 1.0f, 0);
   ConvOptions options;
-  FakeContext context;
+  FakeOp context;
   ConvFixture() {
     for (int i = 0; i < 9; ++i) {
-      input.bytes[i] = static_cast<uint8_t>(i + 1);
-      filter.bytes[i] = 1;
+      input.data[i] = static_cast<uint8_t>(i + 1);
+      filter.data[i] = 1;
     }
     options.padding = kPaddingSame;
     options.stride_h = options.stride_w = 2;
     context.inputs = {&input, &filter};
     context.outputs = {&output};
-    context.options = &options;
+    context.builtin_options = &options;
   }
 };
 
 TEST(ForwardOps, ConvRunsThroughTheWrapper) {
   ConvFixture f;
-  ASSERT_EQ(f.context.Run(kBuiltinConv2D), Status::kOk) << f.context.error;
+  ASSERT_EQ(RunBuiltin(f.context, kBuiltinConv2D), Status::kOk) << f.context.error();
   const int8_t expected[4] = {12, 16, 24, 28};  // see Conv.SameStride2ByHand
   for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(static_cast<int8_t>(f.output.bytes[i]), expected[i]);
+    EXPECT_EQ(static_cast<int8_t>(f.output.data[i]), expected[i]);
   }
 }
 
@@ -793,38 +689,38 @@ TEST(ForwardOps, ConvRejectsBadModels) {
   {
     ConvFixture f;
     f.filter.type = DataType::kFloat32;
-    EXPECT_EQ(f.context.Run(kBuiltinConv2D), Status::kError);
-    EXPECT_EQ(f.context.error, "CONV_2D: filter must be int8, got float32");
+    EXPECT_EQ(RunBuiltin(f.context, kBuiltinConv2D), Status::kError);
+    EXPECT_EQ(f.context.error(), "CONV_2D: filter must be int8, got float32");
   }
   {
     ConvFixture f;
     f.filter.scales = {1.0f, 2.0f};
     f.filter.zero_points = {0, 0};
-    EXPECT_EQ(f.context.Run(kBuiltinConv2D), Status::kError);
-    EXPECT_NE(f.context.error.find("scale"), std::string::npos);
+    EXPECT_EQ(RunBuiltin(f.context, kBuiltinConv2D), Status::kError);
+    EXPECT_NE(f.context.error().find("scale"), std::string::npos);
   }
   {
     ConvFixture f;
     f.output.shape = MakeShape({1, 3, 3, 1});  // SAME stride 2 gives 2x2
-    EXPECT_EQ(f.context.Run(kBuiltinConv2D), Status::kError);
-    EXPECT_NE(f.context.error.find("2x2"), std::string::npos);
+    EXPECT_EQ(RunBuiltin(f.context, kBuiltinConv2D), Status::kError);
+    EXPECT_NE(f.context.error().find("2x2"), std::string::npos);
   }
   {
     ConvFixture f;
     f.input.shape = MakeShape({3, 3, 1});
-    EXPECT_EQ(f.context.Run(kBuiltinConv2D), Status::kError);
-    EXPECT_NE(f.context.error.find("rank 4"), std::string::npos);
+    EXPECT_EQ(RunBuiltin(f.context, kBuiltinConv2D), Status::kError);
+    EXPECT_NE(f.context.error().find("rank 4"), std::string::npos);
   }
   {
     ConvFixture f;
     f.context.inputs.push_back(nullptr);  // absent bias is fine
-    f.context.options = nullptr;
-    EXPECT_EQ(f.context.Run(kBuiltinConv2D), Status::kError);
+    f.context.builtin_options = nullptr;
+    EXPECT_EQ(RunBuiltin(f.context, kBuiltinConv2D), Status::kError);
   }
   {
     ConvFixture f;
     f.options.activation = 4;  // TANH is not a fused int8 activation here
-    EXPECT_EQ(f.context.Run(kBuiltinConv2D), Status::kError);
+    EXPECT_EQ(RunBuiltin(f.context, kBuiltinConv2D), Status::kError);
   }
 }
 
@@ -834,55 +730,55 @@ TEST(ForwardOps, MeanNeedsConstantSpatialAxes) {
   FakeTensor axes =
       ConstTensor<int32_t>(DataType::kInt32, MakeShape({2}), {2, 1});
   ReducerOptions options;
-  FakeContext context;
+  FakeOp context;
   context.inputs = {&input, &axes};
   context.outputs = {&output};
-  context.options = &options;
-  EXPECT_EQ(context.Run(kBuiltinMean), Status::kOk) << context.error;
+  context.builtin_options = &options;
+  EXPECT_EQ(RunBuiltin(context, kBuiltinMean), Status::kOk) << context.error();
   axes.is_constant = false;
-  EXPECT_EQ(context.Run(kBuiltinMean), Status::kError);
+  EXPECT_EQ(RunBuiltin(context, kBuiltinMean), Status::kError);
   axes = ConstTensor<int32_t>(DataType::kInt32, MakeShape({1}), {3});
-  EXPECT_EQ(context.Run(kBuiltinMean), Status::kError);
+  EXPECT_EQ(RunBuiltin(context, kBuiltinMean), Status::kError);
   axes = ConstTensor<int32_t>(DataType::kInt32, MakeShape({2}), {-3, -2});
-  EXPECT_EQ(context.Run(kBuiltinMean), Status::kOk) << context.error;
+  EXPECT_EQ(RunBuiltin(context, kBuiltinMean), Status::kOk) << context.error();
   options.keep_dims = true;  // output must then be [1, 1, 1, 3]
-  EXPECT_EQ(context.Run(kBuiltinMean), Status::kError);
+  EXPECT_EQ(RunBuiltin(context, kBuiltinMean), Status::kError);
 }
 
 TEST(ForwardOps, PadChecksPaddings) {
   FakeTensor input = Int8Tensor(MakeShape({1, 2}), 0.1f, -4);
   FakeTensor output = Int8Tensor(MakeShape({1, 5}), 0.1f, -4);
-  input.bytes = {7, 8};
+  input.data = {7, 8};
   FakeTensor paddings =
       ConstTensor<int32_t>(DataType::kInt32, MakeShape({2, 2}), {0, 0, 1, 2});
-  FakeContext context;
+  FakeOp context;
   context.inputs = {&input, &paddings};
   context.outputs = {&output};
-  ASSERT_EQ(context.Run(kBuiltinPad), Status::kOk) << context.error;
+  ASSERT_EQ(RunBuiltin(context, kBuiltinPad), Status::kOk) << context.error();
   const int8_t expected[5] = {-4, 7, 8, -4, -4};  // padded with the zero point
   for (int i = 0; i < 5; ++i) {
-    EXPECT_EQ(static_cast<int8_t>(output.bytes[i]), expected[i]);
+    EXPECT_EQ(static_cast<int8_t>(output.data[i]), expected[i]);
   }
   paddings =
       ConstTensor<int32_t>(DataType::kInt32, MakeShape({2, 2}), {0, 0, 4, -1});
-  EXPECT_EQ(context.Run(kBuiltinPad), Status::kError);
+  EXPECT_EQ(RunBuiltin(context, kBuiltinPad), Status::kError);
   paddings =
       ConstTensor<int32_t>(DataType::kInt32, MakeShape({2, 2}), {0, 0, 1, 1});
-  EXPECT_EQ(context.Run(kBuiltinPad), Status::kError);  // output is 5 wide
+  EXPECT_EQ(RunBuiltin(context, kBuiltinPad), Status::kError);  // output is 5 wide
 }
 
 TEST(ForwardOps, SoftmaxRequiresTheStandardOutputQuantization) {
   FakeTensor input = Int8Tensor(MakeShape({1, 4}), 0.1f, 0);
   FakeTensor output = Int8Tensor(MakeShape({1, 4}), 1.0f / 256, -128);
   SoftmaxOptions options;
-  FakeContext context;
+  FakeOp context;
   context.inputs = {&input};
   context.outputs = {&output};
-  context.options = &options;
-  ASSERT_EQ(context.Run(kBuiltinSoftmax), Status::kOk) << context.error;
-  for (uint8_t b : output.bytes) EXPECT_EQ(static_cast<int8_t>(b), -64);
+  context.builtin_options = &options;
+  ASSERT_EQ(RunBuiltin(context, kBuiltinSoftmax), Status::kOk) << context.error();
+  for (uint8_t b : output.data) EXPECT_EQ(static_cast<int8_t>(b), -64);
   output.zero_points = {0};
-  EXPECT_EQ(context.Run(kBuiltinSoftmax), Status::kError);
+  EXPECT_EQ(RunBuiltin(context, kBuiltinSoftmax), Status::kError);
 }
 
 TEST(ForwardOps, FullyConnectedChecksSizes) {
@@ -892,19 +788,19 @@ TEST(ForwardOps, FullyConnectedChecksSizes) {
   FakeTensor bias =
       ConstTensor<int32_t>(DataType::kInt32, MakeShape({4}), {0, 0, 0, 0});
   FullyConnectedOptions options;
-  FakeContext context;
+  FakeOp context;
   context.inputs = {&input, &filter, &bias};
   context.outputs = {&output};
-  context.options = &options;
-  EXPECT_EQ(context.Run(kBuiltinFullyConnected), Status::kOk) << context.error;
+  context.builtin_options = &options;
+  EXPECT_EQ(RunBuiltin(context, kBuiltinFullyConnected), Status::kOk) << context.error();
   bias.shape = MakeShape({3});
-  EXPECT_EQ(context.Run(kBuiltinFullyConnected), Status::kError);
+  EXPECT_EQ(RunBuiltin(context, kBuiltinFullyConnected), Status::kError);
   bias.shape = MakeShape({4});
   filter.shape = MakeShape({4, 5});  // 6 input elements are not rows of 5
-  EXPECT_EQ(context.Run(kBuiltinFullyConnected), Status::kError);
+  EXPECT_EQ(RunBuiltin(context, kBuiltinFullyConnected), Status::kError);
   filter.shape = MakeShape({4, 6});
   filter.zero_points = {1};
-  EXPECT_EQ(context.Run(kBuiltinFullyConnected), Status::kError);
+  EXPECT_EQ(RunBuiltin(context, kBuiltinFullyConnected), Status::kError);
 }
 
 TEST(ForwardOps, QuantizeDequantizeAndReshape) {
@@ -912,36 +808,36 @@ TEST(ForwardOps, QuantizeDequantizeAndReshape) {
   x.type = DataType::kFloat32;
   x.shape = MakeShape({2, 2});
   const float values[4] = {0.0f, 0.26f, -1.0f, 100.0f};
-  x.bytes.resize(sizeof(values));
-  std::memcpy(x.bytes.data(), values, sizeof(values));
+  x.data.resize(sizeof(values));
+  std::memcpy(x.data.data(), values, sizeof(values));
   FakeTensor q = Int8Tensor(MakeShape({2, 2}), 0.5f, 1);
-  FakeContext quantize;
+  FakeOp quantize;
   quantize.inputs = {&x};
   quantize.outputs = {&q};
-  ASSERT_EQ(quantize.Run(kBuiltinQuantize), Status::kOk) << quantize.error;
+  ASSERT_EQ(RunBuiltin(quantize, kBuiltinQuantize), Status::kOk) << quantize.error();
   // round(x / 0.5) + 1: 1, round(0.52) + 1 = 2, -2 + 1 = -1, saturated 127.
   const int8_t expected[4] = {1, 2, -1, 127};
   for (int i = 0; i < 4; ++i)
-    EXPECT_EQ(static_cast<int8_t>(q.bytes[i]), expected[i]);
+    EXPECT_EQ(static_cast<int8_t>(q.data[i]), expected[i]);
 
   FakeTensor r = Int8Tensor(MakeShape({4}), 0.5f, 1);
-  FakeContext reshape;
+  FakeOp reshape;
   reshape.inputs = {&q};
   reshape.outputs = {&r};
-  ASSERT_EQ(reshape.Run(kBuiltinReshape), Status::kOk) << reshape.error;
-  EXPECT_EQ(r.bytes, q.bytes);
+  ASSERT_EQ(RunBuiltin(reshape, kBuiltinReshape), Status::kOk) << reshape.error();
+  EXPECT_EQ(r.data, q.data);
 
   FakeTensor y;
   y.type = DataType::kFloat32;
   y.shape = MakeShape({4});
-  y.bytes.resize(16);
-  FakeContext dequantize;
+  y.data.resize(16);
+  FakeOp dequantize;
   dequantize.inputs = {&r};
   dequantize.outputs = {&y};
-  ASSERT_EQ(dequantize.Run(kBuiltinDequantize), Status::kOk)
-      << dequantize.error;
+  ASSERT_EQ(RunBuiltin(dequantize, kBuiltinDequantize), Status::kOk)
+      << dequantize.error();
   float back[4];
-  std::memcpy(back, y.bytes.data(), sizeof(back));
+  std::memcpy(back, y.data.data(), sizeof(back));
   EXPECT_EQ(back[0], 0.0f);
   EXPECT_EQ(back[1], 0.5f);
   EXPECT_EQ(back[2], -1.0f);
@@ -949,37 +845,37 @@ TEST(ForwardOps, QuantizeDequantizeAndReshape) {
 
   FakeTensor wrong = Int8Tensor(MakeShape({5}), 0.5f, 1);
   reshape.outputs = {&wrong};
-  EXPECT_EQ(reshape.Run(kBuiltinReshape), Status::kError);
+  EXPECT_EQ(RunBuiltin(reshape, kBuiltinReshape), Status::kError);
 }
 
 TEST(ForwardOps, AddAndPoolingWrappers) {
   FakeTensor a = Int8Tensor(MakeShape({1, 2, 2, 1}), 0.1f, 0);
   FakeTensor b = Int8Tensor(MakeShape({1, 2, 2, 1}), 0.1f, 0);
   FakeTensor sum = Int8Tensor(MakeShape({1, 2, 2, 1}), 0.1f, 0);
-  a.bytes = {1, 2, 3, 4};
-  b.bytes = {10, 20, 30, 40};
+  a.data = {1, 2, 3, 4};
+  b.data = {10, 20, 30, 40};
   AddOptions add_options;
-  FakeContext add;
+  FakeOp add;
   add.inputs = {&a, &b};
   add.outputs = {&sum};
-  add.options = &add_options;
-  ASSERT_EQ(add.Run(kBuiltinAdd), Status::kOk) << add.error;
-  EXPECT_EQ(sum.bytes, (std::vector<uint8_t>{11, 22, 33, 44}));
+  add.builtin_options = &add_options;
+  ASSERT_EQ(RunBuiltin(add, kBuiltinAdd), Status::kOk) << add.error();
+  EXPECT_EQ(sum.data, (std::vector<uint8_t>{11, 22, 33, 44}));
 
   FakeTensor pooled = Int8Tensor(MakeShape({1, 1, 1, 1}), 0.1f, 0);
   PoolOptions pool_options;
   pool_options.padding = kPaddingValid;
   pool_options.filter_h = pool_options.filter_w = 2;
-  FakeContext pool;
+  FakeOp pool;
   pool.inputs = {&sum};
   pool.outputs = {&pooled};
-  pool.options = &pool_options;
-  ASSERT_EQ(pool.Run(kBuiltinAveragePool2D), Status::kOk) << pool.error;
-  EXPECT_EQ(static_cast<int8_t>(pooled.bytes[0]), 28);  // 110 / 4 = 27.5 -> 28
-  ASSERT_EQ(pool.Run(kBuiltinMaxPool2D), Status::kOk) << pool.error;
-  EXPECT_EQ(static_cast<int8_t>(pooled.bytes[0]), 44);
+  pool.builtin_options = &pool_options;
+  ASSERT_EQ(RunBuiltin(pool, kBuiltinAveragePool2D), Status::kOk) << pool.error();
+  EXPECT_EQ(static_cast<int8_t>(pooled.data[0]), 28);  // 110 / 4 = 27.5 -> 28
+  ASSERT_EQ(RunBuiltin(pool, kBuiltinMaxPool2D), Status::kOk) << pool.error();
+  EXPECT_EQ(static_cast<int8_t>(pooled.data[0]), 44);
   pooled.scales = {0.2f};  // pooling keeps the quantization
-  EXPECT_EQ(pool.Run(kBuiltinMaxPool2D), Status::kError);
+  EXPECT_EQ(RunBuiltin(pool, kBuiltinMaxPool2D), Status::kError);
 }
 
 }  // namespace

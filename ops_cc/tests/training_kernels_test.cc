@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -21,6 +20,7 @@
 #include "ops_cc/kernels/grad/sgd_update.h"
 #include "ops_cc/kernels/real_output.h"
 #include "ops_cc/ops/training_ops.h"
+#include "ops_cc/tests/fake_context.h"
 #include "ops_cc/tests/flexbuffer_golden.h"
 
 namespace tflm_train {
@@ -427,151 +427,6 @@ TEST(FlexMap, SurvivesRandomDamage) {
 }
 
 // ---- Op wrappers on a fake host ---------------------------------------------
-
-struct FakeTensor {
-  DataType type = DataType::kFloat32;
-  Shape shape;
-  std::vector<uint8_t> data;
-  std::vector<float> scales;
-  std::vector<int32_t> zero_points;
-  int quantized_dimension = 0;
-  bool is_variable = false;
-  bool is_constant = false;
-
-  template <typename T>
-  T* As() {
-    return reinterpret_cast<T*>(data.data());
-  }
-};
-
-template <typename T>
-FakeTensor MakeTensor(DataType type, std::vector<int> dims,
-                      std::vector<T> values = {}) {
-  FakeTensor t;
-  t.type = type;
-  t.shape.rank = static_cast<int>(dims.size());
-  for (size_t d = 0; d < dims.size(); ++d) t.shape.dims[d] = dims[d];
-  t.data.resize(sizeof(T) * static_cast<size_t>(t.shape.FlatSize()));
-  if (!values.empty()) std::memcpy(t.data.data(), values.data(), t.data.size());
-  return t;
-}
-
-void Quantize(FakeTensor* t, std::vector<float> scales,
-              std::vector<int32_t> zero_points, int dimension = 0) {
-  t->scales = std::move(scales);
-  t->zero_points = std::move(zero_points);
-  t->quantized_dimension = dimension;
-}
-
-// One operator over a tensor table; implements the three contexts.
-class FakeOp : public InitContext, public PrepareContext, public EvalContext {
- public:
-  FakeOp(std::vector<FakeTensor>* tensors, std::vector<int> inputs,
-         std::vector<int> outputs, const uint8_t* options = nullptr,
-         size_t options_size = 0)
-      : tensors_(tensors),
-        inputs_(std::move(inputs)),
-        outputs_(std::move(outputs)),
-        options_(options),
-        options_size_(options_size) {}
-
-  Status Run(const OpKernel& kernel, bool prepare_only = false) {
-    if (!initialized_) {
-      op_data_ = kernel.init != nullptr ? kernel.init(*this) : nullptr;
-      TT_RETURN_IF_ERROR(kernel.prepare(*this));
-      initialized_ = true;
-    }
-    return prepare_only ? Status::kOk : kernel.eval(*this);
-  }
-  const std::string& error() const { return error_; }
-
-  // InitContext.
-  const uint8_t* CustomOptions() const override { return options_; }
-  size_t CustomOptionsSize() const override { return options_size_; }
-  void* AllocatePersistent(size_t bytes) override {
-    persistent_.emplace_back((bytes + 7) / 8);
-    return persistent_.back().data();
-  }
-
-  // PrepareContext.
-  int NumInputs() const override { return static_cast<int>(inputs_.size()); }
-  int NumOutputs() const override { return static_cast<int>(outputs_.size()); }
-  bool HasInput(int i) const override {
-    return i >= 0 && i < NumInputs() && inputs_[i] >= 0;
-  }
-  bool HasOutput(int i) const override {
-    return i >= 0 && i < NumOutputs() && outputs_[i] >= 0;
-  }
-  Status Input(int i, TensorDesc* desc) override {
-    if (!HasInput(i)) return Status::kError;
-    Describe((*tensors_)[inputs_[i]], desc);
-    return Status::kOk;
-  }
-  Status Output(int i, TensorDesc* desc) override {
-    if (!HasOutput(i)) return Status::kError;
-    Describe((*tensors_)[outputs_[i]], desc);
-    return Status::kOk;
-  }
-  const void* ConstantInputData(int i) override {
-    if (!HasInput(i) || !(*tensors_)[inputs_[i]].is_constant) return nullptr;
-    return (*tensors_)[inputs_[i]].data.data();
-  }
-  const void* BuiltinOptions() const override { return nullptr; }
-  void* OpData() override { return op_data_; }
-  Status RequestScratch(size_t bytes, int* index) override {
-    scratch_.emplace_back((bytes + 7) / 8);
-    *index = static_cast<int>(scratch_.size()) - 1;
-    return Status::kOk;
-  }
-  Status Fail(const char* format, ...) override {
-    char buffer[256];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(buffer, sizeof(buffer), format, args);
-    va_end(args);
-    error_ = buffer;
-    return Status::kError;
-  }
-
-  // EvalContext.
-  void* InputData(int i) override {
-    return HasInput(i) ? (*tensors_)[inputs_[i]].data.data() : nullptr;
-  }
-  void* OutputData(int i) override {
-    return HasOutput(i) ? (*tensors_)[outputs_[i]].data.data() : nullptr;
-  }
-  Shape InputShape(int i) override {
-    return HasInput(i) ? (*tensors_)[inputs_[i]].shape : Shape();
-  }
-  Shape OutputShape(int i) override {
-    return HasOutput(i) ? (*tensors_)[outputs_[i]].shape : Shape();
-  }
-  void* Scratch(int index) override { return scratch_[index].data(); }
-
- private:
-  static void Describe(const FakeTensor& t, TensorDesc* d) {
-    *d = TensorDesc();
-    d->type = t.type;
-    d->shape = t.shape;
-    d->is_variable = t.is_variable;
-    d->is_constant = t.is_constant;
-    if (!t.scales.empty()) {
-      d->quant.scales = t.scales.data();
-      d->quant.zero_points = t.zero_points.data();
-      d->quant.count = static_cast<int>(t.scales.size());
-      d->quant.quantized_dimension = t.quantized_dimension;
-    }
-  }
-
-  std::vector<FakeTensor>* tensors_;
-  std::vector<int> inputs_, outputs_;
-  const uint8_t* options_;
-  size_t options_size_;
-  std::vector<std::vector<uint64_t>> persistent_, scratch_;
-  void* op_data_ = nullptr;
-  bool initialized_ = false;
-  std::string error_;
-};
 
 const OpKernel& Kernel(const char* name) {
   const OpKernel* kernel = FindTrainingKernel(name);

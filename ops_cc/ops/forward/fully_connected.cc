@@ -27,11 +27,8 @@ Status FullyConnectedPrepare(PrepareContext& c) {
   }
   TT_RETURN_IF_ERROR(CheckInputCount(c, op, 2, 3));
   TensorDesc input, filter, output;
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 0, &input));
+  TT_RETURN_IF_ERROR(ReadInt8InputOutput(c, op, &input, &output));
   TT_RETURN_IF_ERROR(ReadInput(c, op, 1, &filter));
-  TT_RETURN_IF_ERROR(ReadOutput(c, op, &output));
-  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "input", input));
-  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "output", output));
   TT_RETURN_IF_ERROR(CheckRank(c, op, "filter", filter, 2));
   if (output.shape.rank < 1)
     return c.Fail("%s: output must not be a scalar", op);

@@ -16,10 +16,7 @@ Status PreparePool(PrepareContext& c, const char* op) {
   if (o == nullptr) return c.Fail("%s: missing builtin options", op);
   TT_RETURN_IF_ERROR(CheckInputCount(c, op, 1, 1));
   TensorDesc input, output;
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 0, &input));
-  TT_RETURN_IF_ERROR(ReadOutput(c, op, &output));
-  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "input", input));
-  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "output", output));
+  TT_RETURN_IF_ERROR(ReadInt8InputOutput(c, op, &input, &output));
   TT_RETURN_IF_ERROR(CheckRank(c, op, "input", input, 4));
   TT_RETURN_IF_ERROR(CheckRank(c, op, "output", output, 4));
   // TFLM's tolerance for "the same" scale.

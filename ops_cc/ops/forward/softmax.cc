@@ -15,10 +15,7 @@ Status SoftmaxPrepare(PrepareContext& c) {
   if (o == nullptr) return c.Fail("%s: missing builtin options", op);
   TT_RETURN_IF_ERROR(CheckInputCount(c, op, 1, 1));
   TensorDesc input, output;
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 0, &input));
-  TT_RETURN_IF_ERROR(ReadOutput(c, op, &output));
-  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "input", input));
-  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "output", output));
+  TT_RETURN_IF_ERROR(ReadInt8InputOutput(c, op, &input, &output));
   if (input.shape.rank < 1 || input.shape != output.shape) {
     return c.Fail("%s: input and output must have the same non-scalar shape",
                   op);
