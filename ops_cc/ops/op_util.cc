@@ -1,0 +1,277 @@
+#include "ops_cc/ops/op_util.h"
+
+namespace tflm_train {
+
+Status CheckOptions(PrepareContext& c, const char* op, const OptionError& e) {
+  if (e.key == nullptr) return Status::kOk;
+  return c.Fail("%s: custom option '%s': %s", op, e.key,
+                FlexStatusName(e.status));
+}
+
+Status CheckArity(PrepareContext& c, const char* op, int inputs, int outputs) {
+  if (c.NumInputs() != inputs || c.NumOutputs() != outputs)
+    return c.Fail("%s: expected %d inputs and %d outputs, got %d and %d", op,
+                  inputs, outputs, c.NumInputs(), c.NumOutputs());
+  return Status::kOk;
+}
+
+Status CheckArity(PrepareContext& c, const char* op, int inputs,
+                  int min_outputs, int max_outputs) {
+  if (c.NumInputs() != inputs || c.NumOutputs() < min_outputs ||
+      c.NumOutputs() > max_outputs)
+    return c.Fail("%s: expected %d inputs and %d to %d outputs, got %d and %d",
+                  op, inputs, min_outputs, max_outputs, c.NumInputs(),
+                  c.NumOutputs());
+  return Status::kOk;
+}
+
+Status CheckType(PrepareContext& c, const char* op, const char* name,
+                 const TensorDesc& d, DataType type) {
+  if (d.type != type)
+    return c.Fail("%s: %s must be %s, got %s", op, name, DataTypeName(type),
+                  DataTypeName(d.type));
+  return Status::kOk;
+}
+
+Status ReadInput(PrepareContext& c, const char* op, int i, const char* name,
+                 DataType type, TensorDesc* d) {
+  if (!c.HasInput(i))
+    return c.Fail("%s: input %d (%s) is missing", op, i, name);
+  if (c.Input(i, d) != Status::kOk)
+    return c.Fail("%s: cannot read input %d (%s)", op, i, name);
+  return CheckType(c, op, name, *d, type);
+}
+
+Status ReadOutput(PrepareContext& c, const char* op, int i, const char* name,
+                  DataType type, TensorDesc* d) {
+  if (!c.HasOutput(i))
+    return c.Fail("%s: output %d (%s) is missing", op, i, name);
+  if (c.Output(i, d) != Status::kOk)
+    return c.Fail("%s: cannot read output %d (%s)", op, i, name);
+  return CheckType(c, op, name, *d, type);
+}
+
+Status CheckElements(PrepareContext& c, const char* op, const char* name,
+                     const TensorDesc& d, int64_t count) {
+  if (d.shape.FlatSize() != count)
+    return c.Fail("%s: %s must have %ld elements, got %ld", op, name,
+                  static_cast<long>(count),
+                  static_cast<long>(d.shape.FlatSize()));
+  return Status::kOk;
+}
+
+Status CheckSameShape(PrepareContext& c, const char* op, const char* name,
+                      const TensorDesc& d, const char* other_name,
+                      const Shape& other) {
+  if (d.shape != other)
+    return c.Fail("%s: %s shape differs from %s shape", op, name, other_name);
+  return Status::kOk;
+}
+
+Status CheckRank(PrepareContext& c, const char* op, const char* name,
+                 const TensorDesc& d, int rank) {
+  if (d.shape.rank != rank)
+    return c.Fail("%s: %s must have rank %d, got %d", op, name, rank,
+                  d.shape.rank);
+  return Status::kOk;
+}
+
+Status CheckVariable(PrepareContext& c, const char* op, const char* name,
+                     const TensorDesc& d) {
+  if (!d.is_variable)
+    return c.Fail("%s: %s is updated but is not a variable tensor", op, name);
+  return Status::kOk;
+}
+
+Status CheckPerTensor(PrepareContext& c, const char* op, const char* name,
+                      const TensorDesc& d) {
+  if (d.quant.count != 1)
+    return c.Fail("%s: %s must be quantized per tensor, got %d scales", op,
+                  name, d.quant.count);
+  if (!IsValidScale(d.quant.scales[0]))
+    return c.Fail("%s: %s scale must be a finite positive normal float, got %g",
+                  op, name, static_cast<double>(d.quant.scales[0]));
+  if (d.quant.zero_points[0] < -128 || d.quant.zero_points[0] > 127)
+    return c.Fail("%s: %s zero point %ld is outside int8", op, name,
+                  static_cast<long>(d.quant.zero_points[0]));
+  return Status::kOk;
+}
+
+Status CheckMode(PrepareContext& c, const char* op, int i) {
+  TensorDesc d;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, i, "mode", DataType::kInt32, &d));
+  return CheckElements(c, op, "mode", d, 1);
+}
+
+Status MaskFor(PrepareContext& c, const char* op, int activation,
+               const TensorDesc& y, ActivationMask* mask) {
+  if (!CalculateActivationRangeInt8(activation, y.quant.scales[0],
+                                    y.quant.zero_points[0], &mask->act_min,
+                                    &mask->act_max))
+    return c.Fail("%s: unsupported activation %d", op, activation);
+  return Status::kOk;
+}
+
+Status ReadInput(PrepareContext& c, const char* op, int i, TensorDesc* desc) {
+  if (!c.HasInput(i)) return c.Fail("%s: input %d is missing", op, i);
+  if (c.Input(i, desc) != Status::kOk) {
+    return c.Fail("%s: cannot read input %d", op, i);
+  }
+  return Status::kOk;
+}
+
+Status ReadOutput(PrepareContext& c, const char* op, TensorDesc* desc) {
+  if (!c.HasOutput(0)) return c.Fail("%s: output 0 is missing", op);
+  if (c.Output(0, desc) != Status::kOk) {
+    return c.Fail("%s: cannot read output 0", op);
+  }
+  return Status::kOk;
+}
+
+Status CheckInputCount(PrepareContext& c, const char* op, int min_inputs,
+                       int max_inputs) {
+  const int n = c.NumInputs();
+  if (n < min_inputs || n > max_inputs) {
+    if (min_inputs == max_inputs) {
+      return c.Fail("%s: expected %d inputs, got %d", op, min_inputs, n);
+    }
+    return c.Fail("%s: expected %d to %d inputs, got %d", op, min_inputs,
+                  max_inputs, n);
+  }
+  if (c.NumOutputs() != 1) {
+    return c.Fail("%s: expected 1 output, got %d", op, c.NumOutputs());
+  }
+  return Status::kOk;
+}
+
+Status CheckInt8PerTensor(PrepareContext& c, const char* op,
+                          const char* name, const TensorDesc& d) {
+  TT_RETURN_IF_ERROR(CheckType(c, op, name, d, DataType::kInt8));
+  return CheckPerTensor(c, op, name, d);
+}
+
+Status ReadInt8InputOutput(PrepareContext& c, const char* op,
+                           TensorDesc* input, TensorDesc* output) {
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 0, input));
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, output));
+  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "input", *input));
+  return CheckInt8PerTensor(c, op, "output", *output);
+}
+
+Status CheckFilterScales(PrepareContext& c, const char* op,
+                              const TensorDesc& d, int channels, int dimension) {
+  if (d.type != DataType::kInt8) {
+    return c.Fail("%s: filter must be int8, got %s", op, DataTypeName(d.type));
+  }
+  const QuantParams& q = d.quant;
+  if (q.count != 1 &&
+      (q.count != channels || q.quantized_dimension != dimension)) {
+    return c.Fail(
+        "%s: filter needs 1 scale or %d along dimension %d, got %d along %d",
+        op, channels, dimension, q.count, q.quantized_dimension);
+  }
+  for (int i = 0; i < q.count; ++i) {
+    if (!IsValidScale(q.scales[i])) {
+      return c.Fail("%s: filter scale %d must be a finite positive normal float, got %g",
+                    op, i, static_cast<double>(q.scales[i]));
+    }
+    if (q.zero_points[i] != 0) {
+      return c.Fail("%s: filter zero point %d must be 0, got %ld", op, i,
+                    static_cast<long>(q.zero_points[i]));
+    }
+  }
+  return Status::kOk;
+}
+
+Status ReadBias(PrepareContext& c, const char* op, int channels,
+                bool* present) {
+  *present = c.NumInputs() > 2 && c.HasInput(2);
+  if (!*present) return Status::kOk;
+  TensorDesc bias;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 2, &bias));
+  if (bias.type != DataType::kInt32) {
+    return c.Fail("%s: bias must be int32, got %s", op,
+                  DataTypeName(bias.type));
+  }
+  if (bias.shape.FlatSize() != channels) {
+    return c.Fail("%s: bias has %ld elements, expected %d", op,
+                  static_cast<long>(bias.shape.FlatSize()), channels);
+  }
+  return Status::kOk;
+}
+
+Status ActivationRange(PrepareContext& c, const char* op, int activation,
+                       const TensorDesc& output, int32_t* act_min,
+                       int32_t* act_max) {
+  if (!CalculateActivationRangeInt8(activation, Scale(output),
+                                    ZeroPoint(output), act_min, act_max)) {
+    return c.Fail("%s: unsupported fused activation %d for this output", op,
+                  activation);
+  }
+  return Status::kOk;
+}
+
+Status WindowPadding(PrepareContext& c, const char* op, int padding,
+                     int stride_h, int stride_w, int dilation_h, int dilation_w,
+                     int filter_h, int filter_w, const Shape& input,
+                     const Shape& output, int* pad_h, int* pad_w) {
+  int out_h = 0, out_w = 0;
+  if (!ComputeWindowGeometry(padding, input.dims[1], filter_h, stride_h,
+                             dilation_h, &out_h, pad_h) ||
+      !ComputeWindowGeometry(padding, input.dims[2], filter_w, stride_w,
+                             dilation_w, &out_w, pad_w)) {
+    return c.Fail(
+        "%s: invalid window (padding %d, stride %dx%d, dilation %dx%d, "
+        "filter %dx%d)",
+        op, padding, stride_h, stride_w, dilation_h, dilation_w, filter_h,
+        filter_w);
+  }
+  if (output.dims[1] != out_h || output.dims[2] != out_w) {
+    return c.Fail("%s: output is %dx%d, the window gives %dx%d", op,
+                  static_cast<int>(output.dims[1]),
+                  static_cast<int>(output.dims[2]), out_h, out_w);
+  }
+  if (output.dims[0] != input.dims[0]) {
+    return c.Fail("%s: output batch %d differs from input batch %d", op,
+                  static_cast<int>(output.dims[0]),
+                  static_cast<int>(input.dims[0]));
+  }
+  return Status::kOk;
+}
+
+Status PrepareChannelRequant(PrepareContext& c, const char* op,
+                             const TensorDesc& input, const TensorDesc& filter,
+                             const TensorDesc& output, int channels,
+                             ChannelRequant* r) {
+  // Eval's computation, per distinct scale, so that a scale out of range
+  // fails here.
+  for (int k = 0; k < filter.quant.count; ++k) {
+    int32_t multiplier = 0, shift = 0;
+    if (!ComputePerChannelMultipliers(Scale(input), filter.quant.scales + k, 1,
+                                      Scale(output), 1, &multiplier, &shift)) {
+      return c.Fail("%s: input * filter / output scale is out of range", op);
+    }
+  }
+  r->input_scale = Scale(input);
+  r->output_scale = Scale(output);
+  r->filter_scales = filter.quant.scales;
+  r->num_filter_scales = filter.quant.count;
+  r->channels = channels;
+  return c.RequestScratch(2 * sizeof(int32_t) * static_cast<size_t>(channels),
+                          &r->scratch);
+}
+
+const int32_t* ComputeChannelRequant(EvalContext& c, const ChannelRequant& r) {
+  auto* multipliers = static_cast<int32_t*>(c.Scratch(r.scratch));
+  ComputePerChannelMultipliers(r.input_scale, r.filter_scales,
+                               r.num_filter_scales, r.output_scale, r.channels,
+                               multipliers, multipliers + r.channels);
+  return multipliers;
+}
+
+Status RequireOpData(PrepareContext& c, const char* op) {
+  return c.OpData() != nullptr ? Status::kOk
+                               : c.Fail("%s: op data was not allocated", op);
+}
+
+}  // namespace tflm_train
