@@ -30,7 +30,22 @@ import numpy as np
 
 from tflm_train.errors import TflmTrainError
 
-_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _source_root() -> Path:
+    """The folder holding `ops_cc/` and `examples/cortex_m/`: the package's
+    `_firmware/` (a non-editable install; setup.py copies them there) or the
+    source tree the package sits in (an editable install or a checkout).
+    Both have the same layout below it."""
+    package = Path(__file__).resolve().parent
+    for root in (package / "_firmware", package.parent):
+        if (root / "examples" / "cortex_m" / "train_main.cc").is_file() \
+                and (root / "ops_cc").is_dir():
+            return root
+    return package / "_firmware"  # check_environment() reports it missing
+
+
+_ROOT = _source_root()
 FIRMWARE_DIR = _ROOT / "examples" / "cortex_m"
 TOOLS = ("make", "arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-nm",
          "qemu-system-arm")
@@ -64,8 +79,8 @@ def check_environment() -> None:
     """Raises a one-line TflmTrainError if sources or tools are missing."""
     if not (FIRMWARE_DIR / "train_main.cc").is_file() or not (_ROOT / "ops_cc").is_dir():
         raise TflmTrainError(
-            "firmware sources (examples/cortex_m, ops_cc) are not next to the installed "
-            "package; install from the source tree with `pip install -e .`")
+            f"firmware sources (examples/cortex_m, ops_cc) not found in {_ROOT}; "
+            "reinstall the package from the source tree (`pip install .`)")
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         raise TflmTrainError(
