@@ -10,7 +10,7 @@ targets with the model output's shape after the sample axis; an autoencoder
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,12 +122,24 @@ def load_for(trainer, data) -> Dataset:
     return load_npz(data, sample_shape=shape, target_optional=optional, **checks)
 
 
-def atomic_write(path, data: bytes) -> None:
-    """Writes `data` to `path` via a temporary file and rename, so a failure
-    never leaves a partial file behind."""
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path` via a temporary file in the same folder and a
+    rename, so a failure never leaves a partial file behind. Missing parent
+    folders are created. The file gets the permissions a plain `open(path,
+    "wb")` of a new file would give (0o666 minus the umask), not
+    `tempfile.mkstemp`'s 0o600. The converter's `write_atomically` is this
+    function."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            # Created like open() creates a file: the kernel applies the umask.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
