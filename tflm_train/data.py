@@ -13,14 +13,21 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tflm_train.errors import DataError
 
+if TYPE_CHECKING:
+    from tflm_train.runtime import Trainer
+
 
 @dataclass
 class Dataset:
+    """Samples `x` (leading sample axis) and their labels or regression
+    targets `y` (None: an autoencoder reconstructs `x`)."""
+
     x: np.ndarray
     y: np.ndarray | None  # labels, regression targets, or None (reconstruct x)
 
@@ -28,7 +35,7 @@ class Dataset:
         return len(self.x)
 
 
-def load_npz(path, *, sample_shape: tuple[int, ...] | None = None,
+def load_npz(path: str | os.PathLike, *, sample_shape: tuple[int, ...] | None = None,
              num_classes: int | None = None,
              target_shape: tuple[int, ...] | None = None,
              target_optional: bool = False) -> Dataset:
@@ -57,6 +64,10 @@ def validate(data: Dataset, *, name: str = "data",
              sample_shape: tuple[int, ...] | None = None,
              num_classes: int | None = None,
              target_shape: tuple[int, ...] | None = None) -> Dataset:
+    """`data` checked (one-line DataError naming `name`): samples present,
+    finite and of `sample_shape`; integer labels in [0, `num_classes`), or
+    with `target_shape` float regression targets. Returns the checked
+    Dataset (labels as int64)."""
     x = np.asarray(data.x)
     if len(x) == 0:
         raise DataError(f"{name}: no samples")
@@ -104,7 +115,7 @@ def _check_samples(x: np.ndarray, name: str, sample_shape) -> None:
         raise DataError(f"{name}: samples have shape {tuple(x.shape[1:])}, model expects {tuple(sample_shape)}")
 
 
-def load_for(trainer, data) -> Dataset:
+def load_for(trainer: Trainer, data: Dataset | str | os.PathLike) -> Dataset:
     """`data` (a DATA.npz path or a Dataset) checked against the model of
     `trainer`: sample shape, and labels for a classifier or float targets
     for a regression model (optional for an autoencoder)."""

@@ -25,10 +25,15 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tflm_train.errors import TflmTrainError
+
+if TYPE_CHECKING:
+    from tflm_train.data import Dataset
+    from tflm_train.runtime import ModelSource
 
 
 
@@ -272,8 +277,9 @@ def _prepare_data(trainer, data, steps: int, seed: int, first_step: int = 0):
     return samples, targets, np.searchsorted(used, order), used
 
 
-def run_firmware(model, data, *, steps: int, seed: int = 0, ram_kb: int = 256,
-                 log_every: int = 1, timeout: int = 600, state_file=None,
+def run_firmware(model: ModelSource, data: Dataset | str | os.PathLike, *, steps: int,
+                 seed: int = 0, ram_kb: int = 256, log_every: int = 1, timeout: int = 600,
+                 state_file: str | os.PathLike | None = None,
                  first_step: int = 0) -> dict:
     """Trains `model` for `steps` samples of `data` (a DATA.npz path or a
     `Dataset`) on the Cortex-M4 firmware under QEMU; returns its figures.

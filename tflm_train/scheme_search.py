@@ -28,8 +28,10 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 import time
 from pathlib import Path
+from typing import Any, Union
 
 import numpy as np
 
@@ -41,6 +43,9 @@ from tflm_train.errors import DataError, TflmTrainError
 from tflm_train.plan import plan
 from tflm_train.runtime import DEFAULT_ARENA_BYTES, Trainer
 from tflm_train.training import evaluate, train
+
+#: Search data: a Dataset, an (x, y) pair or a DATA.npz path.
+SearchData = Union[Dataset, tuple, str, os.PathLike]
 
 METHODS = ("contribution", "fisher")
 RATIOS = (0.125, 0.25, 0.5, 1.0)
@@ -72,6 +77,7 @@ class Candidate:
     training_model: bytes = dataclasses.field(default=b"", repr=False)
 
     def to_dict(self) -> dict:
+        """The candidate as JSON-ready evidence."""
         partial = self.channels is not None and "all" not in self.scheme["weight_update"].values()
         return {"update": self.label, "scheme": self.scheme, "depth": self.depth,
                 "peak_ram_bytes": self.peak_ram_bytes, "own_bytes": self.own_bytes,
@@ -96,6 +102,7 @@ class Analysis:
 
     @property
     def classifier_ram(self) -> int:
+        """Peak RAM of classifier-only training (the smallest scheme)."""
         return self.depth_ram[len(self.layers) - 1]
 
 
@@ -113,6 +120,8 @@ class SearchResult:
     analysis: Analysis
 
     def evidence(self) -> dict:
+        """The scheme, the chosen candidates and how the search got there,
+        JSON-ready (what `write_scheme` writes next to the scheme)."""
         a = self.analysis
         return {
             "scheme": self.scheme, "budget_bytes": self.budget_bytes,
@@ -130,6 +139,7 @@ class SearchResult:
         }
 
     def summary(self) -> str:
+        """A few human-readable lines about the choice."""
         a = self.analysis
         reference = ", ".join(f"{k.replace('_', ' ')} {_number(v)}" for k, v in a.reference.items())
         lines = [
@@ -147,10 +157,11 @@ class SearchResult:
         return "\n".join(lines)
 
 
-def search_scheme(model, data, budget_bytes: int, *, method: str = "contribution",
+def search_scheme(model: Any, data: SearchData, budget_bytes: int, *,
+                  method: str = "contribution",
                   seed: int = 0, lr: float | None = None, epochs: int = 2,
                   max_layers: int = 6, fisher_samples: int = 64,
-                  representative_data=None) -> SearchResult:
+                  representative_data: np.ndarray | None = None) -> SearchResult:
     """The sparse-update scheme with the largest predicted gain whose training
     step fits `budget_bytes` of peak RAM (see the module docstring).
 
@@ -165,11 +176,12 @@ def search_scheme(model, data, budget_bytes: int, *, method: str = "contribution
     return choose(analysis, budget_bytes)
 
 
-def analyze(model, data, *, method: str = "contribution", seed: int = 0,
+def analyze(model: Any, data: SearchData, *, method: str = "contribution", seed: int = 0,
             lr: float | None = None, epochs: int = 2, max_layers: int = 6,
-            fisher_samples: int = 64, representative_data=None,
+            fisher_samples: int = 64, representative_data: np.ndarray | None = None,
             budget_bytes: int | None = None) -> Analysis:
-    """Measures every candidate's peak RAM and predicted gain. With
+    """Measures every candidate's peak RAM and predicted gain (arguments as
+    for `search_scheme`). With
     `budget_bytes`, candidates that alone exceed it get no gain measured."""
     if method not in METHODS:
         raise TflmTrainError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -246,7 +258,7 @@ def choose(analysis: Analysis, budget_bytes: int) -> SearchResult:
         analysis=analysis)
 
 
-def write_scheme(result: SearchResult, path) -> Path:
+def write_scheme(result: SearchResult, path: str | os.PathLike) -> Path:
     """Writes the scheme (JSON, as the converter reads it) to `path` and the
     evidence to `<path without .json>.evidence.json`; returns the latter."""
     path = Path(path)
