@@ -55,3 +55,15 @@ def test_evaluate_sample_is_one_infer_step():
     assert trainer.weights_sha256() == before
     assert loss == tflm_train.evaluate(trainer, data)["loss"]
     assert output.dtype == np.int8
+
+
+def test_intermediate_tensors_with_preserve_all_tensors():
+    model = MODEL.read_bytes()
+    plain, preserved = tflm_train.Trainer(model), tflm_train.Trainer(model, preserve_all_tensors=True)
+    data = _data(plain, count=3)
+    for x, y in zip(data.x, data.y):
+        assert plain.step(x, y) == preserved.step(x, y)  # same results
+    assert plain.weights_sha256() == preserved.weights_sha256()
+    index = preserved.tensor_index(preserved.tensor_info(preserved.info.input)["name"])
+    assert index == preserved.info.input
+    np.testing.assert_array_equal(preserved.tensor(index), preserved.prepare_input(data.x[-1]))

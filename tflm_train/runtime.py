@@ -52,6 +52,9 @@ class Trainer:
       model: path or bytes of a training flatbuffer made by `convert`.
       lr, bias_lr: override the learning rates stored in the model.
       arena_size: bytes of the simulated arena.
+      preserve_all_tensors: keep every intermediate tensor (activations,
+        gradients) readable with `tensor` after a step, instead of sharing
+        arena space (more memory; same results).
 
     `fit(data, epochs=...)` and `evaluate(data)` run over a data set (a
     `Dataset` or a DATA.npz path); `step(x, y)` and `evaluate_sample(x, y)`
@@ -60,7 +63,8 @@ class Trainer:
 
     def __init__(self, model: ModelSource, *, lr: float | None = None,
                  bias_lr: float | None = None,
-                 arena_size: int = DEFAULT_ARENA_BYTES):
+                 arena_size: int = DEFAULT_ARENA_BYTES,
+                 preserve_all_tensors: bool = False):
         from tflm_train.converter import read_training_info, set_hparams
 
         data = _read_bytes(model)
@@ -69,13 +73,15 @@ class Trainer:
             data = set_hparams(data, lr=lr, bias_lr=bias_lr)
         self._model = data
         try:
-            self._interp = _native.Interpreter(data, arena_size)
+            self._interp = _native.Interpreter(data, arena_size,
+                                               preserve_all_tensors=preserve_all_tensors)
         except RuntimeError as e:
             raise RuntimeModelError(f"runtime: {e}") from None
         self._input = self._interp.tensor_info(self.info.input)
         self._target = self._interp.tensor_info(self.info.label)
         self._output_index = self._interp.outputs[0]
         self._invoked = False
+        self._tensor_indices: dict[str, int] | None = None
 
     # -- inputs ----------------------------------------------------------
     @property
@@ -286,6 +292,23 @@ class Trainer:
         from tflm_train.converter import export_inference_model
 
         return export_inference_model(self.to_bytes())
+
+    # -- tensors ---------------------------------------------------------
+    def tensor_info(self, index: int) -> dict:
+        """Name, dtype, shape, bytes and quantization of tensor `index`."""
+        return self._interp.tensor_info(index)
+
+    def tensor_index(self, name: str) -> int:
+        """The index of the tensor called `name` (KeyError if none is)."""
+        if self._tensor_indices is None:
+            self._tensor_indices = {self._interp.tensor_info(t)["name"]: t
+                                    for t in range(self._interp.num_tensors)}
+        return self._tensor_indices[name]
+
+    def tensor(self, index: int) -> np.ndarray:
+        """Tensor `index` as the last step left it (an intermediate tensor
+        only with `preserve_all_tensors`)."""
+        return self._interp.get_tensor(index)
 
     def memory(self) -> dict:
         """Arena figures of the host runtime (see `plan` for the report)."""

@@ -35,13 +35,12 @@ from typing import Any, Union
 
 import numpy as np
 
-from tflm_train import _native
 from tflm_train.converter import (OptimizerConfig, Scheme, TrainableKind, convert, graph,
                                   read_training_info, tflite, to_int8_tflite)
 from tflm_train.data import Dataset, atomic_write, load_npz, validate
 from tflm_train.errors import DataError, TflmTrainError
 from tflm_train.plan import plan
-from tflm_train.runtime import DEFAULT_ARENA_BYTES, Trainer
+from tflm_train.runtime import Trainer
 from tflm_train.training import evaluate, train
 
 #: Search data: a Dataset, an (x, y) pair or a DATA.npz path.
@@ -402,14 +401,11 @@ def _fisher(int8, layers, candidates, data, seed, count):
     n = len(layers)
     model = convert(int8, {"preset": f"last-k:{n}",
                            "optimizer": {"lr": 0.0, "bias_lr": 0.0, "rounding": "nearest"}})
-    trainer = Trainer(model)
-    info = trainer.info
-    interp = _native.Interpreter(model, DEFAULT_ARENA_BYTES, preserve_all_tensors=True)
-    index = {interp.tensor_info(t)["name"]: t for t in range(interp.num_tensors)}
+    trainer = Trainer(model, preserve_all_tensors=True)
     outputs = []
     for layer in layers[:-1]:
-        out = interp.tensor_info(layer.output)
-        outputs.append((layer.output, index[out["name"] + "/grad"],
+        out = trainer.tensor_info(layer.output)
+        outputs.append((layer.output, trainer.tensor_index(out["name"] + "/grad"),
                         np.float32(out["scales"][0]), out["zero_points"][0]))
     order = np.random.default_rng(seed).permutation(len(data))[:count]
     f_w = [np.zeros(layer.out_channels) for layer in layers[:-1]]
@@ -417,15 +413,12 @@ def _fisher(int8, layers, candidates, data, seed, count):
     square = [np.zeros(layer.out_channels) for layer in layers[:-1]]
     positions = [0] * (n - 1)
     for s in order:
-        interp.set_tensor(info.input, trainer.prepare_input(data.x[s]))
-        interp.set_tensor(info.label, np.array([data.y[s]], np.int32))
-        interp.set_tensor(info.mode, np.array([1], np.int32))
-        interp.invoke()
+        trainer.step(data.x[s], data.y[s])  # learning rate 0: the weights stay
         for i, (a_index, g_index, scale, zero_point) in enumerate(outputs):
             channels = layers[i].out_channels
-            a = (scale * (interp.get_tensor(a_index).astype(np.float32) - zero_point))
+            a = (scale * (trainer.tensor(a_index).astype(np.float32) - zero_point))
             a = a.reshape(-1, channels).astype(np.float64)
-            g = interp.get_tensor(g_index).reshape(-1, channels).astype(np.float64)
+            g = trainer.tensor(g_index).reshape(-1, channels).astype(np.float64)
             f_w[i] += np.sum(a * g, axis=0) ** 2
             f_g[i] += np.sum(g, axis=0) ** 2
             square[i] += np.sum(a * a, axis=0)
