@@ -31,7 +31,6 @@ native = Pybind11Extension(
 )
 
 
-
 def firmware_files():
     """What `tflm-train firmware` compiles, as paths relative to the source
     tree: the C++ library (ops_cc/{core,kernels,ops,runtime}, any depth, no

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from tflm_train.runtime import ModelSource
 
 
-
 def _source_root() -> Path:
     """The folder holding `ops_cc/` and `examples/cortex_m/`: the package's
     `_firmware/` (a non-editable install; setup.py copies them there) or the
