@@ -212,7 +212,7 @@ def real_predictions(trainer, data: Dataset) -> np.ndarray:
     """Argmax of the training graph's real-valued logits (infer mode)."""
     predictions = []
     for x, y in zip(data.x, data.y):
-        trainer.evaluate(x, int(y))
+        trainer.evaluate_sample(x, int(y))
         predictions.append(int(np.argmax(trainer.last_real_output())))
     return np.array(predictions)
 

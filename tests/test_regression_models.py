@@ -44,7 +44,7 @@ def test_mse_is_computed_on_the_real_output():
         models.regression_model("sine"), {"preset": "classifier", "loss": "mse"}))
     x = np.float32([1.0])
     for target in (np.float32([0.25]), np.float32([40.0])):
-        loss, _ = trainer.evaluate(x, target)
+        loss, _ = trainer.evaluate_sample(x, target)
         real = trainer.last_real_output().reshape(-1)
         assert loss == pytest.approx(float(np.mean((real - target) ** 2)), rel=1e-6)
 

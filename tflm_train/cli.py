@@ -32,7 +32,8 @@ def _representative_data(path):
     return np.load(path, allow_pickle=False)
 
 
-def cmd_convert(args) -> int:
+def cmd_convert(args: argparse.Namespace) -> int:
+    """`tflm-train convert`: model + scheme -> training .tflite (--out). Returns the exit status."""
     from tflm_train.converter import convert
 
     rep = _representative_data(args.representative_data)
@@ -43,7 +44,8 @@ def cmd_convert(args) -> int:
     return 0
 
 
-def cmd_plan(args) -> int:
+def cmd_plan(args: argparse.Namespace) -> int:
+    """`tflm-train plan`: the memory plan of one training step (--json, --plot). Returns the exit status."""
     from tflm_train.plan import plan, plot_timeline
 
     report = plan(args.model)
@@ -69,7 +71,8 @@ def cmd_plan(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
+    """`tflm-train train`: trains on the host simulator; optional --out, --plot, --json. Returns the exit status."""
     from tflm_train.data import atomic_write
     from tflm_train.runtime import Trainer
     from tflm_train.training import train
@@ -112,7 +115,8 @@ def _plot_losses(losses, path) -> None:
     plt.close(fig)
 
 
-def cmd_eval(args) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
+    """`tflm-train eval`: loss and accuracy in infer mode over DATA.npz. Returns the exit status."""
     from tflm_train.runtime import Trainer
     from tflm_train.training import evaluate
 
@@ -126,7 +130,8 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
+    """`tflm-train export`: training .tflite -> plain inference .tflite. Returns the exit status."""
     from tflm_train.converter import export_inference_model
     from tflm_train.data import atomic_write
     from tflm_train.runtime import _read_bytes
@@ -136,7 +141,8 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_firmware(args) -> int:
+def cmd_firmware(args: argparse.Namespace) -> int:
+    """`tflm-train firmware`: trains on the Cortex-M4 firmware under QEMU and reports it. Returns the exit status."""
     from tflm_train.firmware import run_firmware
 
     result = run_firmware(args.model, args.data, steps=args.steps, seed=args.seed,
@@ -162,7 +168,8 @@ def cmd_firmware(args) -> int:
     return 0
 
 
-def cmd_scheme(args) -> int:
+def cmd_scheme(args: argparse.Namespace) -> int:
+    """`tflm-train scheme`: searches a sparse-update scheme under a RAM budget. Returns the exit status."""
     from tflm_train.scheme_search import search_scheme, write_scheme
 
     result = search_scheme(args.model, args.data, int(args.budget_kb * 1024),
@@ -181,6 +188,7 @@ def cmd_scheme(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
     p = argparse.ArgumentParser(prog=PROG, description="On-device training for TensorFlow Lite Micro.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -254,7 +262,8 @@ def _print_warning(message, category, filename, lineno, file=None, line=None):
     print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (errors: one line on stderr, non-zero)."""
     args = build_parser().parse_args(argv)
     warnings.showwarning = _print_warning
     for name in ("epochs", "steps", "ram_kb", "log_every", "budget_kb"):

@@ -10,17 +10,24 @@ targets with the model output's shape after the sample axis; an autoencoder
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tflm_train.errors import DataError
 
+if TYPE_CHECKING:
+    from tflm_train.runtime import Trainer
+
 
 @dataclass
 class Dataset:
+    """Samples `x` (leading sample axis) and their labels or regression
+    targets `y` (None: an autoencoder reconstructs `x`)."""
+
     x: np.ndarray
     y: np.ndarray | None  # labels, regression targets, or None (reconstruct x)
 
@@ -28,7 +35,7 @@ class Dataset:
         return len(self.x)
 
 
-def load_npz(path, *, sample_shape: tuple[int, ...] | None = None,
+def load_npz(path: str | os.PathLike, *, sample_shape: tuple[int, ...] | None = None,
              num_classes: int | None = None,
              target_shape: tuple[int, ...] | None = None,
              target_optional: bool = False) -> Dataset:
@@ -57,6 +64,10 @@ def validate(data: Dataset, *, name: str = "data",
              sample_shape: tuple[int, ...] | None = None,
              num_classes: int | None = None,
              target_shape: tuple[int, ...] | None = None) -> Dataset:
+    """`data` checked (one-line DataError naming `name`): samples present,
+    finite and of `sample_shape`; integer labels in [0, `num_classes`), or
+    with `target_shape` float regression targets. Returns the checked
+    Dataset (labels as int64)."""
     x = np.asarray(data.x)
     if len(x) == 0:
         raise DataError(f"{name}: no samples")
@@ -104,7 +115,7 @@ def _check_samples(x: np.ndarray, name: str, sample_shape) -> None:
         raise DataError(f"{name}: samples have shape {tuple(x.shape[1:])}, model expects {tuple(sample_shape)}")
 
 
-def load_for(trainer, data) -> Dataset:
+def load_for(trainer: Trainer, data: Dataset | str | os.PathLike) -> Dataset:
     """`data` (a DATA.npz path or a Dataset) checked against the model of
     `trainer`: sample shape, and labels for a classifier or float targets
     for a regression model (optional for an autoencoder)."""
@@ -122,12 +133,24 @@ def load_for(trainer, data) -> Dataset:
     return load_npz(data, sample_shape=shape, target_optional=optional, **checks)
 
 
-def atomic_write(path, data: bytes) -> None:
-    """Writes `data` to `path` via a temporary file and rename, so a failure
-    never leaves a partial file behind."""
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path` via a temporary file in the same folder and a
+    rename, so a failure never leaves a partial file behind. Missing parent
+    folders are created. The file gets the permissions a plain `open(path,
+    "wb")` of a new file would give (0o666 minus the umask), not
+    `tempfile.mkstemp`'s 0o600. The converter's `write_atomically` is this
+    function."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            # Created like open() creates a file: the kernel applies the umask.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -25,12 +25,31 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tflm_train.errors import TflmTrainError
 
-_ROOT = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from tflm_train.data import Dataset
+    from tflm_train.runtime import ModelSource
+
+
+def _source_root() -> Path:
+    """The folder holding `ops_cc/` and `examples/cortex_m/`: the package's
+    `_firmware/` (a non-editable install; setup.py copies them there) or the
+    source tree the package sits in (an editable install or a checkout).
+    Both have the same layout below it."""
+    package = Path(__file__).resolve().parent
+    for root in (package / "_firmware", package.parent):
+        if (root / "examples" / "cortex_m" / "train_main.cc").is_file() \
+                and (root / "ops_cc").is_dir():
+            return root
+    return package / "_firmware"  # check_environment() reports it missing
+
+
+_ROOT = _source_root()
 FIRMWARE_DIR = _ROOT / "examples" / "cortex_m"
 TOOLS = ("make", "arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-nm",
          "qemu-system-arm")
@@ -64,8 +83,8 @@ def check_environment() -> None:
     """Raises a one-line TflmTrainError if sources or tools are missing."""
     if not (FIRMWARE_DIR / "train_main.cc").is_file() or not (_ROOT / "ops_cc").is_dir():
         raise TflmTrainError(
-            "firmware sources (examples/cortex_m, ops_cc) are not next to the installed "
-            "package; install from the source tree with `pip install -e .`")
+            f"firmware sources (examples/cortex_m, ops_cc) not found in {_ROOT}; "
+            "reinstall the package from the source tree (`pip install .`)")
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         raise TflmTrainError(
@@ -257,8 +276,9 @@ def _prepare_data(trainer, data, steps: int, seed: int, first_step: int = 0):
     return samples, targets, np.searchsorted(used, order), used
 
 
-def run_firmware(model, data, *, steps: int, seed: int = 0, ram_kb: int = 256,
-                 log_every: int = 1, timeout: int = 600, state_file=None,
+def run_firmware(model: ModelSource, data: Dataset | str | os.PathLike, *, steps: int,
+                 seed: int = 0, ram_kb: int = 256, log_every: int = 1, timeout: int = 600,
+                 state_file: str | os.PathLike | None = None,
                  first_step: int = 0) -> dict:
     """Trains `model` for `steps` samples of `data` (a DATA.npz path or a
     `Dataset`) on the Cortex-M4 firmware under QEMU; returns its figures.

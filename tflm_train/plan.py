@@ -1,12 +1,18 @@
 """Memory plan of a training model, from the runtime's own planner."""
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING, Callable
+
 from tflm_train import _native
 from tflm_train.errors import RuntimeModelError
-from tflm_train.runtime import DEFAULT_ARENA_BYTES, _read_bytes
+from tflm_train.runtime import DEFAULT_ARENA_BYTES, ModelSource, _read_bytes
+
+if TYPE_CHECKING:
+    from tflm_train.converter import TrainingInfo
 
 
-def plan(model) -> dict:
+def plan(model: ModelSource) -> dict:
     """Peak arena, persistent and flash bytes of one training step.
 
     `peak_arena_bytes` is the planned region (activations, gradients,
@@ -38,7 +44,7 @@ def plan(model) -> dict:
     }
 
 
-def state_breakdown(info, size) -> dict:
+def state_breakdown(info: TrainingInfo, size: Callable[[int], int]) -> dict:
     """Bytes of the persistent training state by what it is for; `size(i)`
     gives tensor i's bytes. Momentum, mini-batch accumulators and
     imprinting exist only when the scheme asks for them."""
@@ -56,7 +62,7 @@ def state_breakdown(info, size) -> dict:
     return out
 
 
-def plot_timeline(report: dict, path) -> None:
+def plot_timeline(report: dict, path: str | os.PathLike) -> None:
     """Per-operator live bytes of the planned region, as a PNG."""
     import matplotlib
 

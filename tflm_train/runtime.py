@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
 
@@ -21,8 +22,14 @@ TRAIN_MODE = 1
 INFER_MODE = 0
 METADATA_NAME = "tflm_train.training_info"
 
+if TYPE_CHECKING:
+    from tflm_train.data import Dataset
 
-def _read_bytes(model) -> bytes:
+#: A training model: its flatbuffer bytes or the path of a .tflite file.
+ModelSource = Union[bytes, bytearray, memoryview, str, os.PathLike]
+
+
+def _read_bytes(model: ModelSource) -> bytes:
     if isinstance(model, (bytes, bytearray, memoryview)):
         return bytes(model)
     path = Path(os.fspath(model))
@@ -45,11 +52,19 @@ class Trainer:
       model: path or bytes of a training flatbuffer made by `convert`.
       lr, bias_lr: override the learning rates stored in the model.
       arena_size: bytes of the simulated arena.
+      preserve_all_tensors: keep every intermediate tensor (activations,
+        gradients) readable with `tensor` after a step, instead of sharing
+        arena space (more memory; same results).
+
+    `fit(data, epochs=...)` and `evaluate(data)` run over a data set (a
+    `Dataset` or a DATA.npz path); `step(x, y)` and `evaluate_sample(x, y)`
+    take one sample.
     """
 
-    def __init__(self, model, *, lr: float | None = None,
+    def __init__(self, model: ModelSource, *, lr: float | None = None,
                  bias_lr: float | None = None,
-                 arena_size: int = DEFAULT_ARENA_BYTES):
+                 arena_size: int = DEFAULT_ARENA_BYTES,
+                 preserve_all_tensors: bool = False):
         from tflm_train.converter import read_training_info, set_hparams
 
         data = _read_bytes(model)
@@ -58,17 +73,20 @@ class Trainer:
             data = set_hparams(data, lr=lr, bias_lr=bias_lr)
         self._model = data
         try:
-            self._interp = _native.Interpreter(data, arena_size)
+            self._interp = _native.Interpreter(data, arena_size,
+                                               preserve_all_tensors=preserve_all_tensors)
         except RuntimeError as e:
             raise RuntimeModelError(f"runtime: {e}") from None
         self._input = self._interp.tensor_info(self.info.input)
         self._target = self._interp.tensor_info(self.info.label)
         self._output_index = self._interp.outputs[0]
         self._invoked = False
+        self._tensor_indices: dict[str, int] | None = None
 
     # -- inputs ----------------------------------------------------------
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """Shape of the model's sample input, batch dimension 1 included."""
         return tuple(self._input["shape"])
 
     @property
@@ -78,6 +96,7 @@ class Trainer:
 
     @property
     def is_classifier(self) -> bool:
+        """True for a classifier (integer labels, cross-entropy loss)."""
         return self.info.num_classes > 0
 
     @property
@@ -85,7 +104,7 @@ class Trainer:
         """Shape of one regression target (the model output's, batch 1)."""
         return tuple(self._target["shape"])
 
-    def prepare_input(self, x) -> np.ndarray:
+    def prepare_input(self, x: np.ndarray) -> np.ndarray:
         """One sample (with or without the batch dimension) as the model's
         input type; float data is quantized with the input's parameters."""
         x = np.asarray(x)
@@ -101,7 +120,7 @@ class Trainer:
         return quantize_input(x, self._input["scales"][0],
                               self._input["zero_points"][0]).reshape(shape)
 
-    def target(self, x, y, mode: int = TRAIN_MODE) -> np.ndarray:
+    def target(self, x: np.ndarray, y: Any, mode: int = TRAIN_MODE) -> np.ndarray:
         """What the model's label/target input gets for sample `x` and `y`:
         the label (int32 [1]), or the regression target (float32, the output's
         shape; for an autoencoder with `y` None, `x` in real units)."""
@@ -146,7 +165,7 @@ class Trainer:
         return float(self._interp.get_tensor(self.info.loss)[0])
 
     # -- steps -----------------------------------------------------------
-    def step(self, x, y=None) -> float:
+    def step(self, x: np.ndarray, y: Any = None) -> float:
         """One SGD step on one sample; returns the loss before the update.
 
         `y` is the class label, or for a regression model (loss mse/mae) the
@@ -154,10 +173,38 @@ class Trainer:
         target is then its input)."""
         return self._run(x, y, TRAIN_MODE)
 
-    def evaluate(self, x, y=None) -> tuple[float, np.ndarray]:
-        """Forward pass in infer mode: (loss, model output)."""
+    def evaluate_sample(self, x: np.ndarray, y: Any = None) -> tuple[float, np.ndarray]:
+        """Forward pass on one sample in infer mode (weights unchanged):
+        (loss, model output). `y` as for `step`."""
         loss = self._run(x, y, INFER_MODE)
         return loss, self._interp.get_tensor(self._output_index)
+
+    # -- data sets -------------------------------------------------------
+    def fit(self, data: Dataset | str | os.PathLike, *, epochs: int | None = None,
+            steps: int | None = None, seed: int = 0, progress: bool = True,
+            log: Callable[[str], Any] = print) -> dict:
+        """Trains on a data set sample by sample, as `tflm_train.train`:
+        `epochs` epochs (1 if neither is given) or `steps` steps, in the
+        sample order `seed` gives (the firmware's). `data`: a `Dataset` or a
+        DATA.npz path. Returns `train`'s result (loss history, per-epoch
+        loss and accuracy, weights_sha256)."""
+        from tflm_train.data import load_for
+        from tflm_train.training import train
+
+        if epochs is None and steps is None:
+            epochs = 1
+        return train(self, load_for(self, data), epochs=epochs, steps=steps, seed=seed,
+                     progress=progress, log=log)
+
+    def evaluate(self, data: Dataset | str | os.PathLike) -> dict:
+        """Mean loss (and for a classifier the accuracy) over a data set in
+        infer mode, weights unchanged: `tflm_train.evaluate`'s result.
+        `data`: a `Dataset` or a DATA.npz path. One sample:
+        `evaluate_sample`."""
+        from tflm_train.data import load_for
+        from tflm_train.training import evaluate
+
+        return evaluate(self, load_for(self, data))
 
     def last_output(self) -> np.ndarray:
         """The model output of the last step's forward pass."""
@@ -168,7 +215,7 @@ class Trainer:
         what the loss read: logits of a classifier), never saturated."""
         return self._interp.get_tensor(self.info.real_output)
 
-    def predict(self, x) -> np.ndarray:
+    def predict(self, x: np.ndarray) -> np.ndarray:
         """The model's output for one sample, exactly as the device computes
         it (int8 for an int8 model)."""
         self._run(x, 0 if self.is_classifier else np.zeros(self.target_shape, np.float32),
@@ -245,6 +292,23 @@ class Trainer:
         from tflm_train.converter import export_inference_model
 
         return export_inference_model(self.to_bytes())
+
+    # -- tensors ---------------------------------------------------------
+    def tensor_info(self, index: int) -> dict:
+        """Name, dtype, shape, bytes and quantization of tensor `index`."""
+        return self._interp.tensor_info(index)
+
+    def tensor_index(self, name: str) -> int:
+        """The index of the tensor called `name` (KeyError if none is)."""
+        if self._tensor_indices is None:
+            self._tensor_indices = {self._interp.tensor_info(t)["name"]: t
+                                    for t in range(self._interp.num_tensors)}
+        return self._tensor_indices[name]
+
+    def tensor(self, index: int) -> np.ndarray:
+        """Tensor `index` as the last step left it (an intermediate tensor
+        only with `preserve_all_tensors`)."""
+        return self._interp.get_tensor(index)
 
     def memory(self) -> dict:
         """Arena figures of the host runtime (see `plan` for the report)."""

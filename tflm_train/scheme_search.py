@@ -28,19 +28,23 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 import time
 from pathlib import Path
+from typing import Any, Union
 
 import numpy as np
 
-from tflm_train import _native
 from tflm_train.converter import (OptimizerConfig, Scheme, TrainableKind, convert, graph,
                                   read_training_info, tflite, to_int8_tflite)
 from tflm_train.data import Dataset, atomic_write, load_npz, validate
 from tflm_train.errors import DataError, TflmTrainError
 from tflm_train.plan import plan
-from tflm_train.runtime import DEFAULT_ARENA_BYTES, Trainer
+from tflm_train.runtime import Trainer
 from tflm_train.training import evaluate, train
+
+#: Search data: a Dataset, an (x, y) pair or a DATA.npz path.
+SearchData = Union[Dataset, tuple, str, os.PathLike]
 
 METHODS = ("contribution", "fisher")
 RATIOS = (0.125, 0.25, 0.5, 1.0)
@@ -72,6 +76,7 @@ class Candidate:
     training_model: bytes = dataclasses.field(default=b"", repr=False)
 
     def to_dict(self) -> dict:
+        """The candidate as JSON-ready evidence."""
         partial = self.channels is not None and "all" not in self.scheme["weight_update"].values()
         return {"update": self.label, "scheme": self.scheme, "depth": self.depth,
                 "peak_ram_bytes": self.peak_ram_bytes, "own_bytes": self.own_bytes,
@@ -96,6 +101,7 @@ class Analysis:
 
     @property
     def classifier_ram(self) -> int:
+        """Peak RAM of classifier-only training (the smallest scheme)."""
         return self.depth_ram[len(self.layers) - 1]
 
 
@@ -113,6 +119,8 @@ class SearchResult:
     analysis: Analysis
 
     def evidence(self) -> dict:
+        """The scheme, the chosen candidates and how the search got there,
+        JSON-ready (what `write_scheme` writes next to the scheme)."""
         a = self.analysis
         return {
             "scheme": self.scheme, "budget_bytes": self.budget_bytes,
@@ -130,6 +138,7 @@ class SearchResult:
         }
 
     def summary(self) -> str:
+        """A few human-readable lines about the choice."""
         a = self.analysis
         reference = ", ".join(f"{k.replace('_', ' ')} {_number(v)}" for k, v in a.reference.items())
         lines = [
@@ -147,10 +156,11 @@ class SearchResult:
         return "\n".join(lines)
 
 
-def search_scheme(model, data, budget_bytes: int, *, method: str = "contribution",
+def search_scheme(model: Any, data: SearchData, budget_bytes: int, *,
+                  method: str = "contribution",
                   seed: int = 0, lr: float | None = None, epochs: int = 2,
                   max_layers: int = 6, fisher_samples: int = 64,
-                  representative_data=None) -> SearchResult:
+                  representative_data: np.ndarray | None = None) -> SearchResult:
     """The sparse-update scheme with the largest predicted gain whose training
     step fits `budget_bytes` of peak RAM (see the module docstring).
 
@@ -165,11 +175,12 @@ def search_scheme(model, data, budget_bytes: int, *, method: str = "contribution
     return choose(analysis, budget_bytes)
 
 
-def analyze(model, data, *, method: str = "contribution", seed: int = 0,
+def analyze(model: Any, data: SearchData, *, method: str = "contribution", seed: int = 0,
             lr: float | None = None, epochs: int = 2, max_layers: int = 6,
-            fisher_samples: int = 64, representative_data=None,
+            fisher_samples: int = 64, representative_data: np.ndarray | None = None,
             budget_bytes: int | None = None) -> Analysis:
-    """Measures every candidate's peak RAM and predicted gain. With
+    """Measures every candidate's peak RAM and predicted gain (arguments as
+    for `search_scheme`). With
     `budget_bytes`, candidates that alone exceed it get no gain measured."""
     if method not in METHODS:
         raise TflmTrainError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -246,7 +257,7 @@ def choose(analysis: Analysis, budget_bytes: int) -> SearchResult:
         analysis=analysis)
 
 
-def write_scheme(result: SearchResult, path) -> Path:
+def write_scheme(result: SearchResult, path: str | os.PathLike) -> Path:
     """Writes the scheme (JSON, as the converter reads it) to `path` and the
     evidence to `<path without .json>.evidence.json`; returns the latter."""
     path = Path(path)
@@ -390,14 +401,11 @@ def _fisher(int8, layers, candidates, data, seed, count):
     n = len(layers)
     model = convert(int8, {"preset": f"last-k:{n}",
                            "optimizer": {"lr": 0.0, "bias_lr": 0.0, "rounding": "nearest"}})
-    trainer = Trainer(model)
-    info = trainer.info
-    interp = _native.Interpreter(model, DEFAULT_ARENA_BYTES, preserve_all_tensors=True)
-    index = {interp.tensor_info(t)["name"]: t for t in range(interp.num_tensors)}
+    trainer = Trainer(model, preserve_all_tensors=True)
     outputs = []
     for layer in layers[:-1]:
-        out = interp.tensor_info(layer.output)
-        outputs.append((layer.output, index[out["name"] + "/grad"],
+        out = trainer.tensor_info(layer.output)
+        outputs.append((layer.output, trainer.tensor_index(out["name"] + "/grad"),
                         np.float32(out["scales"][0]), out["zero_points"][0]))
     order = np.random.default_rng(seed).permutation(len(data))[:count]
     f_w = [np.zeros(layer.out_channels) for layer in layers[:-1]]
@@ -405,15 +413,12 @@ def _fisher(int8, layers, candidates, data, seed, count):
     square = [np.zeros(layer.out_channels) for layer in layers[:-1]]
     positions = [0] * (n - 1)
     for s in order:
-        interp.set_tensor(info.input, trainer.prepare_input(data.x[s]))
-        interp.set_tensor(info.label, np.array([data.y[s]], np.int32))
-        interp.set_tensor(info.mode, np.array([1], np.int32))
-        interp.invoke()
+        trainer.step(data.x[s], data.y[s])  # learning rate 0: the weights stay
         for i, (a_index, g_index, scale, zero_point) in enumerate(outputs):
             channels = layers[i].out_channels
-            a = (scale * (interp.get_tensor(a_index).astype(np.float32) - zero_point))
+            a = (scale * (trainer.tensor(a_index).astype(np.float32) - zero_point))
             a = a.reshape(-1, channels).astype(np.float64)
-            g = interp.get_tensor(g_index).reshape(-1, channels).astype(np.float64)
+            g = trainer.tensor(g_index).reshape(-1, channels).astype(np.float64)
             f_w[i] += np.sum(a * g, axis=0) ** 2
             f_g[i] += np.sum(g, axis=0) ** 2
             square[i] += np.sum(a * a, axis=0)

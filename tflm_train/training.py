@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,11 +24,12 @@ class StallDetector:
     in a row: nothing moves (saturated outputs, or a learning rate too small
     to change any int8 weight)."""
 
-    def __init__(self, log, window: int = 100):
+    def __init__(self, log: Callable[[str], Any], window: int = 100):
         self.log, self.window = log, window
         self.last, self.run, self.warned = None, 0, False
 
     def update(self, loss: float) -> None:
+        """Records one step's loss; logs the warning once on a stall."""
         self.run = self.run + 1 if loss == self.last else 1
         self.last = loss
         if self.run == self.window and not self.warned:
@@ -45,7 +47,7 @@ def sample_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 def train(trainer: Trainer, data: Dataset, *, epochs: int | None = None,
           steps: int | None = None, seed: int = 0, progress: bool = True,
-          log=print) -> dict:
+          log: Callable[[str], Any] = print) -> dict:
     """Runs SGD sample by sample. Exactly one of `epochs`/`steps` is given;
     `steps` walks the epoch orders until that many samples were used.
 
@@ -100,7 +102,7 @@ def evaluate(trainer: Trainer, data: Dataset) -> dict:
     int8 output is rescaled to the trained logits' range)."""
     correct, losses = 0, []
     for i in range(len(data)):
-        loss, _ = trainer.evaluate(data.x[i], _target(data, i))
+        loss, _ = trainer.evaluate_sample(data.x[i], _target(data, i))
         losses.append(loss)
         if trainer.is_classifier:
             correct += _predicted_class(trainer.last_real_output()) == data.y[i]

@@ -79,7 +79,7 @@ def main() -> None:
         lines.append(f"step {label} {x.tobytes().hex()} {float_bits(loss)} "
                      f"{trainer.weights_sha256()}")
     x = rng.integers(-128, 128, shape, dtype=np.int8)
-    loss, _ = trainer.evaluate(x, 1)
+    loss, _ = trainer.evaluate_sample(x, 1)
     lines.append(f"infer 1 {x.tobytes().hex()} {float_bits(loss)} {trainer.weights_sha256()}")
     (OUT / "cnn_train.tflite").write_bytes(model)
     (OUT / "cnn_train.state").write_bytes(bytes(state_image))

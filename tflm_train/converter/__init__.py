@@ -4,8 +4,7 @@ The training flatbuffer format is described in docs/format.md, the scheme in
 docs/scheme.md. TensorFlow is imported only when a Keras model has to be
 converted to .tflite first.
 """
-import os
-import tempfile
+from tflm_train.data import atomic_write as write_atomically  # the package's one writer
 
 from .build import build_training_model
 from .errors import ConversionError
@@ -60,15 +59,3 @@ def _check_ram_budget(data, budget):
         f"{parts}); drop momentum or mini-batches, or train fewer layers")
 
 
-def write_atomically(path, data):
-    """Writes bytes to `path` via a temporary file and a rename."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
