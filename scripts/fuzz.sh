@@ -21,8 +21,8 @@ trap 'rm -rf "$BUILD"' EXIT
 SANITIZE="-fsanitize=fuzzer,address,undefined,float-cast-overflow,float-divide-by-zero -fno-sanitize-recover=all"
 # The same sources as the library (ops_cc/BUILD), without tests, TFLM adapter
 # and Python binding.
-mapfile -t SOURCES < <(ls ops_cc/core/*.cc ops_cc/kernels/*.cc ops_cc/kernels/grad/*.cc \
-                          ops_cc/ops/*.cc ops_cc/runtime/*.cc)
+mapfile -t SOURCES < <(find ops_cc/core ops_cc/kernels ops_cc/ops ops_cc/runtime \
+                          -name '*.cc' ! -name '*_test.cc' | sort)
 "$CXX" -std=c++17 -O1 -g -ffp-contract=off -I. $SANITIZE \
   ops_cc/fuzz/training_session_fuzzer.cc "${SOURCES[@]}" -o "$BUILD/fuzzer"
 
