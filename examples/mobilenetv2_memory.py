@@ -91,7 +91,7 @@ def per_channel_op_data(train_model: bytes) -> dict[str, int]:
 
 def memory_figures(train_model: bytes) -> dict:
     info = read_training_info(train_model)
-    report = tflm_train.plan(train_model)
+    report = tflm_train.plan(train_model).to_dict()
     timeline = report.pop("timeline")
     forward = range(info.first_forward_op, info.first_forward_op + info.num_forward_ops)
     peak = max(timeline, key=lambda o: o["live_bytes"])

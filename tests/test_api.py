@@ -67,3 +67,31 @@ def test_intermediate_tensors_with_preserve_all_tensors():
     index = preserved.tensor_index(preserved.tensor_info(preserved.info.input)["name"])
     assert index == preserved.info.input
     np.testing.assert_array_equal(preserved.tensor(index), preserved.prepare_input(data.x[-1]))
+
+
+def test_result_records_are_typed_and_read_as_mappings():
+    """plan(), train() and run_firmware() return dataclasses whose fields
+    are also readable as a mapping, and to_dict() is plain JSON."""
+    import dataclasses
+    import json
+
+    import models
+
+    model = tflm_train.convert(models.tflite_model("cnn"), {"preset": "last-k:2"})
+    report = tflm_train.plan(model)
+    assert isinstance(report, tflm_train.Plan) and dataclasses.is_dataclass(report)
+    assert report.peak_ram_bytes == report["peak_ram_bytes"] == (
+        report.peak_arena_bytes + report.persistent_bytes)
+    assert dict(report) == report.to_dict() and "timeline" in report
+    assert json.loads(json.dumps(report.to_dict()))["flash_bytes"] == len(model)
+    with pytest.raises(KeyError):
+        report["no_such_field"]
+    trainer = tflm_train.Trainer(model)
+    rng = np.random.default_rng(0)
+    shape = tuple(trainer.input_shape[1:])
+    data = tflm_train.Dataset(rng.normal(0, 1, (4,) + shape).astype(np.float32),
+                              rng.integers(0, trainer.num_classes, 4))
+    history = trainer.fit(data, epochs=1, progress=False, log=lambda *_: None)
+    assert isinstance(history, tflm_train.TrainResult)
+    assert history.steps == len(history["loss_history"]) == 4
+    assert history.weights_sha256 == trainer.weights_sha256()

@@ -13,13 +13,14 @@ from tflm_train.converter import (ConversionError, Scheme, convert,
 from tflm_train.data import Dataset
 from tflm_train.errors import DataError, RuntimeModelError, TflmTrainError
 from tflm_train.plan import plan
+from tflm_train.results import FirmwareResult, Plan, TrainResult
 from tflm_train.runtime import Trainer
 from tflm_train.scheme_search import search_scheme
 from tflm_train.training import evaluate, train
 
 __all__ = [
-    "ConversionError", "DataError", "Dataset", "RuntimeModelError", "Scheme",
-    "TflmTrainError", "Trainer", "convert", "evaluate", "export_inference_model", "plan",
-    "search_scheme", "to_int8_tflite", "train",
+    "ConversionError", "DataError", "Dataset", "FirmwareResult", "Plan", "RuntimeModelError",
+    "Scheme", "TflmTrainError", "TrainResult", "Trainer", "convert", "evaluate",
+    "export_inference_model", "plan", "search_scheme", "to_int8_tflite", "train",
 ]
 __version__ = "0.1.0"

@@ -52,7 +52,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.plot:
         plot_timeline(report, args.plot)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report.to_dict(), indent=2))
         return 0
     kib = lambda b: f"{b:>9,d} B ({b / 1024:7.1f} KiB)"  # noqa: E731
     print(f"peak arena (activations, gradients, scratch) {kib(report['peak_arena_bytes'])}")
@@ -89,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.plot:
         _plot_losses(result["loss_history"], args.plot)
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result.to_dict()))
     else:
         print(f"weights_sha256 {result['weights_sha256']}")
     return 0
@@ -149,7 +149,7 @@ def cmd_firmware(args: argparse.Namespace) -> int:
                           ram_kb=args.ram_kb, log_every=args.log_every,
                           state_file=args.state, first_step=args.first_step)
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result.to_dict()))
         return 0
     for step, loss in zip(result["logged_steps"], result["loss_history"]):
         print(f"step {step:5d}  loss {loss:.4f}")

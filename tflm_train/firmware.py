@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tflm_train.errors import TflmTrainError
+from tflm_train.results import FirmwareResult
 
 if TYPE_CHECKING:
     from tflm_train.data import Dataset
@@ -279,7 +280,7 @@ def _prepare_data(trainer, data, steps: int, seed: int, first_step: int = 0):
 def run_firmware(model: ModelSource, data: Dataset | str | os.PathLike, *, steps: int,
                  seed: int = 0, ram_kb: int = 256, log_every: int = 1, timeout: int = 600,
                  state_file: str | os.PathLike | None = None,
-                 first_step: int = 0) -> dict:
+                 first_step: int = 0) -> FirmwareResult:
     """Trains `model` for `steps` samples of `data` (a DATA.npz path or a
     `Dataset`) on the Cortex-M4 firmware under QEMU; returns its figures.
 
@@ -327,7 +328,7 @@ def run_firmware(model: ModelSource, data: Dataset | str | os.PathLike, *, steps
 
     steps_run = report["steps"]
     train, infer = report["train"], report["infer"]
-    return {
+    return FirmwareResult(**{
         "steps": train["steps"],
         "seed": seed,
         "weights_sha256": report["weights_sha256"],
@@ -354,4 +355,4 @@ def run_firmware(model: ModelSource, data: Dataset | str | os.PathLike, *, steps
         "loss_history": [s["loss"] for s in steps_run],
         "logged_steps": [s["step"] for s in steps_run],
         "logged_samples": [int(used[s["sample"]]) for s in steps_run],
-    }
+    })

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Callable
 
 from tflm_train import _native
 from tflm_train.errors import RuntimeModelError
+from tflm_train.results import Plan
 from tflm_train.runtime import DEFAULT_ARENA_BYTES, ModelSource, _read_bytes
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def plan(model: ModelSource) -> dict:
     mem = interp.memory()
     size = lambda index: interp.tensor_info(index)["bytes"]  # noqa: E731
     breakdown = state_breakdown(info, size)
-    return {
+    return Plan(**{
         "peak_arena_bytes": mem["planned_bytes"],
         "persistent_bytes": mem["persistent_bytes"],
         "trainable_bytes": breakdown["trainables"],
@@ -41,7 +42,7 @@ def plan(model: ModelSource) -> dict:
         "peak_ram_bytes": mem["planned_bytes"] + mem["persistent_bytes"],
         "num_operators": interp.num_operators,
         "timeline": interp.timeline(),
-    }
+    })
 
 
 def state_breakdown(info: TrainingInfo, size: Callable[[int], int]) -> dict:

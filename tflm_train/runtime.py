@@ -24,6 +24,7 @@ METADATA_NAME = "tflm_train.training_info"
 
 if TYPE_CHECKING:
     from tflm_train.data import Dataset
+    from tflm_train.results import TrainResult
 
 #: A training model: its flatbuffer bytes or the path of a .tflite file.
 ModelSource = Union[bytes, bytearray, memoryview, str, os.PathLike]
@@ -182,7 +183,7 @@ class Trainer:
     # -- data sets -------------------------------------------------------
     def fit(self, data: Dataset | str | os.PathLike, *, epochs: int | None = None,
             steps: int | None = None, seed: int = 0, progress: bool = True,
-            log: Callable[[str], Any] = print) -> dict:
+            log: Callable[[str], Any] = print) -> TrainResult:
         """Trains on a data set sample by sample, as `tflm_train.train`:
         `epochs` epochs (1 if neither is given) or `steps` steps, in the
         sample order `seed` gives (the firmware's). `data`: a `Dataset` or a

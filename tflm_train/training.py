@@ -8,6 +8,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tflm_train.data import Dataset
+from tflm_train.results import TrainResult
 from tflm_train.runtime import Trainer
 
 
@@ -47,7 +48,7 @@ def sample_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 def train(trainer: Trainer, data: Dataset, *, epochs: int | None = None,
           steps: int | None = None, seed: int = 0, progress: bool = True,
-          log: Callable[[str], Any] = print) -> dict:
+          log: Callable[[str], Any] = print) -> TrainResult:
     """Runs SGD sample by sample. Exactly one of `epochs`/`steps` is given;
     `steps` walks the epoch orders until that many samples were used.
 
@@ -92,8 +93,8 @@ def train(trainer: Trainer, data: Dataset, *, epochs: int | None = None,
         log(f"{summary} ({len(losses)} steps)")
     if bar is not None:
         bar.close()
-    return {"steps": done, "seed": seed, "loss_history": step_losses,
-            "epochs": epoch_stats, "weights_sha256": trainer.weights_sha256()}
+    return TrainResult(steps=done, seed=seed, loss_history=step_losses, epochs=epoch_stats,
+                       weights_sha256=trainer.weights_sha256())
 
 
 def evaluate(trainer: Trainer, data: Dataset) -> dict:
