@@ -46,7 +46,12 @@ Status AddEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kAdd = {kBuiltinAdd, nullptr,  &InitOpData<AddParams>,
-                       &AddPrepare, &AddEval, nullptr};
+extern const OpKernel kAdd = {
+    kBuiltinAdd,
+    nullptr,
+    &InitOpData<AddParams>,
+    &AddPrepare,
+    &AddEval,
+    nullptr};
 
 }  // namespace tflm_train

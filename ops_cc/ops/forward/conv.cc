@@ -127,11 +127,19 @@ Status DepthwiseConvEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kConv2D = {kBuiltinConv2D, nullptr,   &InitOpData<ConvOpData>,
-                          &ConvPrepare,   &ConvEval, nullptr};
+extern const OpKernel kConv2D = {
+    kBuiltinConv2D,
+    nullptr,
+    &InitOpData<ConvOpData>,
+    &ConvPrepare,
+    &ConvEval,
+    nullptr};
 extern const OpKernel kDepthwiseConv2D = {
-    kBuiltinDepthwiseConv2D, nullptr,
-    &InitOpData<ConvOpData>,  &DepthwiseConvPrepare,
-    &DepthwiseConvEval,      nullptr};
+    kBuiltinDepthwiseConv2D,
+    nullptr,
+    &InitOpData<ConvOpData>,
+    &DepthwiseConvPrepare,
+    &DepthwiseConvEval,
+    nullptr};
 
 }  // namespace tflm_train

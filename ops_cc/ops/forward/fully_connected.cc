@@ -84,11 +84,12 @@ Status FullyConnectedEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kFullyConnected = {kBuiltinFullyConnected,
-                                  nullptr,
-                                  &InitOpData<FullyConnectedOpData>,
-                                  &FullyConnectedPrepare,
-                                  &FullyConnectedEval,
-                                  nullptr};
+extern const OpKernel kFullyConnected = {
+    kBuiltinFullyConnected,
+    nullptr,
+    &InitOpData<FullyConnectedOpData>,
+    &FullyConnectedPrepare,
+    &FullyConnectedEval,
+    nullptr};
 
 }  // namespace tflm_train

@@ -72,7 +72,12 @@ Status MeanEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kMean = {kBuiltinMean, nullptr,   &InitOpData<MeanParams>,
-                        &MeanPrepare, &MeanEval, nullptr};
+extern const OpKernel kMean = {
+    kBuiltinMean,
+    nullptr,
+    &InitOpData<MeanParams>,
+    &MeanPrepare,
+    &MeanEval,
+    nullptr};
 
 }  // namespace tflm_train

@@ -87,7 +87,12 @@ Status PadEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kPad = {kBuiltinPad, nullptr,  &InitOpData<PadOpData>,
-                       &PadPrepare, &PadEval, nullptr};
+extern const OpKernel kPad = {
+    kBuiltinPad,
+    nullptr,
+    &InitOpData<PadOpData>,
+    &PadPrepare,
+    &PadEval,
+    nullptr};
 
 }  // namespace tflm_train

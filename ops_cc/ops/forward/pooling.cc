@@ -66,11 +66,19 @@ Status MaxPoolEval(EvalContext& c) {
 
 }  // namespace
 
-extern const OpKernel kAveragePool2D = {kBuiltinAveragePool2D,  nullptr,
-                                 &InitOpData<PoolParams>, &AveragePoolPrepare,
-                                 &AveragePoolEval,       nullptr};
-extern const OpKernel kMaxPool2D = {kBuiltinMaxPool2D,      nullptr,
-                             &InitOpData<PoolParams>, &MaxPoolPrepare,
-                             &MaxPoolEval,           nullptr};
+extern const OpKernel kAveragePool2D = {
+    kBuiltinAveragePool2D,
+    nullptr,
+    &InitOpData<PoolParams>,
+    &AveragePoolPrepare,
+    &AveragePoolEval,
+    nullptr};
+extern const OpKernel kMaxPool2D = {
+    kBuiltinMaxPool2D,
+    nullptr,
+    &InitOpData<PoolParams>,
+    &MaxPoolPrepare,
+    &MaxPoolEval,
+    nullptr};
 
 }  // namespace tflm_train

@@ -103,10 +103,18 @@ Status DequantizeEval(EvalContext& c) {
 }  // namespace
 
 extern const OpKernel kQuantize = {
-    kBuiltinQuantize, nullptr,       &InitOpData<QuantizeOpData>,
-    &QuantizePrepare, &QuantizeEval, nullptr};
+    kBuiltinQuantize,
+    nullptr,
+    &InitOpData<QuantizeOpData>,
+    &QuantizePrepare,
+    &QuantizeEval,
+    nullptr};
 extern const OpKernel kDequantize = {
-    kBuiltinDequantize, nullptr,         &InitOpData<DequantizeOpData>,
-    &DequantizePrepare, &DequantizeEval, nullptr};
+    kBuiltinDequantize,
+    nullptr,
+    &InitOpData<DequantizeOpData>,
+    &DequantizePrepare,
+    &DequantizeEval,
+    nullptr};
 
 }  // namespace tflm_train

@@ -45,7 +45,11 @@ Status ReshapeEval(EvalContext& c) {
 }  // namespace
 
 extern const OpKernel kReshape = {
-    kBuiltinReshape, nullptr,      &InitOpData<ReshapeOpData>,
-    &ReshapePrepare, &ReshapeEval, nullptr};
+    kBuiltinReshape,
+    nullptr,
+    &InitOpData<ReshapeOpData>,
+    &ReshapePrepare,
+    &ReshapeEval,
+    nullptr};
 
 }  // namespace tflm_train

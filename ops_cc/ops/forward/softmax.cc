@@ -48,7 +48,11 @@ Status SoftmaxEval(EvalContext& c) {
 }  // namespace
 
 extern const OpKernel kSoftmax = {
-    kBuiltinSoftmax, nullptr,      &InitOpData<SoftmaxParams>,
-    &SoftmaxPrepare, &SoftmaxEval, nullptr};
+    kBuiltinSoftmax,
+    nullptr,
+    &InitOpData<SoftmaxParams>,
+    &SoftmaxPrepare,
+    &SoftmaxEval,
+    nullptr};
 
 }  // namespace tflm_train
