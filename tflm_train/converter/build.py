@@ -211,6 +211,17 @@ class _TrainingGraph:
         tflite.drop_unused_buffers(self.model)
         return tflite.write_model(self.model)
 
+    def refuse_backward(self, i, what, update):
+        """Raises: op i runs forward only (no gradient kernel), but the
+        scheme trains it or a layer before it."""
+        why = ("the scheme trains it" if update.bias or update.channels is not None else
+               f"the layer trained at operator {min(self.updates)} is before it, so the "
+               "gradient must pass through it")
+        raise ConversionError(
+            f"{self.forward.ops[i]} at operator {i} {what}: it runs forward only (no gradient "
+            f"kernel), but {why}; train only layers after operator {i} (e.g. \"preset\": "
+            "\"classifier\", or bias_update_layers / weight_update on later layers)")
+
     def optimizer_ops(self, head):
         """IMPRINT (an imprinted fresh head), then OPTIMIZER_STEP, whose
         output `step_lr` the update ops read."""
@@ -406,6 +417,9 @@ class _TrainingGraph:
         op = self.forward_ops[i]
         layer = self.layers[i]
         update = self.updates.get(i, LayerUpdate())
+        if name == "DEPTHWISE_CONV_2D" and graph.depthwise_multiplier(self.sg, layer) > 1:
+            self.refuse_backward(i, f"has depth multiplier "
+                                    f"{graph.depthwise_multiplier(self.sg, layer)}", update)
         update_weights = update.channels is not None
         channels = -1
         if update_weights and len(update.channels) < layer.out_channels:

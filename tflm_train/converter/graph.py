@@ -82,6 +82,11 @@ def analyze(model):
                         has_softmax=has_softmax)
 
 
+def depthwise_multiplier(sg, layer):
+    """Output channels per input channel of a DEPTHWISE_CONV_2D layer."""
+    return layer.out_channels // int(sg.tensors[layer.input].shape[-1])
+
+
 def reshape_chain(tensor, producer):
     """[t_0, ..., tensor]: `tensor` followed back through the RESHAPEs that
     make it; `producer(t)` gives (operator, name) of t's producer, or None."""
@@ -220,11 +225,14 @@ class _Checker:
             self.expect_type(i, inputs[2], "bias", tflite.INT32)
             self.expect_constant(i, inputs[2], "bias")
         if name == "DEPTHWISE_CONV_2D":
+            # A multiplier above 1 runs forward (a frozen prefix); the
+            # training graph refuses it where a gradient must pass
+            # (build.py, depthwise_multiplier).
             in_channels = int(self.tensor(inputs[0]).shape[-1])
-            if out_channels != in_channels:
+            if in_channels < 1 or out_channels % in_channels != 0:
                 raise ConversionError(
-                    f"{self.where(i)} has depth multiplier {out_channels / in_channels:g}; "
-                    "only 1 is supported")
+                    f"{self.where(i)} has {out_channels} output channels for {in_channels} "
+                    "input channels; a depthwise convolution needs a whole multiple")
         if name == "FULLY_CONNECTED":
             options = self.sg.operators[i].builtinOptions
             if options is not None and options.weightsFormat != 0:
