@@ -59,3 +59,15 @@ def test_a_gradient_through_depth_multiplier_8_is_refused_with_the_way_out(first
             f"DEPTHWISE_CONV_2D at operator {at} has depth multiplier 8: it runs forward only "
             f"\\(no gradient kernel\\), {why}; train only layers after operator {at}")):
         tflm_train.convert(int8_model, scheme)
+
+
+def test_scheme_search_keeps_to_layers_after_a_forward_only_one():
+    """Both search methods propose only layers after the depthwise x8."""
+    int8_model, x = _micro_speech_like(first_conv=False)
+    y = np.arange(len(x)) % 4
+    for method in ("fisher", "contribution"):
+        result = tflm_train.search_scheme(int8_model, (x, y), 64 * 1024, method=method,
+                                          epochs=1)
+        trained = tflm_train.converter.read_training_info(
+            tflm_train.convert(int8_model, result.scheme)).trainables
+        assert trained and min(t.op_index for t in trained) > 1  # operator 0 + INIT

@@ -186,12 +186,14 @@ def analyze(model: Any, data: SearchData, *, method: str = "contribution", seed:
         raise TflmTrainError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     start = time.perf_counter()
     int8 = to_int8_tflite(model, representative_data)
-    layers = graph.analyze(tflite.read_model(int8)).layers
+    int8_model = tflite.read_model(int8)
+    layers = graph.analyze(int8_model).layers
     optimizer = dataclasses.asdict(OptimizerConfig(**({} if lr is None else {"lr": lr})))
     dataset = _dataset(data, int8, optimizer)
     n = len(layers)
-    candidate_layers = range(max(0, n - 1 - max_layers), n - 1)
-    bias_ks = _bias_counts(n)
+    lowest = _first_trainable(int8_model, layers)
+    candidate_layers = range(max(lowest, n - 1 - max_layers), n - 1)
+    bias_ks = _bias_counts(n - lowest)
     depths = {n - 1} | {n - k for k in bias_ks} | set(candidate_layers)
     depth_ram, bias = {}, {}
     for d in sorted(depths, reverse=True):
@@ -221,7 +223,8 @@ def analyze(model: Any, data: SearchData, *, method: str = "contribution", seed:
     if method == "contribution":
         reference, samples = _contribution(int8, optimizer, affordable, dataset, seed, epochs)
     else:
-        reference, samples = _fisher(int8, layers, affordable, dataset, seed, fisher_samples)
+        reference, samples = _fisher(int8, layers, lowest, affordable, dataset, seed,
+                                     fisher_samples)
     gain_seconds = time.perf_counter() - gain_start
     for c in bias + weights:
         c.training_model = b""  # only needed while measuring
@@ -268,6 +271,16 @@ def write_scheme(result: SearchResult, path: str | os.PathLike) -> Path:
 
 
 # -- candidates -------------------------------------------------------------
+
+def _first_trainable(model, layers) -> int:
+    """Index of the first layer a scheme may train: after the last layer
+    that runs forward only (a depthwise convolution with depth multiplier
+    above 1 has no gradient kernel, so no gradient may pass through it)."""
+    sg = model.subgraphs[0]
+    forward_only = [i for i, layer in enumerate(layers) if layer.op == "DEPTHWISE_CONV_2D"
+                    and graph.depthwise_multiplier(sg, layer) > 1]
+    return max(forward_only) + 1 if forward_only else 0
+
 
 def _bias_counts(n: int) -> list[int]:
     """A few k for "biases of the last k layers": 2, 3, then growing by half,
@@ -390,23 +403,24 @@ def _contribution(int8, optimizer, candidates, data, seed, epochs):
     return reference, samples
 
 
-def _fisher(int8, layers, candidates, data, seed, count):
-    """Per output channel c of each layer, over `count` samples n:
+def _fisher(int8, layers, lowest, candidates, data, seed, count):
+    """Per output channel c of each layer from `lowest` on (earlier ones
+    stay 0), over `count` samples n:
     weights  F_w[c] = sum_n (sum_p a[p, c] g[p, c])^2  (a channel rescaling),
     bias     F_b[c] = rms(a[:, c])^2 sum_n (sum_p g[p, c])^2  (a shift by one rms),
     with a the layer's real output, g = dL/da, p the spatial positions, from
-    one train step with learning rate 0 of a model that trains every layer.
-    A candidate's gain is the sum over what it updates (the classifier, always
-    trained, excluded)."""
+    one train step with learning rate 0 of a model that trains every layer
+    from `lowest` on. A candidate's gain is the sum over what it updates (the
+    classifier, always trained, excluded)."""
     n = len(layers)
-    model = convert(int8, {"preset": f"last-k:{n}",
+    model = convert(int8, {"preset": f"last-k:{n - lowest}",
                            "optimizer": {"lr": 0.0, "bias_lr": 0.0, "rounding": "nearest"}})
     trainer = Trainer(model, preserve_all_tensors=True)
-    outputs = []
-    for layer in layers[:-1]:
-        out = trainer.tensor_info(layer.output)
-        outputs.append((layer.output, trainer.tensor_index(out["name"] + "/grad"),
-                        np.float32(out["scales"][0]), out["zero_points"][0]))
+    outputs = {}
+    for i in range(lowest, n - 1):
+        out = trainer.tensor_info(layers[i].output)
+        outputs[i] = (layers[i].output, trainer.tensor_index(out["name"] + "/grad"),
+                      np.float32(out["scales"][0]), out["zero_points"][0])
     order = np.random.default_rng(seed).permutation(len(data))[:count]
     f_w = [np.zeros(layer.out_channels) for layer in layers[:-1]]
     f_g = [np.zeros(layer.out_channels) for layer in layers[:-1]]
@@ -414,7 +428,7 @@ def _fisher(int8, layers, candidates, data, seed, count):
     positions = [0] * (n - 1)
     for s in order:
         trainer.step(data.x[s], data.y[s])  # learning rate 0: the weights stay
-        for i, (a_index, g_index, scale, zero_point) in enumerate(outputs):
+        for i, (a_index, g_index, scale, zero_point) in outputs.items():
             channels = layers[i].out_channels
             a = (scale * (trainer.tensor(a_index).astype(np.float32) - zero_point))
             a = a.reshape(-1, channels).astype(np.float64)
@@ -423,7 +437,7 @@ def _fisher(int8, layers, candidates, data, seed, count):
             f_g[i] += np.sum(g, axis=0) ** 2
             square[i] += np.sum(a * a, axis=0)
             positions[i] += a.shape[0]
-    f_b = [f_g[i] * square[i] / positions[i] for i in range(n - 1)]
+    f_b = [f_g[i] * square[i] / max(positions[i], 1) for i in range(n - 1)]
     for c in candidates:
         if "weight_update" in c.scheme:
             c.evidence["fisher_per_channel"] = [float(v) for v in f_w[c.depth][c.channels]]
