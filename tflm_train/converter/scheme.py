@@ -82,31 +82,19 @@ class Scheme:
         if not isinstance(data, dict):
             raise ConversionError(
                 f"{source}: a scheme must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(str(k) for k in data if k not in known)
-        if unknown:
-            raise ConversionError(f"{source}: unknown field '{unknown[0]}' "
-                                  f"(fields: {', '.join(sorted(known))})")
+        _check_fields(data, cls, source, "")
         fields = dict(data)
         optimizer = fields.pop("optimizer", None) or {}
         if not isinstance(optimizer, dict):
             raise ConversionError(f"{source}: field 'optimizer' must be a mapping")
-        opt_known = {f.name for f in dataclasses.fields(OptimizerConfig)}
-        opt_unknown = sorted(str(k) for k in optimizer if k not in opt_known)
-        if opt_unknown:
-            raise ConversionError(f"{source}: unknown field 'optimizer.{opt_unknown[0]}' "
-                                  f"(fields: {', '.join(sorted(opt_known))})")
+        _check_fields(optimizer, OptimizerConfig, source, "optimizer.")
         if fields.get("weight_update") is None:
             fields.pop("weight_update", None)
         head = fields.pop("head", None)
         if head is not None:
             if not isinstance(head, dict):
                 raise ConversionError(f"{source}: field 'head' must be a mapping")
-            head_known = {f.name for f in dataclasses.fields(HeadConfig)}
-            head_unknown = sorted(str(k) for k in head if k not in head_known)
-            if head_unknown:
-                raise ConversionError(f"{source}: unknown field 'head.{head_unknown[0]}' "
-                                      f"(fields: {', '.join(sorted(head_known))})")
+            _check_fields(head, HeadConfig, source, "head.")
             head = HeadConfig(**head)
         scheme = cls(optimizer=OptimizerConfig(**optimizer), head=head, **fields)
         scheme.validate(source)
@@ -292,6 +280,16 @@ class Scheme:
             raise ConversionError("scheme: trains nothing (no bias, no weights; "
                                   "the classifier is excluded by train_classifier: false)")
         return updates
+
+
+def _check_fields(data, config, source, prefix):
+    """Raises ConversionError naming the first key of `data` that is not a
+    field of dataclass `config`."""
+    known = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        raise ConversionError(f"{source}: unknown field '{prefix}{unknown[0]}' "
+                              f"(fields: {', '.join(sorted(known))})")
 
 
 def as_scheme(scheme):
