@@ -6,6 +6,7 @@ weights and non-zero biases, deterministic in `seed` and cached for the
 session. `keras_model(name, seed)` gives the float tf_keras model behind it.
 Import as `import models` (pytest puts tests/ on sys.path).
 """
+import dataclasses
 import functools
 import os
 
@@ -187,3 +188,42 @@ def regression_data(name, seed=0, count=64, offset=0.0):
     phase = rng.uniform(0, 2 * np.pi, (count, 1))
     x = (0.5 + 0.4 * np.sin(2 * np.pi * t + phase)).astype(np.float32)
     return x, x + np.float32(offset)
+
+
+@dataclasses.dataclass
+class OutputLayer:
+    """The output layer of a training model, as the tests read it."""
+    model: object  # the flatbuffer object model (tflite.read_model)
+    x_index: int  # its int8 input
+    s_x: np.float32
+    z_x: int
+    s_w: np.ndarray  # per output channel (a per-tensor scale broadcast)
+    filter_index: int
+    weight_name: str  # keys of Trainer.trainable_weights()
+    bias_name: str
+
+    def features(self, trainer, samples) -> np.ndarray:
+        """The real-valued input of the layer for each sample (infer mode)."""
+        rows = []
+        for sample in samples:
+            trainer.predict(sample)
+            q = trainer._interp.get_tensor(self.x_index).reshape(-1).astype(np.float32)
+            rows.append(self.s_x * (q - self.z_x))
+        return np.array(rows)
+
+
+def output_layer(training, trainer) -> OutputLayer:
+    """The trained layer with the highest operator index: the output layer."""
+    from tflm_train.converter import tflite
+
+    model = tflite.read_model(training)
+    sg = model.subgraphs[0]
+    op = sg.operators[max(t.op_index for t in trainer.info.trainables)]
+    x_index, w_index, b_index = (int(t) for t in op.inputs[:3])
+    q = sg.tensors[x_index].quantization
+    classes = int(sg.tensors[w_index].shape[0])
+    s_w = np.broadcast_to(np.float32(sg.tensors[w_index].quantization.scale), (classes,))
+    return OutputLayer(model, x_index, np.float32(q.scale[0]), int(q.zeroPoint[0]), s_w,
+                       w_index, tflite.name_of(sg.tensors[w_index]),
+                       tflite.name_of(sg.tensors[b_index]))
+

@@ -13,28 +13,6 @@ from tflm_train.converter import ConversionError, tflite
 ROW_RMS = 31.75  # 127 / 4, docs/scheme.md
 
 
-def _head(training, trainer):
-    """(op, x index, s_x, z_x, filter name, bias name) of the output layer."""
-    sg = tflite.read_model(training).subgraphs[0]
-    weight = next(t for t in trainer.info.trainables
-                  if t.kind == tflm_train.converter.TrainableKind.WEIGHT
-                  and t.op_index == max(u.op_index for u in trainer.info.trainables))
-    op = sg.operators[weight.op_index]
-    x_index, w_index, b_index = (int(t) for t in op.inputs[:3])
-    q = sg.tensors[x_index].quantization
-    return (sg, x_index, np.float32(q.scale[0]), int(q.zeroPoint[0]),
-            tflite.name_of(sg.tensors[w_index]), tflite.name_of(sg.tensors[b_index]), w_index)
-
-
-def _features(trainer, x_index, s_x, z_x, samples):
-    out = []
-    for sample in samples:
-        trainer.predict(sample)
-        out.append(s_x * (trainer._interp.get_tensor(x_index).reshape(-1).astype(np.float32)
-                          - z_x))
-    return np.array(out)
-
-
 def _samples(trainer, n, seed):
     rng = np.random.default_rng(seed)
     return rng.integers(-128, 128, (n,) + tuple(trainer.input_shape[1:])).astype(np.int8)
@@ -48,7 +26,9 @@ def test_zero_head_has_new_classes_and_exports_them(name):
         "num_classes": 3, "init": "zeros"}, "optimizer": {"lr": 0.05}})
     trainer = tflm_train.Trainer(training)
     assert trainer.num_classes == 3
-    sg, _, _, _, w_name, b_name, w_index = _head(training, trainer)
+    head = models.output_layer(training, trainer)
+    sg, w_name, b_name, w_index = (head.model.subgraphs[0], head.weight_name, head.bias_name,
+                                   head.filter_index)
     weights = trainer.trainable_weights()
     assert not weights[w_name].any() and not weights[b_name].any()
     assert weights[w_name].shape[0] == 3
@@ -107,10 +87,11 @@ def test_imprinting_writes_normalised_class_means_then_sgd_continues(name, per_t
     training = tflm_train.convert(source, {"preset": "classifier", "head": {
         "num_classes": n, "init": "imprint", "shots": shots}, "optimizer": {"lr": 0.05}})
     trainer = tflm_train.Trainer(training)
-    _, x_index, s_x, z_x, w_name, b_name, _ = _head(training, trainer)
+    head = models.output_layer(training, trainer)
+    s_x, w_name, b_name = head.s_x, head.weight_name, head.bias_name
     samples = _samples(trainer, 9, 5)
     labels = np.array([0, 1, 0, 2, 2, 1, 0, 1, 2])  # shots of each class by index 5
-    features = _features(trainer, x_index, s_x, z_x, samples)
+    features = head.features(trainer, samples)
     for sample, label in zip(samples[:6], labels[:6]):
         trainer.step(sample, int(label))
     weights = trainer.trainable_weights()
@@ -169,14 +150,15 @@ def test_imprinting_alone_is_a_cosine_nearest_class_mean_classifier():
     training = tflm_train.convert(source, {"preset": "classifier", "head": {
         "num_classes": n, "init": "imprint", "shots": shots}})
     trainer = tflm_train.Trainer(training)
-    _, x_index, s_x, z_x, w_name, _, _ = _head(training, trainer)
+    head = models.output_layer(training, trainer)
+    w_name = head.weight_name
     rng = np.random.default_rng(8)
     # Three "classes" of inputs around three random prototypes.
     prototypes = rng.normal(0, 60, (n,) + tuple(trainer.input_shape[1:]))
     labels = np.repeat(np.arange(n), shots + 20)
     samples = np.clip(prototypes[labels] + rng.normal(0, 40, prototypes[labels].shape),
                       -128, 127).astype(np.int8)
-    features = _features(trainer, x_index, s_x, z_x, samples)
+    features = head.features(trainer, samples)
     support = np.concatenate([np.flatnonzero(labels == c)[:shots] for c in range(n)])
     for i in support:
         trainer.step(samples[i], int(labels[i]))

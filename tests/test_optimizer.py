@@ -47,19 +47,6 @@ def test_cos_pi_and_sqrt_are_accurate():
     assert K.sqrt_f(np.float32(0)) == 0 and K.sqrt_f(np.float32(-1)) == 0
 
 
-def _dense_head(training, trainer):
-    """(x index, s_x, z_x, s_w per channel, weight name, bias name) of the
-    classifier of a classifier-preset training model."""
-    sg = tflite.read_model(training).subgraphs[0]
-    head = sg.operators[trainer.info.trainables[0].op_index]
-    x_index, w_index, b_index = (int(t) for t in head.inputs[:3])
-    q = sg.tensors[x_index].quantization
-    classes = int(sg.tensors[w_index].shape[0])
-    s_w = np.broadcast_to(np.float32(sg.tensors[w_index].quantization.scale), (classes,))
-    return (x_index, np.float32(q.scale[0]), int(q.zeroPoint[0]), s_w,
-            tflite.name_of(sg.tensors[w_index]), tflite.name_of(sg.tensors[b_index]))
-
-
 class _KerasSchedule:
     """f(t) as a tf.keras LearningRateSchedule."""
 
@@ -115,15 +102,12 @@ def test_classifier_updates_match_keras_sgd(opt, per_tensor_dense):
     training = tflm_train.convert(model, {"preset": "classifier", "optimizer": dict(
         opt, lr=lr, rounding="nearest")})
     trainer = tflm_train.Trainer(training)
-    x_index, s_x, z_x, s_w, w_name, b_name = _dense_head(training, trainer)
+    head = models.output_layer(training, trainer)
+    s_x, s_w, w_name, b_name = head.s_x, head.s_w, head.weight_name, head.bias_name
     rng = np.random.default_rng(7)
     samples = rng.integers(-128, 128, (24,) + tuple(trainer.input_shape[1:])).astype(np.int8)
     labels = rng.integers(0, trainer.num_classes, len(samples))
-    features = []
-    for sample in samples:  # the classifier's input does not depend on it
-        trainer.predict(sample)
-        features.append(s_x * (trainer._interp.get_tensor(x_index).reshape(-1).astype(
-            np.float32) - z_x))
+    features = head.features(trainer, samples)  # independent of the classifier
     start = trainer.trainable_weights()
     kernel = tf.Variable(np.zeros(start[w_name].shape[::-1], np.float32))
     bias = tf.Variable(np.zeros(start[b_name].shape, np.float32))
