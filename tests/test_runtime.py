@@ -11,55 +11,20 @@ import pytest
 from tflite_micro import runtime as tflm
 
 import models
+import tflm_parity
 import tflm_train
 from tflm_train import _native
 
-ARENA = 1 << 22
-
-
-def _tflm_interpreter(model_bytes):
-    return tflm.Interpreter.from_bytes(
-        model_bytes, intrepreter_config=tflm.InterpreterConfig.kPreserveAllTensors)
-
-
-def _tflm_tensor(interp, index, dtype):
-    return np.asarray(interp.GetTensor(index, 0)["tensor_data"]).view(dtype).reshape(-1)
-
-
-def _random_input(info, rng):
-    if info["dtype"] == np.int8:
-        return rng.integers(-128, 128, size=info["shape"]).astype(np.int8)
-    return rng.normal(0, 1.5, size=info["shape"]).astype(np.float32)
+ARENA = tflm_parity.ARENA
+_tflm_interpreter = tflm_parity.tflm_interpreter
+_random_input = tflm_parity.random_input
 
 
 @pytest.mark.parametrize("float_io", [False, True], ids=["int8_io", "float_io"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_every_intermediate_tensor_matches_tflm(architecture, seed, float_io):
     model = models.tflite_model(architecture, seed, float_io)
-    ours = _native.Interpreter(model, ARENA, preserve_all_tensors=True)
-    ref = _tflm_interpreter(model)
-    (inp,) = ours.inputs
-    rng = np.random.default_rng(seed)
-    compared = differing = 0
-    for _ in range(4):
-        x = _random_input(ours.tensor_info(inp), rng)
-        ours.set_tensor(inp, x)
-        ours.invoke()
-        ref.set_input(x, 0)
-        ref.invoke()
-        for t in range(ours.num_tensors):
-            info = ours.tensor_info(t)
-            if info["dtype"] not in (np.int8, np.int32, np.float32):
-                continue
-            try:
-                a = ours.get_tensor(t).reshape(-1)
-            except RuntimeError:  # constant-free unused tensor: no memory
-                continue
-            b = _tflm_tensor(ref, t, a.dtype)
-            compared += 1
-            differing += int(not np.array_equal(a, b))
-    assert compared > 10
-    assert differing == 0
+    assert tflm_parity.assert_every_tensor_matches_tflm(model, samples=4, seed=seed) > 40
 
 
 def test_per_tensor_fully_connected_weights(architecture):
