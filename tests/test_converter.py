@@ -40,7 +40,7 @@ OPTION_KEYS = {
     "TFLMTRAIN_FULLY_CONNECTED_GRAD": LAYER_KEYS, "TFLMTRAIN_ADD_GRAD": {"activation"},
     "TFLMTRAIN_AVERAGE_POOL_2D_GRAD": POOL_KEYS, "TFLMTRAIN_MAX_POOL_2D_GRAD": POOL_KEYS,
     "TFLMTRAIN_MEAN_GRAD": set(), "TFLMTRAIN_PAD_GRAD": set(), "TFLMTRAIN_RESHAPE_GRAD": set(),
-    "TFLMTRAIN_GRAD_SUM": set(),
+    "TFLMTRAIN_GRAD_SUM": set(), "TFLMTRAIN_QUANTIZE_GRAD": set(),
     "TFLMTRAIN_OPTIMIZER_STEP": {"schedule", "warmup_steps", "decay_steps", "alpha",
                                  "decay_rate", "batch_size"},
     "TFLMTRAIN_IMPRINT": {"shots"},

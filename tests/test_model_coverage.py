@@ -8,7 +8,7 @@ from tflite_micro import runtime as tflm
 import models
 import tflm_parity
 import tflm_train
-from tflm_train.converter import ConversionError
+from tflm_train.converter import ConversionError, tflite
 
 
 def _micro_speech_like(first_conv: bool):
@@ -125,3 +125,59 @@ def test_int16_activations_are_refused_naming_the_quantization():
             "is int16: 16x8 quantization \\(int16 activations\\) is not supported; convert "
             "with int8 activations")):
         tflm_train.convert(converter.convert(), {"preset": "classifier"})
+
+
+def _qat_average_pool_model(tmp_path):
+    """A keyword-spotter-like tfmot QAT model: tfmot puts an int8 -> int8
+    QUANTIZE after AveragePooling2D. Saved as .h5, as the docs say."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(3)
+    L = keras.layers
+    base = keras.Sequential([
+        L.Input((12, 10, 1)),
+        L.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv"),
+        L.DepthwiseConv2D(3, padding="same", activation="relu", name="dw"),
+        L.Conv2D(8, 1, activation="relu", name="pw"), L.AveragePooling2D((6, 5)),
+        L.Flatten(), L.Dense(4, name="head")])
+    qat = tfmot.quantization.keras.quantize_model(base)
+    rng = np.random.default_rng(0)
+    y = np.arange(64) % 4
+    # A learnable task for a global pooling model: the class sets the
+    # brightness (rows 0-5) and contrast (rows 6-11) of the sample.
+    x = rng.normal(0, 0.3, (64, 12, 10, 1)).astype(np.float32)
+    x[:, :6] += (y % 2).reshape(-1, 1, 1, 1)
+    x[:, 6:] *= 1 + 2 * (y // 2).reshape(-1, 1, 1, 1)
+    qat.compile(keras.optimizers.Adam(0.01),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    qat.fit(x[:, :, ::-1], y, epochs=30, verbose=0)  # pre-trained on mirrored samples
+    path = tmp_path / "qat.h5"
+    qat.save(path)
+    return path, x, y
+
+
+def test_a_tfmot_requantize_runs_like_tflm_and_passes_the_gradient(tmp_path):
+    path, x, y = _qat_average_pool_model(tmp_path)
+    int8_model = tflm_train.to_int8_tflite(path, x)
+    assert tflm_parity.assert_every_tensor_matches_tflm(int8_model) > 10
+    training = tflm_train.convert(path, {"preset": "last-k:2", "optimizer": {"lr": 0.1}},
+                                  representative_data=x)
+    trainer = tflm_train.Trainer(training, preserve_all_tensors=True)
+    model = tflite.read_model(training)
+    graph_ops = [tflite.op_name(model, op) for op in model.subgraphs[0].operators]
+    assert "QUANTIZE" in graph_ops and "TFLMTRAIN_QUANTIZE_GRAD" in graph_ops
+    requantize = model.subgraphs[0].operators[graph_ops.index("QUANTIZE")]
+    x_grad = trainer.tensor_index(trainer.tensor_info(int(requantize.inputs[0]))["name"]
+                                  + "/grad")
+    losses = [trainer.step(x[k], y[k]) for k in range(len(x))]
+    # The requantize's input gradient is its output gradient where the int8
+    # output is not clamped (numpy, from the tensors of the last step).
+    out = int(requantize.outputs[0])
+    y_grad = trainer.tensor(trainer.tensor_index(trainer.tensor_info(out)["name"] + "/grad"))
+    q = trainer.tensor(out)
+    np.testing.assert_array_equal(trainer.tensor(x_grad),
+                                  np.where((q > -128) & (q < 127), y_grad, 0))
+    assert np.any(trainer.tensor(x_grad) != 0)
+    later = trainer.fit((x, y), epochs=3, progress=False)
+    assert later.epochs[-1]["loss"] < 0.8 * np.mean(losses)

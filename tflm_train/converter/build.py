@@ -409,6 +409,8 @@ class _TrainingGraph:
                      "filter_w": options.filterWidth, "activation": activation}
         elif name == "PAD":
             inputs = [y_grad, int(op.inputs[1])]
+        elif name == "QUANTIZE":  # an int8 requantize: masked by its clamp
+            inputs = [y_grad, y]
         else:  # MEAN, RESHAPE
             inputs = [y_grad]
         return self.custom_op(GRAD_OPS[name], [self.mode] + inputs, outputs, attrs)
