@@ -1,5 +1,7 @@
 #include "ops_cc/ops/op_util.h"
 
+#include <cstring>
+
 namespace tflm_train {
 
 Status CheckOptions(PrepareContext& c, const char* op, const OptionError& e) {
@@ -171,6 +173,12 @@ Status ReadInt8MoveInputOutput(PrepareContext& c, const char* op,
         static_cast<double>(Scale(*input)),
         static_cast<long>(ZeroPoint(*input)));
   }
+  return Status::kOk;
+}
+
+Status CopyInt8InputEval(EvalContext& c) {
+  std::memcpy(c.OutputData(0), c.InputData(0),
+              static_cast<size_t>(c.InputShape(0).FlatSize()));
   return Status::kOk;
 }
 

@@ -168,6 +168,10 @@ Status ReadInt8InputOutput(PrepareContext& c, const char* op,
 Status ReadInt8MoveInputOutput(PrepareContext& c, const char* op,
                                TensorDesc* input, TensorDesc* output);
 
+// Eval of ops whose output holds the input's int8 bytes unchanged (only
+// the shape differs): SQUEEZE, EXPAND_DIMS.
+Status CopyInt8InputEval(EvalContext& c);
+
 // Input i as a constant int32 tensor of `count` elements (any shape); *data
 // points into the model.
 Status ReadConstantInt32(PrepareContext& c, const char* op, int i,

@@ -1,7 +1,5 @@
 #include "ops_cc/ops/forward/forward_kernels.h"
 
-#include <cstring>
-
 #include "ops_cc/ops/op_util.h"
 
 namespace tflm_train {
@@ -46,16 +44,14 @@ Status ExpandDimsPrepare(PrepareContext& c) {
   return Status::kOk;
 }
 
-Status ExpandDimsEval(EvalContext& c) {
-  std::memcpy(c.OutputData(0), c.InputData(0),
-              static_cast<size_t>(c.InputShape(0).FlatSize()));
-  return Status::kOk;
-}
-
 }  // namespace
 
 extern const OpKernel kExpandDims = {
-    kBuiltinExpandDims, nullptr, nullptr, &ExpandDimsPrepare, &ExpandDimsEval,
+    kBuiltinExpandDims,
+    nullptr,
+    nullptr,
+    &ExpandDimsPrepare,
+    &CopyInt8InputEval,
     nullptr};
 
 }  // namespace tflm_train

@@ -1,7 +1,5 @@
 #include "ops_cc/ops/forward/forward_kernels.h"
 
-#include <cstring>
-
 #include "ops_cc/ops/op_util.h"
 
 namespace tflm_train {
@@ -55,15 +53,14 @@ Status SqueezePrepare(PrepareContext& c) {
   return Status::kOk;
 }
 
-Status SqueezeEval(EvalContext& c) {
-  std::memcpy(c.OutputData(0), c.InputData(0),
-              static_cast<size_t>(c.InputShape(0).FlatSize()));
-  return Status::kOk;
-}
-
 }  // namespace
 
 extern const OpKernel kSqueeze = {
-    kBuiltinSqueeze, nullptr, nullptr, &SqueezePrepare, &SqueezeEval, nullptr};
+    kBuiltinSqueeze,
+    nullptr,
+    nullptr,
+    &SqueezePrepare,
+    &CopyInt8InputEval,
+    nullptr};
 
 }  // namespace tflm_train
