@@ -31,6 +31,16 @@ const OpKernel* FindForwardKernel(int builtin_code) {
       return &kQuantize;
     case kBuiltinDequantize:
       return &kDequantize;
+    case kBuiltinStridedSlice:
+      return &kStridedSlice;
+    case kBuiltinTranspose:
+      return &kTranspose;
+    case kBuiltinSqueeze:
+      return &kSqueeze;
+    case kBuiltinExpandDims:
+      return &kExpandDims;
+    case kBuiltinResizeNearestNeighbor:
+      return &kResizeNearestNeighbor;
     default:
       return nullptr;
   }

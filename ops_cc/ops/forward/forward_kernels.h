@@ -19,6 +19,11 @@ extern const OpKernel kReshape;
 extern const OpKernel kSoftmax;
 extern const OpKernel kQuantize;
 extern const OpKernel kDequantize;
+extern const OpKernel kStridedSlice;
+extern const OpKernel kTranspose;
+extern const OpKernel kSqueeze;
+extern const OpKernel kExpandDims;
+extern const OpKernel kResizeNearestNeighbor;
 
 }  // namespace tflm_train
 
