@@ -18,12 +18,16 @@ enum BuiltinCode : int {
   kBuiltinDepthwiseConv2D = 4,
   kBuiltinDequantize = 6,
   kBuiltinFullyConnected = 9,
+  kBuiltinLogistic = 14,
   kBuiltinMaxPool2D = 17,
   kBuiltinReshape = 22,
   kBuiltinSoftmax = 25,
+  kBuiltinTanh = 28,
   kBuiltinPad = 34,
   kBuiltinMean = 40,
+  kBuiltinLeakyRelu = 98,
   kBuiltinQuantize = 114,
+  kBuiltinHardSwish = 117,
   kBuiltinCustom = 32,
 };
 
@@ -75,6 +79,10 @@ struct SoftmaxOptions {
   float beta = 1.0f;
 };
 
+struct LeakyReluOptions {
+  float alpha = 0.0f;
+};
+
 // Storage large enough for any of the option structs above.
 union BuiltinOptionsStorage {
   ConvOptions conv;
@@ -84,6 +92,7 @@ union BuiltinOptionsStorage {
   PoolOptions pool;
   ReducerOptions reducer;
   SoftmaxOptions softmax;
+  LeakyReluOptions leaky_relu;
   BuiltinOptionsStorage() : conv() {}
 };
 

@@ -31,6 +31,14 @@ const OpKernel* FindForwardKernel(int builtin_code) {
       return &kQuantize;
     case kBuiltinDequantize:
       return &kDequantize;
+    case kBuiltinLogistic:
+      return &kLogistic;
+    case kBuiltinTanh:
+      return &kTanh;
+    case kBuiltinHardSwish:
+      return &kHardSwish;
+    case kBuiltinLeakyRelu:
+      return &kLeakyRelu;
     default:
       return nullptr;
   }

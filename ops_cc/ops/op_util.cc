@@ -158,6 +158,13 @@ Status ReadInt8InputOutput(PrepareContext& c, const char* op,
   return CheckInt8PerTensor(c, op, "output", *output);
 }
 
+Status ReadInt8Elementwise(PrepareContext& c, const char* op,
+                           TensorDesc* input, TensorDesc* output) {
+  TT_RETURN_IF_ERROR(CheckInputCount(c, op, 1, 1));
+  TT_RETURN_IF_ERROR(ReadInt8InputOutput(c, op, input, output));
+  return CheckSameShape(c, op, "output", *output, "input", input->shape);
+}
+
 Status CheckFilterScales(PrepareContext& c, const char* op,
                               const TensorDesc& d, int channels, int dimension) {
   if (d.type != DataType::kInt8) {

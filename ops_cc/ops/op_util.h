@@ -160,6 +160,11 @@ Status CheckInt8PerTensor(PrepareContext& c, const char* op,
 Status ReadInt8InputOutput(PrepareContext& c, const char* op,
                            TensorDesc* input, TensorDesc* output);
 
+// The one input and one output of an elementwise int8 op (LOGISTIC, TANH,
+// HARD_SWISH, LEAKY_RELU): both int8 quantized per tensor, of one shape.
+Status ReadInt8Elementwise(PrepareContext& c, const char* op,
+                           TensorDesc* input, TensorDesc* output);
+
 
 // Symmetric int8 weights with one scale, or one per channel along
 // `dimension`.

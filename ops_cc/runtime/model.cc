@@ -36,6 +36,7 @@ enum OptionsType : uint8_t {
   kSoftmaxOptions = 9,
   kAddOptions = 11,
   kReducerOptions = 27,
+  kLeakyReluOptions = 75,
 };
 
 constexpr int kMaxTensorBytes = 0x7fffffff;
@@ -64,12 +65,16 @@ const char* BuiltinName(int code) {
     case kBuiltinDepthwiseConv2D: return "DEPTHWISE_CONV_2D";
     case kBuiltinDequantize: return "DEQUANTIZE";
     case kBuiltinFullyConnected: return "FULLY_CONNECTED";
+    case kBuiltinLogistic: return "LOGISTIC";
     case kBuiltinMaxPool2D: return "MAX_POOL_2D";
     case kBuiltinReshape: return "RESHAPE";
     case kBuiltinSoftmax: return "SOFTMAX";
+    case kBuiltinTanh: return "TANH";
     case kBuiltinPad: return "PAD";
     case kBuiltinMean: return "MEAN";
+    case kBuiltinLeakyRelu: return "LEAKY_RELU";
     case kBuiltinQuantize: return "QUANTIZE";
+    case kBuiltinHardSwish: return "HARD_SWISH";
     case kBuiltinCustom: return "CUSTOM";
   }
   return "BUILTIN";
@@ -261,6 +266,7 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
     case kBuiltinSoftmax: expected = kSoftmaxOptions; break;
     case kBuiltinAdd: expected = kAddOptions; break;
     case kBuiltinMean: expected = kReducerOptions; break;
+    case kBuiltinLeakyRelu: expected = kLeakyReluOptions; break;
     default: return Status::kOk;  // no options the runtime needs
   }
   // Absent options mean all-default fields (valid flatbuffers may omit an
@@ -307,6 +313,9 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
       break;
     case kReducerOptions:
       s.reducer.keep_dims = o.Scalar<uint8_t>(0, 0) != 0;
+      break;
+    case kLeakyReluOptions:
+      s.leaky_relu.alpha = o.Scalar<float>(0, 0.0f);
       break;
   }
   return Status::kOk;

@@ -19,6 +19,10 @@ extern const OpKernel kReshape;
 extern const OpKernel kSoftmax;
 extern const OpKernel kQuantize;
 extern const OpKernel kDequantize;
+extern const OpKernel kLogistic;
+extern const OpKernel kTanh;
+extern const OpKernel kHardSwish;
+extern const OpKernel kLeakyRelu;
 
 }  // namespace tflm_train
 
