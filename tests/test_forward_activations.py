@@ -16,7 +16,7 @@ import functools
 import numpy as np
 import pytest
 
-import models  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow loads
+import models  # also sets TF_USE_LEGACY_KERAS before TensorFlow loads
 import tflm_parity
 
 RANGES = (0.1, 10.0)
@@ -40,20 +40,6 @@ def _activation(kind):
     if kind.startswith("LEAKY_RELU"):
         return L.LeakyReLU(float(kind.split(":")[1]))
     raise ValueError(kind)
-
-
-def _init_weights(model, seed):
-    _, _, L = _keras()
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if not weights:
-            continue
-        kernel, *rest = weights
-        fan_in = np.prod(kernel.shape[:-1])
-        new = [rng.normal(0, np.sqrt(2.0 / fan_in), kernel.shape).astype(np.float32)]
-        new += [rng.normal(0, 0.3, w.shape).astype(np.float32) for w in rest]
-        layer.set_weights(new)
 
 
 # layout -> input shape (without batch)
@@ -84,7 +70,7 @@ def activation_model(kind, layout, input_range, seed=0):
         y = _activation(kind)(y)
         y = L.Dense(2, name="after")(y)
     model = keras.Model(x, y)
-    _init_weights(model, seed)
+    models.randomize_weights(model, seed, bias_std=0.3)
     samples = (np.random.default_rng(seed + 1).normal(0, 1, (48,) + LAYOUTS[layout])
                * input_range).astype(np.float32)
     return models.quantize(model, samples)
@@ -244,7 +230,7 @@ def qat_average_pool_model(seed=0, epochs=2):
     y = L.Conv2D(3, 1, name="after")(y)
     y = L.Flatten(name="flatten")(y)
     model = keras.Model(x, L.Dense(3, name="classifier")(y))
-    _init_weights(model, seed)
+    models.randomize_weights(model, seed, bias_std=0.3)
     qat = tfmot.quantization.keras.quantize_model(model)
     rng = np.random.default_rng(seed + 1)
     data = rng.normal(0, 1, (64, 8, 8, 2)).astype(np.float32)

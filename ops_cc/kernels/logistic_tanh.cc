@@ -11,27 +11,30 @@ namespace {
 // The input is rescaled to Q4.27: |x| < 16.
 constexpr int kInputIntegerBits = 4;
 
-int8_t Clamp8(int32_t q) {
-  return static_cast<int8_t>(q < -128 ? -128 : (q > 127 ? 127 : q));
+// Saturates beyond the radius, else maps q - zero point to Q4.27 and
+// `function` (Q0.31 result) to the output: a rounding right shift by
+// `output_shift` plus `output_zero_point`, clamped to int8.
+template <typename Function>
+void Apply(const LogisticTanhParams& p, Function function, int output_shift,
+           int32_t output_zero_point, const int8_t* input, int size,
+           int8_t* output) {
+  for (int i = 0; i < size; ++i) {
+    const int32_t x = input[i] - p.input_zero_point;
+    if (x <= -p.input_range_radius) {
+      output[i] = -128;
+    } else if (x >= p.input_range_radius) {
+      output[i] = 127;
+    } else {
+      const int32_t y = function(MultiplyByQuantizedMultiplier(
+          x, p.input_multiplier, p.input_left_shift));
+      const int32_t q = RoundingDivideByPOT(y, output_shift) + output_zero_point;
+      output[i] = static_cast<int8_t>(q < -128 ? -128 : (q > 127 ? 127 : q));
+    }
+  }
 }
 
-// q - zero point in Q4.27, or false when it lies at or beyond the radius
-// (*saturated then holds the sign: -1 or +1).
-bool ScaledInput(const LogisticTanhParams& p, int8_t q, int32_t* scaled,
-                 int* saturated) {
-  const int32_t x = q - p.input_zero_point;
-  if (x <= -p.input_range_radius) {
-    *saturated = -1;
-    return false;
-  }
-  if (x >= p.input_range_radius) {
-    *saturated = 1;
-    return false;
-  }
-  *scaled =
-      MultiplyByQuantizedMultiplier(x, p.input_multiplier, p.input_left_shift);
-  return true;
-}
+int32_t Logistic4(int32_t x) { return FixedPointLogistic(x, kInputIntegerBits); }
+int32_t Tanh4(int32_t x) { return FixedPointTanh(x, kInputIntegerBits); }
 
 }  // namespace
 
@@ -58,34 +61,16 @@ bool ComputeLogisticTanhParams(float input_scale, int32_t input_zero_point,
 
 namespace ref {
 
+// Q0.31 in [0, 1] to scale 1/256 with zero point -128.
 void Logistic(const LogisticTanhParams& params, const int8_t* input, int size,
               int8_t* output) {
-  for (int i = 0; i < size; ++i) {
-    int32_t scaled = 0;
-    int saturated = 0;
-    if (!ScaledInput(params, input[i], &scaled, &saturated)) {
-      output[i] = saturated < 0 ? -128 : 127;
-      continue;
-    }
-    // Q0.31 in [0, 1] to scale 1/256 with zero point -128.
-    const int32_t y = FixedPointLogistic(scaled, kInputIntegerBits);
-    output[i] = Clamp8(RoundingDivideByPOT(y, 31 - 8) - 128);
-  }
+  Apply(params, Logistic4, 31 - 8, -128, input, size, output);
 }
 
+// Q0.31 in [-1, 1] to scale 1/128 with zero point 0.
 void Tanh(const LogisticTanhParams& params, const int8_t* input, int size,
           int8_t* output) {
-  for (int i = 0; i < size; ++i) {
-    int32_t scaled = 0;
-    int saturated = 0;
-    if (!ScaledInput(params, input[i], &scaled, &saturated)) {
-      output[i] = saturated < 0 ? -128 : 127;
-      continue;
-    }
-    // Q0.31 in [-1, 1] to scale 1/128 with zero point 0.
-    const int32_t y = FixedPointTanh(scaled, kInputIntegerBits);
-    output[i] = Clamp8(RoundingDivideByPOT(y, 31 - 7));
-  }
+  Apply(params, Tanh4, 31 - 7, 0, input, size, output);
 }
 
 }  // namespace ref
