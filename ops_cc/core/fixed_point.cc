@@ -43,6 +43,7 @@ int32_t TwoOverOnePlusX(int32_t a) {
 }  // namespace
 
 int32_t SaturatingShiftLeft(int32_t x, int k) {
+  if (k == 0) return x;
   const int32_t threshold = (int32_t{1} << (31 - k)) - 1;
   if (x > threshold) return INT32_MAX;
   if (x < -threshold) return INT32_MIN;
