@@ -18,9 +18,11 @@ enum BuiltinCode : int {
   kBuiltinDepthwiseConv2D = 4,
   kBuiltinDequantize = 6,
   kBuiltinFullyConnected = 9,
+  kBuiltinLogistic = 14,
   kBuiltinMaxPool2D = 17,
   kBuiltinReshape = 22,
   kBuiltinSoftmax = 25,
+  kBuiltinTanh = 28,
   kBuiltinPad = 34,
   kBuiltinTranspose = 39,
   kBuiltinMean = 40,
@@ -28,7 +30,9 @@ enum BuiltinCode : int {
   kBuiltinStridedSlice = 45,
   kBuiltinExpandDims = 70,
   kBuiltinResizeNearestNeighbor = 97,
+  kBuiltinLeakyRelu = 98,
   kBuiltinQuantize = 114,
+  kBuiltinHardSwish = 117,
   kBuiltinCustom = 32,
 };
 
@@ -105,6 +109,10 @@ struct ResizeNearestNeighborOptions {
   bool half_pixel_centers = false;
 };
 
+struct LeakyReluOptions {
+  float alpha = 0.0f;
+};
+
 // Storage large enough for any of the option structs above.
 union BuiltinOptionsStorage {
   ConvOptions conv;
@@ -117,6 +125,7 @@ union BuiltinOptionsStorage {
   StridedSliceOptions strided_slice;
   SqueezeOptions squeeze;
   ResizeNearestNeighborOptions resize_nearest;
+  LeakyReluOptions leaky_relu;
   BuiltinOptionsStorage() : conv() {}
 };
 

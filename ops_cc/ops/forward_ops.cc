@@ -41,6 +41,14 @@ const OpKernel* FindForwardKernel(int builtin_code) {
       return &kExpandDims;
     case kBuiltinResizeNearestNeighbor:
       return &kResizeNearestNeighbor;
+    case kBuiltinLogistic:
+      return &kLogistic;
+    case kBuiltinTanh:
+      return &kTanh;
+    case kBuiltinHardSwish:
+      return &kHardSwish;
+    case kBuiltinLeakyRelu:
+      return &kLeakyRelu;
     default:
       return nullptr;
   }

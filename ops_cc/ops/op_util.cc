@@ -199,6 +199,13 @@ Status ReadConstantInt32(PrepareContext& c, const char* op, int i,
   return Status::kOk;
 }
 
+Status ReadInt8Elementwise(PrepareContext& c, const char* op,
+                           TensorDesc* input, TensorDesc* output) {
+  TT_RETURN_IF_ERROR(CheckInputCount(c, op, 1, 1));
+  TT_RETURN_IF_ERROR(ReadInt8InputOutput(c, op, input, output));
+  return CheckSameShape(c, op, "output", *output, "input", input->shape);
+}
+
 Status CheckFilterScales(PrepareContext& c, const char* op,
                               const TensorDesc& d, int channels, int dimension) {
   if (d.type != DataType::kInt8) {

@@ -178,6 +178,11 @@ Status ReadConstantInt32(PrepareContext& c, const char* op, int i,
                          const char* name, int64_t count,
                          const int32_t** data);
 
+// The one input and one output of an elementwise int8 op (LOGISTIC, TANH,
+// HARD_SWISH, LEAKY_RELU): both int8 quantized per tensor, of one shape.
+Status ReadInt8Elementwise(PrepareContext& c, const char* op,
+                           TensorDesc* input, TensorDesc* output);
+
 
 // Symmetric int8 weights with one scale, or one per channel along
 // `dimension`.

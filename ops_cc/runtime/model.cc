@@ -41,6 +41,7 @@ enum OptionsType : uint8_t {
   kStridedSliceOptions = 32,
   kExpandDimsOptions = 52,
   kResizeNearestNeighborOptions = 74,
+  kLeakyReluOptions = 75,
 };
 
 constexpr int kMaxTensorBytes = 0x7fffffff;
@@ -69,9 +70,11 @@ const char* BuiltinName(int code) {
     case kBuiltinDepthwiseConv2D: return "DEPTHWISE_CONV_2D";
     case kBuiltinDequantize: return "DEQUANTIZE";
     case kBuiltinFullyConnected: return "FULLY_CONNECTED";
+    case kBuiltinLogistic: return "LOGISTIC";
     case kBuiltinMaxPool2D: return "MAX_POOL_2D";
     case kBuiltinReshape: return "RESHAPE";
     case kBuiltinSoftmax: return "SOFTMAX";
+    case kBuiltinTanh: return "TANH";
     case kBuiltinPad: return "PAD";
     case kBuiltinMean: return "MEAN";
     case kBuiltinTranspose: return "TRANSPOSE";
@@ -79,7 +82,9 @@ const char* BuiltinName(int code) {
     case kBuiltinStridedSlice: return "STRIDED_SLICE";
     case kBuiltinExpandDims: return "EXPAND_DIMS";
     case kBuiltinResizeNearestNeighbor: return "RESIZE_NEAREST_NEIGHBOR";
+    case kBuiltinLeakyRelu: return "LEAKY_RELU";
     case kBuiltinQuantize: return "QUANTIZE";
+    case kBuiltinHardSwish: return "HARD_SWISH";
     case kBuiltinCustom: return "CUSTOM";
   }
   return "BUILTIN";
@@ -278,6 +283,7 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
     case kBuiltinResizeNearestNeighbor:
       expected = kResizeNearestNeighborOptions;
       break;
+    case kBuiltinLeakyRelu: expected = kLeakyReluOptions; break;
     default: return Status::kOk;  // no options the runtime needs
   }
   // Absent options mean all-default fields (valid flatbuffers may omit an
@@ -350,6 +356,9 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
     case kTransposeOptions:
     case kExpandDimsOptions:
       break;  // empty tables
+    case kLeakyReluOptions:
+      s.leaky_relu.alpha = o.Scalar<float>(0, 0.0f);
+      break;
   }
   return Status::kOk;
 }

@@ -24,6 +24,10 @@ extern const OpKernel kTranspose;
 extern const OpKernel kSqueeze;
 extern const OpKernel kExpandDims;
 extern const OpKernel kResizeNearestNeighbor;
+extern const OpKernel kLogistic;
+extern const OpKernel kTanh;
+extern const OpKernel kHardSwish;
+extern const OpKernel kLeakyRelu;
 
 }  // namespace tflm_train
 
