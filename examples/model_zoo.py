@@ -591,7 +591,8 @@ def model_table(models: dict, settings: Settings) -> str:
             lines.append(f"| {title} | — | — | — | int8 conversion failed: "
                          f"{short(r['int8_error'])} |")
             continue
-        ops = ", ".join(f"{op} {n}" for op, n in r["ops"].items())
+        ops = ", ".join(f"{op} {n}" for op, n in sorted(r["ops"].items(),
+                                                         key=lambda kv: (-kv[1], kv[0])))
         parity = r["parity"]
         if "tensors_equal" in parity:
             parity = f"every tensor equal ({tensors(parity['tensors_equal'], settings)})"
@@ -640,31 +641,87 @@ def scheme_table(models: dict, settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def refusal_reason(message: str) -> str:
+    """What a refusal is about, without where: "HARD_SWISH has no forward
+    kernel", "QUANTIZE has no gradient kernel", ..."""
+    if m := re.match(r"unsupported operator (\S+) at operator \d+", message):
+        return f"{m[1]} has no forward kernel"
+    if m := re.match(r"(\S+) at operator \d+ (has [^:;]+)", message):
+        return f"{m[1]} {m[2]}"
+    return short(message, 100)
+
+
+def summary(models: dict) -> str:
+    """The table in a few sentences, computed from it."""
+    cells = [(name, scheme, cell) for name, r in models.items()
+             for scheme, cell in r.get("schemes", {}).items()]
+    converted = [c for c in cells if c[2].get("converts") and "error" not in c[2]]
+    falls = [c for c in converted if c[2]["training"]["falls"]]
+    ran = [c for c in converted if c[2].get("firmware", {}).get("ran")]
+    equal = [c for c in ran if c[2]["firmware"]["weights_equal"]
+             and c[2]["firmware"]["losses_equal"]]
+    over = [c for c in converted if "over_budget_bytes" in c[2].get("firmware", {})
+            or "plan" in c[2].get("firmware", {}).get("error", "")]
+    parity = [r for r in models.values() if "tensors_equal" in r.get("parity", {})]
+    failed = [c for c in cells if c[2].get("converts") and "error" in c[2]]
+    parts = [f"{len(parity)} of {len(models)} int8 models run in our runtime with every "
+             f"tensor equal to the wheel's"
+             + (f" ({len(models) - len(parity)} are not run: see the table)"
+                if len(parity) < len(models) else "") + ".",
+             f"{len(converted)} of {len(cells)} model × scheme cells convert"
+             + (f" ({len(failed)} then fail: see the table)" if failed else "")
+             + f"; the loss falls in {len(falls)} of them and every converted cell's exported "
+             f"model runs in the wheel; the firmware ran {len(ran)} of them within "
+             f"{RAM_BUDGET_KB} KiB with weights and losses equal to the host's in "
+             f"{len(equal)}" + (f" ({len(over)} over the budget)" if over else "") + "."]
+    reasons: dict[str, dict[str, list[str]]] = {}  # reason -> model -> schemes
+    for name, scheme, cell in cells:
+        if not cell.get("converts"):
+            reasons.setdefault(refusal_reason(cell["refusal"]), {}) \
+                .setdefault(name, []).append(scheme)
+
+    def where(name, schemes):
+        title = models[name]["params"]["title"].split(" (")[0]
+        every = len(schemes) == len(models[name]["schemes"])
+        return f"{title}: {'every scheme' if every else ', '.join(schemes)}"
+
+    if reasons:
+        parts.append("Refused: " + "; ".join(
+            f"{reason} ({'; '.join(where(n, s) for n, s in by_model.items())})"
+            for reason, by_model in reasons.items()) + ".")
+    return " ".join(parts)
+
+
 def report(models: dict, settings: Settings, quick: bool) -> str:
     intro = (
         "The models TFLM users have (issue 14), built in tf_keras with random initial weights "
         "and a short float pre-training on a synthetic task (one smooth random pattern per "
-        "class plus noise), converted to full int8 (`tflm_train.to_int8_tflite`; the DS-CNN "
-        "is a tfmot QAT model converted from its `.h5` file), then converted to training "
-        "models with three schemes: `classifier`, `last-k:2` and `sparse` "
+        "class plus noise; no downloaded weights, no model files), then converted to full int8 "
+        "(`tflm_train.to_int8_tflite`; the DS-CNN is a tfmot QAT model converted from its "
+        "`.h5` file). `python examples/model_zoo.py --results docs/results.md` writes this "
+        "section; its results are cached in docs/model_zoo.json, keyed by a fingerprint of "
+        "the code that computed them (tflm_train/, ops_cc/, the firmware sources, the "
+        "TensorFlow / tfmot / tflite-micro versions), so a rerun after kernels land "
+        "recomputes them.\n\n"
+        "* Operators \"new to the runtime\": those (and variants of old ones) the standalone "
+        "runtime did not run before issue 14.\n"
+        f"* Parity: every tensor of the int8 model, for {settings.parity_samples} random "
+        "inputs, equal byte for byte between our runtime and the tflite-micro wheel "
+        "(tests/tflm_parity.py).\n"
+        "* Schemes: `classifier`, `last-k:2` and `sparse` "
         f"(`{json.dumps(SPARSE)}`; for the LSTM, whose only trainable layer is the "
-        "classifier: its bias and half of its output channels). "
-        "`python examples/model_zoo.py --results docs/results.md` produces this section "
-        "(results cached in docs/model_zoo.json, keyed by the code they were computed with). "
-        "Operators \"new to the runtime\" are those (and variants) the standalone runtime did "
-        "not run before issue 14. Parity: every tensor of the int8 model, for "
-        f"{settings.parity_samples} random inputs, equal byte for byte between our runtime and "
-        "the tflite-micro wheel (tests/tflm_parity.py). \"trains\": "
-        f"{settings.steps} host-simulator steps (SGD, lr {LR}, stochastic rounding, seed 0) on "
-        "the same task with permuted labels; mean loss of the first vs the last 20 % of the "
-        "steps. \"export runs in TFLM\": the exported inference model, every tensor equal "
-        "between our runtime and the wheel. Peak RAM: `tflm_train.plan` (planned arena + "
-        "persistent, 64-bit host records). Firmware: Cortex-M4 under QEMU (mps2-an386) "
-        f"within {RAM_BUDGET_KB} KiB of RAM for the cells whose plan fits, "
-        f"{settings.firmware_steps} steps; RAM = static data + peak stack + heap; "
-        "firmware = host: weights sha256 and every step's loss equal to the host "
-        "simulator's. A refusal is the converter's one-line message (without its list of "
-        "the operators the runtime runs).")
+        "classifier: its bias and half of its output channels). A refusal is the converter's "
+        "one-line message (without its list of the operators the runtime runs).\n"
+        f"* Peak RAM: `tflm_train.plan` (planned arena + persistent, 64-bit host records).\n"
+        f"* Trains: {settings.steps} host-simulator steps (SGD, lr {LR}, stochastic rounding, "
+        "seed 0) on the same task with the labels shifted by one class; mean loss of the "
+        "first vs the last 20 % of the steps.\n"
+        "* Export runs in TFLM: the exported inference model after training, every tensor "
+        "equal between our runtime and the wheel.\n"
+        "* Firmware: Cortex-M4 under QEMU (mps2-an386) within "
+        f"{RAM_BUDGET_KB} KiB of RAM, for the cells whose plan fits, {settings.firmware_steps} "
+        "steps; RAM = static data + peak stack + heap; firmware = host: the weights' sha256 "
+        "and every step's loss equal the host simulator's.")
     if quick:
         intro += " Quick smoke run: fewer models, samples and steps; not a result."
     seconds = sum(r.get("seconds", 0) for r in models.values())
@@ -672,8 +729,8 @@ def report(models: dict, settings: Settings, quick: bool) -> str:
               "model: " + ", ".join(f"{name} {r.get('seconds', 0) / 60:.1f}"
                                    for name, r in models.items())
               + " min); a rerun with unchanged code reads docs/model_zoo.json.")
-    return "\n\n".join([intro, model_table(models, settings), scheme_table(models, settings),
-                        timing])
+    return "\n\n".join([intro, summary(models), model_table(models, settings),
+                        scheme_table(models, settings), timing])
 
 
 # -- main -------------------------------------------------------------------------------
@@ -727,6 +784,10 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
     from tflm_train.firmware import TOOLS  # noqa: PLC0415
 
+    package = Path(tflm_train.__file__).resolve().parent
+    if package != ROOT / "tflm_train":
+        print(f"note: tflm_train is imported from {package}, not from this checkout "
+              f"({ROOT}); the cache key is this checkout's code (set PYTHONPATH={ROOT})")
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing and not args.no_firmware:
         print(f"firmware columns skipped: {', '.join(missing)} not installed")
