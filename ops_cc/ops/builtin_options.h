@@ -23,6 +23,7 @@ enum BuiltinCode : int {
   kBuiltinSoftmax = 25,
   kBuiltinPad = 34,
   kBuiltinMean = 40,
+  kBuiltinUnidirectionalSequenceLstm = 44,
   kBuiltinQuantize = 114,
   kBuiltinCustom = 32,
 };
@@ -33,6 +34,7 @@ enum Activation : int {
   kActivationRelu = 1,
   kActivationReluN1To1 = 2,
   kActivationRelu6 = 3,
+  kActivationTanh = 4,
 };
 
 struct ConvOptions {
@@ -75,6 +77,15 @@ struct SoftmaxOptions {
   float beta = 1.0f;
 };
 
+struct SequenceLstmOptions {
+  int activation = kActivationNone;  // of the cell gate and the cell output
+  float cell_clip = 0.0f;            // 0: no clipping
+  float proj_clip = 0.0f;
+  bool time_major = false;
+  bool asymmetric_quantize_inputs = false;  // hybrid models only
+  bool diagonal_recurrent_tensors = false;
+};
+
 // Storage large enough for any of the option structs above.
 union BuiltinOptionsStorage {
   ConvOptions conv;
@@ -84,6 +95,7 @@ union BuiltinOptionsStorage {
   PoolOptions pool;
   ReducerOptions reducer;
   SoftmaxOptions softmax;
+  SequenceLstmOptions sequence_lstm;
   BuiltinOptionsStorage() : conv() {}
 };
 

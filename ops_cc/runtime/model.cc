@@ -36,6 +36,7 @@ enum OptionsType : uint8_t {
   kSoftmaxOptions = 9,
   kAddOptions = 11,
   kReducerOptions = 27,
+  kUnidirectionalSequenceLSTMOptions = 71,
 };
 
 constexpr int kMaxTensorBytes = 0x7fffffff;
@@ -70,6 +71,7 @@ const char* BuiltinName(int code) {
     case kBuiltinPad: return "PAD";
     case kBuiltinMean: return "MEAN";
     case kBuiltinQuantize: return "QUANTIZE";
+    case kBuiltinUnidirectionalSequenceLstm: return "UNIDIRECTIONAL_SEQUENCE_LSTM";
     case kBuiltinCustom: return "CUSTOM";
   }
   return "BUILTIN";
@@ -141,8 +143,11 @@ Status Model::ReadTensor(int index, TensorMeta* out) const {
   int64_t bytes = static_cast<int64_t>(DataTypeSize(out->type));
   for (int d = 0; d < out->rank; ++d) {
     const int32_t dim = out->dims[d];
-    if (dim <= 0)
-      return error_->Report(Status::kMalformedModel, "tensor %d '%s': dimension %d is %d (dynamic or empty shapes are not supported)", index, out->name, d, dim);
+    // Empty tensors (a zero dimension) stay readable: the converter lists
+    // the intermediates of UNIDIRECTIONAL_SEQUENCE_LSTM that way. The
+    // interpreter refuses them wherever an operator or the graph uses one.
+    if (dim < 0)
+      return error_->Report(Status::kMalformedModel, "tensor %d '%s': dimension %d is %d (dynamic shapes are not supported)", index, out->name, d, dim);
     bytes *= dim;
     if (bytes > kMaxTensorBytes)
       return error_->Report(Status::kMalformedModel, "tensor %d '%s': too large", index, out->name);
@@ -261,6 +266,9 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
     case kBuiltinSoftmax: expected = kSoftmaxOptions; break;
     case kBuiltinAdd: expected = kAddOptions; break;
     case kBuiltinMean: expected = kReducerOptions; break;
+    case kBuiltinUnidirectionalSequenceLstm:
+      expected = kUnidirectionalSequenceLSTMOptions;
+      break;
     default: return Status::kOk;  // no options the runtime needs
   }
   // Absent options mean all-default fields (valid flatbuffers may omit an
@@ -307,6 +315,14 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
       break;
     case kReducerOptions:
       s.reducer.keep_dims = o.Scalar<uint8_t>(0, 0) != 0;
+      break;
+    case kUnidirectionalSequenceLSTMOptions:
+      s.sequence_lstm.activation = o.Scalar<int8_t>(0, 0);
+      s.sequence_lstm.cell_clip = o.Scalar<float>(1, 0.0f);
+      s.sequence_lstm.proj_clip = o.Scalar<float>(2, 0.0f);
+      s.sequence_lstm.time_major = o.Scalar<uint8_t>(3, 0) != 0;
+      s.sequence_lstm.asymmetric_quantize_inputs = o.Scalar<uint8_t>(4, 0) != 0;
+      s.sequence_lstm.diagonal_recurrent_tensors = o.Scalar<uint8_t>(5, 0) != 0;
       break;
   }
   return Status::kOk;
