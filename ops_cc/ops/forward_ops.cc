@@ -31,6 +31,8 @@ const OpKernel* FindForwardKernel(int builtin_code) {
       return &kQuantize;
     case kBuiltinDequantize:
       return &kDequantize;
+    case kBuiltinUnidirectionalSequenceLstm:
+      return &kUnidirectionalSequenceLstm;
     default:
       return nullptr;
   }

@@ -19,6 +19,7 @@ extern const OpKernel kReshape;
 extern const OpKernel kSoftmax;
 extern const OpKernel kQuantize;
 extern const OpKernel kDequantize;
+extern const OpKernel kUnidirectionalSequenceLstm;
 
 }  // namespace tflm_train
 
