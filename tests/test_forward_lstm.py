@@ -267,3 +267,68 @@ def test_an_operator_reading_an_empty_tensor_is_refused():
     op.inputs[9] = empty  # a peephole slot
     with pytest.raises(RuntimeError, match=f"input 9 is tensor {empty}, which is empty"):
         _native.Interpreter(tflite.write_model(m), ARENA)
+
+
+def _fully_connected_model(input_scale, filter_scale, output_scale, bias, rows):
+    """FULLY_CONNECTED of `rows` int8 inputs x through weight 1 plus `bias`:
+    the accumulator is bias + x, requantized by input*filter/output scale."""
+    s = tflite.schema()
+
+    def tensor(name, type_, shape, scale, buffer):
+        t = s.TensorT()
+        t.name, t.type, t.buffer = name, type_, buffer
+        t.shape = np.array(shape, np.int32)
+        t.quantization = s.QuantizationParametersT()
+        t.quantization.scale = np.array([scale], np.float32)
+        t.quantization.zeroPoint = np.array([0], np.int64)
+        return t
+
+    def buffer(array=None):
+        b = s.BufferT()
+        if array is not None:
+            b.data = np.frombuffer(array.tobytes(), np.uint8)
+        return b
+
+    m = s.ModelT()
+    m.version = 3
+    opcode = s.OperatorCodeT()
+    opcode.builtinCode = opcode.deprecatedBuiltinCode = s.BuiltinOperator.FULLY_CONNECTED
+    opcode.version = 1
+    m.operatorCodes = [opcode]
+    m.buffers = [buffer(), buffer(), buffer(np.ones((1, 1), np.int8)),
+                 buffer(np.array([bias], np.int32)), buffer()]
+    sg = s.SubGraphT()
+    sg.tensors = [tensor("x", 9, [rows, 1], input_scale, 1),
+                  tensor("w", 9, [1, 1], filter_scale, 2),
+                  tensor("b", 2, [1], np.float32(input_scale) * np.float32(filter_scale), 3),
+                  tensor("y", 9, [rows, 1], output_scale, 4)]
+    op = s.OperatorT()
+    op.opcodeIndex = 0
+    op.inputs, op.outputs = np.array([0, 1, 2], np.int32), np.array([3], np.int32)
+    op.builtinOptionsType = s.BuiltinOptions.FullyConnectedOptions
+    op.builtinOptions = s.FullyConnectedOptionsT()
+    sg.operators = [op]
+    sg.inputs, sg.outputs = np.array([0], np.int32), np.array([3], np.int32)
+    m.subgraphs = [sg]
+    return tflite.write_model(m)
+
+
+@pytest.mark.parametrize("scales,bias", [
+    ((0.026372608, 0.0021572562, 0.02862476), -1760),
+    ((0.017404905, 0.008350798, 0.023241388), -2318),
+    ((0.026966032, 0.008266254, 0.011551309), -3238),
+])
+def test_fully_connected_per_tensor_multiplier_is_formed_in_double(scales, bias):
+    """Found through the LSTM's gate products: for these scales the product
+    input*filter rounded to single precision moves the Q31 multiplier by 12
+    to 74 units, enough for one of the 256 accumulators to round to another
+    int8; the wheel's FULLY_CONNECTED gives the double product's result."""
+    x = np.arange(-128, 128, dtype=np.int8).reshape(256, 1)
+    model = _fully_connected_model(*[np.float32(v) for v in scales], bias, 256)
+    ours = _native.Interpreter(model, ARENA)
+    ours.set_tensor(ours.inputs[0], x)
+    ours.invoke()
+    wheel = tflm.Interpreter.from_bytes(model, arena_size=1 << 16)
+    wheel.set_input(x, 0)
+    wheel.invoke()
+    np.testing.assert_array_equal(ours.get_tensor(ours.outputs[0]), wheel.get_output(0))
