@@ -40,7 +40,7 @@ OPTION_KEYS = {
     "TFLMTRAIN_FULLY_CONNECTED_GRAD": LAYER_KEYS, "TFLMTRAIN_ADD_GRAD": {"activation"},
     "TFLMTRAIN_AVERAGE_POOL_2D_GRAD": POOL_KEYS, "TFLMTRAIN_MAX_POOL_2D_GRAD": POOL_KEYS,
     "TFLMTRAIN_MEAN_GRAD": set(), "TFLMTRAIN_PAD_GRAD": set(), "TFLMTRAIN_RESHAPE_GRAD": set(),
-    "TFLMTRAIN_GRAD_SUM": set(),
+    "TFLMTRAIN_GRAD_SUM": set(), "TFLMTRAIN_QUANTIZE_GRAD": set(),
     "TFLMTRAIN_OPTIMIZER_STEP": {"schedule", "warmup_steps", "decay_steps", "alpha",
                                  "decay_rate", "batch_size"},
     "TFLMTRAIN_IMPRINT": {"shots"},
@@ -754,13 +754,11 @@ def error_model(kind):
     import tensorflow as tf
     import tf_keras as keras
     layers = keras.layers
-    shape_ = (8, 8, 2) if kind == "broadcast_add" else (8, 8, 1)
+    shape_ = (8, 8, 1)
     x = layers.Input(shape_, batch_size=2 if kind == "batch" else None)
     y = layers.Conv2D(4, 3, padding="same")(x)
-    if kind == "tanh":
-        y = layers.Activation("tanh")(y)
-    elif kind == "broadcast_add":
-        y = layers.Add()([y, layers.GlobalAveragePooling2D(keepdims=True)(y)])
+    if kind == "gelu":
+        y = layers.Activation(tf.nn.gelu)(y)
     elif kind == "softmax_inside":
         y = layers.Softmax()(y)
     y = layers.Dense(3)(layers.Flatten()(y))
@@ -783,9 +781,8 @@ def wrong_quantized_dimension(model):
 
 
 MODEL_ERRORS = {
-    "unsupported op": (lambda: error_model("tanh"), "unsupported operator TANH at operator 1"),
+    "unsupported op": (lambda: error_model("gelu"), "unsupported operator GELU at operator 1"),
     "float model": (lambda: error_model("float"), "'serving_default_input"),
-    "broadcasting ADD": (lambda: error_model("broadcast_add"), "broadcasting ADD at operator"),
     "batch 2": (lambda: error_model("batch"), "batch must be 1"),
     "softmax inside": (lambda: error_model("softmax_inside"), "SOFTMAX at operator 1"),
     "per-axis dimension": (lambda: mutated(wrong_quantized_dimension),

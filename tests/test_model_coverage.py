@@ -6,8 +6,9 @@ import pytest
 from tflite_micro import runtime as tflm
 
 import models
+import tflm_parity
 import tflm_train
-from tflm_train.converter import ConversionError
+from tflm_train.converter import ConversionError, tflite
 
 
 def _micro_speech_like(first_conv: bool):
@@ -56,8 +57,8 @@ def test_a_gradient_through_depth_multiplier_8_is_refused_with_the_way_out(first
     int8_model, _ = _micro_speech_like(first_conv)
     at = 1 if first_conv else 0
     with pytest.raises(ConversionError, match=(
-            f"DEPTHWISE_CONV_2D at operator {at} has depth multiplier 8: it runs forward only "
-            f"\\(no gradient kernel\\), {why}; train only layers after operator {at}")):
+            f"DEPTHWISE_CONV_2D at operator {at} has depth multiplier 8: it runs forward only, "
+            f"{why}; train only layers after operator {at}")):
         tflm_train.convert(int8_model, scheme)
 
 
@@ -71,3 +72,112 @@ def test_scheme_search_keeps_to_layers_after_a_forward_only_one():
         trained = tflm_train.converter.read_training_info(
             tflm_train.convert(int8_model, result.scheme)).trainables
         assert trained and min(t.op_index for t in trained) > 1  # operator 0 + INIT
+
+
+def _broadcast_add_model():
+    """A feature map plus its own per-channel mean (broadcast ADD), as
+    attention and squeeze-excite-like blocks have."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(2)
+    L = keras.layers
+    x = L.Input((8, 8, 2))
+    y = L.Conv2D(4, 3, padding="same", name="conv")(x)
+    y = L.Add()([y, L.GlobalAveragePooling2D(keepdims=True)(y)])
+    y = L.Dense(3, name="head")(L.Flatten()(y))
+    samples = np.random.default_rng(0).normal(0, 1, (16, 8, 8, 2)).astype(np.float32)
+    return models.quantize(keras.Model(x, y), samples), samples
+
+
+def test_an_op_without_gradient_runs_in_the_frozen_prefix_like_tflm():
+    int8_model, x = _broadcast_add_model()
+    assert tflm_parity.assert_every_tensor_matches_tflm(int8_model) > 10
+    trainer = tflm_train.Trainer(tflm_train.convert(int8_model, {"preset": "classifier"}))
+    interp = tflm.Interpreter.from_bytes(int8_model)
+    for sample in x[:4]:
+        interp.set_input(trainer.prepare_input(sample), 0)
+        interp.invoke()
+        np.testing.assert_array_equal(trainer.predict(sample).reshape(-1),
+                                      interp.get_output(0).reshape(-1))
+    before = trainer.weights_sha256()
+    trainer.fit((x, np.arange(len(x)) % 3))
+    assert trainer.weights_sha256() != before
+    with pytest.raises(ConversionError, match=(
+            r"ADD at operator 2 broadcasts its inputs \(shapes \[1, 8, 8, 4\] and \[1, 1, 1, 4\]"
+            r"\): it runs forward only, but the layer trained at operator 0 is before it")):
+        tflm_train.convert(int8_model, {"preset": "last-k:2"})
+
+
+def test_int16_activations_are_refused_naming_the_quantization():
+    import tensorflow as tf
+    import tf_keras as keras
+
+    model = keras.Sequential([keras.layers.Input((6,)), keras.layers.Dense(4, activation="relu"),
+                              keras.layers.Dense(3)])
+    samples = np.random.default_rng(0).normal(0, 1, (8, 6)).astype(np.float32)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([samples[i:i + 1]] for i in range(8))
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int16
+    with pytest.raises(ConversionError, match=(
+            "is int16: 16x8 quantization \\(int16 activations\\) is not supported; convert "
+            "with int8 activations")):
+        tflm_train.convert(converter.convert(), {"preset": "classifier"})
+
+
+def _qat_average_pool_model(tmp_path):
+    """A keyword-spotter-like tfmot QAT model: tfmot puts an int8 -> int8
+    QUANTIZE after AveragePooling2D. Saved as .h5, as the docs say."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(3)
+    L = keras.layers
+    base = keras.Sequential([
+        L.Input((12, 10, 1)),
+        L.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv"),
+        L.DepthwiseConv2D(3, padding="same", activation="relu", name="dw"),
+        L.Conv2D(8, 1, activation="relu", name="pw"), L.AveragePooling2D((6, 5)),
+        L.Flatten(), L.Dense(4, name="head")])
+    qat = tfmot.quantization.keras.quantize_model(base)
+    rng = np.random.default_rng(0)
+    y = np.arange(64) % 4
+    # A learnable task for a global pooling model: the class sets the
+    # brightness (rows 0-5) and contrast (rows 6-11) of the sample.
+    x = rng.normal(0, 0.3, (64, 12, 10, 1)).astype(np.float32)
+    x[:, :6] += (y % 2).reshape(-1, 1, 1, 1)
+    x[:, 6:] *= 1 + 2 * (y // 2).reshape(-1, 1, 1, 1)
+    qat.compile(keras.optimizers.Adam(0.01),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    qat.fit(x[:, :, ::-1], y, epochs=30, verbose=0)  # pre-trained on mirrored samples
+    path = tmp_path / "qat.h5"
+    qat.save(path)
+    return path, x, y
+
+
+def test_a_tfmot_requantize_runs_like_tflm_and_passes_the_gradient(tmp_path):
+    path, x, y = _qat_average_pool_model(tmp_path)
+    int8_model = tflm_train.to_int8_tflite(path, x)
+    assert tflm_parity.assert_every_tensor_matches_tflm(int8_model) > 10
+    training = tflm_train.convert(path, {"preset": "last-k:2", "optimizer": {"lr": 0.1}},
+                                  representative_data=x)
+    trainer = tflm_train.Trainer(training, preserve_all_tensors=True)
+    model = tflite.read_model(training)
+    graph_ops = [tflite.op_name(model, op) for op in model.subgraphs[0].operators]
+    assert "QUANTIZE" in graph_ops and "TFLMTRAIN_QUANTIZE_GRAD" in graph_ops
+    requantize = model.subgraphs[0].operators[graph_ops.index("QUANTIZE")]
+    x_grad = trainer.tensor_index(trainer.tensor_info(int(requantize.inputs[0]))["name"]
+                                  + "/grad")
+    losses = [trainer.step(x[k], y[k]) for k in range(len(x))]
+    # The requantize's input gradient is its output gradient where the int8
+    # output is not clamped (numpy, from the tensors of the last step).
+    out = int(requantize.outputs[0])
+    y_grad = trainer.tensor(trainer.tensor_index(trainer.tensor_info(out)["name"] + "/grad"))
+    q = trainer.tensor(out)
+    np.testing.assert_array_equal(trainer.tensor(x_grad),
+                                  np.where((q > -128) & (q < 127), y_grad, 0))
+    assert np.any(trainer.tensor(x_grad) != 0)
+    later = trainer.fit((x, y), epochs=3, progress=False)
+    assert later.epochs[-1]["loss"] < 0.8 * np.mean(losses)

@@ -60,3 +60,17 @@ def test_every_op_wrapper_is_registered_once():
     for path in (OPS_CC / "ops" / "forward").glob("*.cc"):
         for kernel in re.findall(r"extern const OpKernel (k\w+) =", path.read_text()):
             assert forward.count(f"return &{kernel};") == 1, (path.name, kernel)
+
+
+def test_the_converter_accepts_exactly_the_forward_ops_the_runtime_has():
+    """graph.FORWARD_OPS (what may sit in a frozen prefix) = the builtin
+    codes ops_cc/ops/forward_ops.cc maps to a kernel, by their TFLite names
+    (ops_cc/runtime/model.cc BuiltinName)."""
+    from tflm_train.converter import graph
+
+    names = dict(re.findall(r"case (kBuiltin\w+): return \"(\w+)\";",
+                            (OPS_CC / "runtime" / "model.cc").read_text()))
+    registered = re.findall(r"case (kBuiltin\w+):",
+                            (OPS_CC / "ops" / "forward_ops.cc").read_text())
+    assert registered and all(code in names for code in registered)
+    assert sorted(names[code] for code in registered) == sorted(graph.FORWARD_OPS)

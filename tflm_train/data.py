@@ -115,8 +115,8 @@ def _check_samples(x: np.ndarray, name: str, sample_shape) -> None:
         raise DataError(f"{name}: samples have shape {tuple(x.shape[1:])}, model expects {tuple(sample_shape)}")
 
 
-def load_for(trainer: Trainer, data: Dataset | str | os.PathLike) -> Dataset:
-    """`data` (a DATA.npz path or a Dataset) checked against the model of
+def load_for(trainer: Trainer, data: Dataset | tuple | str | os.PathLike) -> Dataset:
+    """`data` (a DATA.npz path, a Dataset or an (x, y) pair) checked against the model of
     `trainer`: sample shape, and labels for a classifier or float targets
     for a regression model (optional for an autoencoder)."""
     shape = trainer.input_shape[1:]
@@ -124,6 +124,10 @@ def load_for(trainer: Trainer, data: Dataset | str | os.PathLike) -> Dataset:
         checks = {"num_classes": trainer.num_classes}
     else:
         checks = {"target_shape": trainer.target_shape[1:]}
+    if isinstance(data, tuple):
+        if len(data) != 2:
+            raise DataError(f"data: a tuple must be (x, y), got {len(data)} elements")
+        data = Dataset(np.asarray(data[0]), None if data[1] is None else np.asarray(data[1]))
     if isinstance(data, Dataset):
         if data.y is None and not trainer.is_classifier \
                 and trainer.target_shape != trainer.input_shape:

@@ -181,13 +181,13 @@ class Trainer:
         return loss, self._interp.get_tensor(self._output_index)
 
     # -- data sets -------------------------------------------------------
-    def fit(self, data: Dataset | str | os.PathLike, *, epochs: int | None = None,
+    def fit(self, data: Dataset | tuple | str | os.PathLike, *, epochs: int | None = None,
             steps: int | None = None, seed: int = 0, progress: bool = True,
             log: Callable[[str], Any] = print) -> TrainResult:
         """Trains on a data set sample by sample, as `tflm_train.train`:
         `epochs` epochs (1 if neither is given) or `steps` steps, in the
-        sample order `seed` gives (the firmware's). `data`: a `Dataset` or a
-        DATA.npz path. Returns `train`'s result (loss history, per-epoch
+        sample order `seed` gives (the firmware's). `data`: a `Dataset`, an
+        (x, y) pair of arrays or a DATA.npz path. Returns `train`'s result (loss history, per-epoch
         loss and accuracy, weights_sha256)."""
         from tflm_train.data import load_for
         from tflm_train.training import train
@@ -197,10 +197,10 @@ class Trainer:
         return train(self, load_for(self, data), epochs=epochs, steps=steps, seed=seed,
                      progress=progress, log=log)
 
-    def evaluate(self, data: Dataset | str | os.PathLike) -> dict:
+    def evaluate(self, data: Dataset | tuple | str | os.PathLike) -> dict:
         """Mean loss (and for a classifier the accuracy) over a data set in
         infer mode, weights unchanged: `tflm_train.evaluate`'s result.
-        `data`: a `Dataset` or a DATA.npz path. One sample:
+        `data`: a `Dataset`, an (x, y) pair or a DATA.npz path. One sample:
         `evaluate_sample`."""
         from tflm_train.data import load_for
         from tflm_train.training import evaluate

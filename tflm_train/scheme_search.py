@@ -187,11 +187,12 @@ def analyze(model: Any, data: SearchData, *, method: str = "contribution", seed:
     start = time.perf_counter()
     int8 = to_int8_tflite(model, representative_data)
     int8_model = tflite.read_model(int8)
-    layers = graph.analyze(int8_model).layers
+    forward = graph.analyze(int8_model)
+    layers = forward.layers
     optimizer = dataclasses.asdict(OptimizerConfig(**({} if lr is None else {"lr": lr})))
     dataset = _dataset(data, int8, optimizer)
     n = len(layers)
-    lowest = _first_trainable(int8_model, layers)
+    lowest = _first_trainable(forward)
     candidate_layers = range(max(lowest, n - 1 - max_layers), n - 1)
     bias_ks = _bias_counts(n - lowest)
     depths = {n - 1} | {n - k for k in bias_ks} | set(candidate_layers)
@@ -272,14 +273,12 @@ def write_scheme(result: SearchResult, path: str | os.PathLike) -> Path:
 
 # -- candidates -------------------------------------------------------------
 
-def _first_trainable(model, layers) -> int:
-    """Index of the first layer a scheme may train: after the last layer
-    that runs forward only (a depthwise convolution with depth multiplier
-    above 1 has no gradient kernel, so no gradient may pass through it)."""
-    sg = model.subgraphs[0]
-    forward_only = [i for i, layer in enumerate(layers) if layer.op == "DEPTHWISE_CONV_2D"
-                    and graph.depthwise_multiplier(sg, layer) > 1]
-    return max(forward_only) + 1 if forward_only else 0
+def _first_trainable(forward) -> int:
+    """Index of the first layer a scheme may train: after the last operator
+    that runs forward only (no gradient may pass through it)."""
+    first_op = forward.first_trainable_op()
+    return next((k for k, layer in enumerate(forward.layers) if layer.op_index >= first_op),
+                len(forward.layers))
 
 
 def _bias_counts(n: int) -> list[int]:

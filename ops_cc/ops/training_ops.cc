@@ -27,6 +27,7 @@ const OpKernel* const kKernels[kNumTrainingOps] = {
     &kGradSumKernel,
     &kOptimizerStepKernel,
     &kImprintKernel,
+    &kQuantizeGradKernel,
 };
 
 }  // namespace

@@ -8,7 +8,7 @@ from tflm_train.data import atomic_write as write_atomically  # the package's on
 
 from .build import build_training_model
 from .errors import ConversionError
-from .export import (export_inference_model, read_training_info, set_hparams,
+from .export import (check_on_device, export_inference_model, read_training_info, set_hparams,
                      set_trainable_values)
 from .scheme import OptimizerConfig, Scheme, as_scheme
 from .source import to_int8_tflite
@@ -34,6 +34,9 @@ def convert(model, scheme, *, representative_data=None, out=None):
     """
     scheme = as_scheme(scheme)
     data = build_training_model(to_int8_tflite(model, representative_data), scheme)
+    # An operator the converter accepts may still use an option or shape the
+    # runtime's kernel refuses: refuse the file here, before it is written.
+    check_on_device(data, "the runtime cannot run the training model")
     if scheme.ram_budget is not None:
         _check_ram_budget(data, scheme.ram_budget)
     if out is not None:

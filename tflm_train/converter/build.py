@@ -31,9 +31,7 @@ FRESH_HEAD_RANGE = [-1.0, 1.0]
 # Below this cross-entropy bound of the calibrated int8 output, convert warns.
 NARROW_OUTPUT_LOSS_BOUND = 0.05
 # Forward op -> its gradient op.
-GRAD_OPS = {op: f"TFLMTRAIN_{op}_GRAD" for op in (
-    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D",
-    "MAX_POOL_2D", "MEAN", "PAD", "RESHAPE")}
+GRAD_OPS = {op: f"TFLMTRAIN_{op}_GRAD" for op in graph.GRADIENT_OPS}
 
 LABEL, TARGET = "tflm_train/label", "tflm_train/target"
 MODE, LOSS = "tflm_train/mode", "tflm_train/loss"
@@ -211,16 +209,18 @@ class _TrainingGraph:
         tflite.drop_unused_buffers(self.model)
         return tflite.write_model(self.model)
 
-    def refuse_backward(self, i, what, update):
-        """Raises: op i runs forward only (no gradient kernel), but the
-        scheme trains it or a layer before it."""
+    def refuse_backward(self, i):
+        """Raises: op i runs forward only (graph.ForwardGraph.forward_only),
+        but the scheme trains it or a layer before it."""
+        update = self.updates.get(i, LayerUpdate())
         why = ("the scheme trains it" if update.bias or update.channels is not None else
                f"the layer trained at operator {min(self.updates)} is before it, so the "
                "gradient must pass through it")
         raise ConversionError(
-            f"{self.forward.ops[i]} at operator {i} {what}: it runs forward only (no gradient "
-            f"kernel), but {why}; train only layers after operator {i} (e.g. \"preset\": "
-            "\"classifier\", or bias_update_layers / weight_update on later layers)")
+            f"{self.forward.ops[i]} at operator {i} {self.forward.forward_only[i]}: it runs "
+            f"forward only, but {why}; train only layers after operator {i} (e.g. "
+            "\"preset\": \"classifier\", or bias_update_layers / weight_update on later "
+            "layers)")
 
     def optimizer_ops(self, head):
         """IMPRINT (an imprinted fresh head), then OPTIMIZER_STEP, whose
@@ -346,7 +346,7 @@ class _TrainingGraph:
         wanted = set()
         for i, op in enumerate(forward_ops):
             if i in self.updates or any(int(op.inputs[s]) in wanted
-                                        for s in graph.ACTIVATION_INPUTS[ops[i]]):
+                                        for s in graph.activation_slots(ops[i], op)):
                 wanted.add(int(op.outputs[0]))
         # Which ops emit a gradient op, and for which of their inputs.
         head_output = self.forward.output_layer.output
@@ -358,8 +358,10 @@ class _TrainingGraph:
             if int(op.outputs[0]) not in has_grad:
                 continue
             # Only wanted tensors get gradients, so this op updates or passes one on.
-            needed = [(s, int(op.inputs[s])) for s in graph.ACTIVATION_INPUTS[ops[i]]
+            needed = [(s, int(op.inputs[s])) for s in graph.activation_slots(ops[i], op)
                       if int(op.inputs[s]) in wanted]
+            if i in self.forward.forward_only:
+                self.refuse_backward(i)
             emitted.append((i, needed))
             for _, x in needed:
                 contributors[x].append(i)
@@ -407,6 +409,8 @@ class _TrainingGraph:
                      "filter_w": options.filterWidth, "activation": activation}
         elif name == "PAD":
             inputs = [y_grad, int(op.inputs[1])]
+        elif name == "QUANTIZE":  # an int8 requantize: masked by its clamp
+            inputs = [y_grad, y]
         else:  # MEAN, RESHAPE
             inputs = [y_grad]
         return self.custom_op(GRAD_OPS[name], [self.mode] + inputs, outputs, attrs)
@@ -417,9 +421,6 @@ class _TrainingGraph:
         op = self.forward_ops[i]
         layer = self.layers[i]
         update = self.updates.get(i, LayerUpdate())
-        if name == "DEPTHWISE_CONV_2D" and graph.depthwise_multiplier(self.sg, layer) > 1:
-            self.refuse_backward(i, f"has depth multiplier "
-                                    f"{graph.depthwise_multiplier(self.sg, layer)}", update)
         update_weights = update.channels is not None
         channels = -1
         if update_weights and len(update.channels) < layer.out_channels:

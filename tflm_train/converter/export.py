@@ -15,18 +15,23 @@ def read_training_info(training_tflite):
     return _read_checked(training_tflite)[1]
 
 
-def _read_checked(training_tflite):
-    """(model object, TrainingInfo) of a training model that passed the
-    device's own checks first (TrainingSession::Init: reader, allocation,
-    every op's Prepare, metadata), so host and device accept and refuse the
-    same files, with the same one-line message."""
+def check_on_device(training_tflite, problem="invalid training model"):
+    """Runs the device's own checks (TrainingSession::Init: reader,
+    allocation, every op's Prepare, metadata), so host and device accept and
+    refuse the same files, with the same one-line message."""
     from tflm_train import _native  # noqa: PLC0415 - tflm_train imports this package
 
-    data = bytes(training_tflite)
     try:
-        _native.check_training_model(data, CHECK_ARENA_BYTES)
+        _native.check_training_model(bytes(training_tflite), CHECK_ARENA_BYTES)
     except RuntimeError as e:
-        raise ConversionError(f"invalid training model: {e}") from None
+        raise ConversionError(f"{problem}: {e}") from None
+
+
+def _read_checked(training_tflite):
+    """(model object, TrainingInfo) of a training model that passed
+    check_on_device first."""
+    data = bytes(training_tflite)
+    check_on_device(data)
     model = tflite.read_model(data)
     # What the host reads beyond the device's subgraph 0.
     if len(model.subgraphs) != 1:

@@ -7,14 +7,23 @@ from . import tflite
 from .errors import ConversionError
 
 TRAINABLE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-# Forward op -> input slots that carry activations (the ones a gradient flows
-# back to). QUANTIZE, SOFTMAX and DEQUANTIZE sit outside the trained path.
-ACTIVATION_INPUTS = {
+# Every forward op the standalone runtime has a kernel for (ops_cc/ops/
+# forward_ops.cc; tests/test_source_layout.py keeps the two lists equal) ->
+# the input slots that carry activations, where a gradient would flow back to.
+# An op whose output has no gradient path to a trained tensor runs forward
+# only, so any of these may sit in a frozen prefix.
+FORWARD_OPS = {
     "CONV_2D": (0,), "DEPTHWISE_CONV_2D": (0,), "FULLY_CONNECTED": (0,),
     "ADD": (0, 1), "AVERAGE_POOL_2D": (0,), "MAX_POOL_2D": (0,), "MEAN": (0,),
-    "PAD": (0,), "RESHAPE": (0,), "QUANTIZE": (), "SOFTMAX": (), "DEQUANTIZE": (),
+    "PAD": (0,), "RESHAPE": (0,), "QUANTIZE": (0,), "SOFTMAX": (), "DEQUANTIZE": (),
+    "STRIDED_SLICE": (0,), "TRANSPOSE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,),
+    "RESIZE_NEAREST_NEIGHBOR": (0,), "LOGISTIC": (0,), "TANH": (0,), "HARD_SWISH": (0,),
+    "LEAKY_RELU": (0,),
 }
-# Fused activations the gradient kernels implement.
+# The ops with a gradient kernel (build.py GRAD_OPS), and the fused
+# activations those kernels implement.
+GRADIENT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D",
+                "MAX_POOL_2D", "MEAN", "PAD", "RESHAPE", "QUANTIZE")
 SUPPORTED_ACTIVATIONS = {0: "NONE", 1: "RELU", 3: "RELU6"}
 ACTIVATION_NAMES = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH",
                     5: "SIGN_BIT"}
@@ -53,6 +62,15 @@ class ForwardGraph:
     # quantization; export rescales them together).
     output_chain: list
     has_softmax: bool
+    # Operator index -> why it cannot pass a gradient back (it runs forward
+    # only; the training graph refuses a scheme that needs one through it).
+    forward_only: dict
+
+    def first_trainable_op(self):
+        """The first operator a scheme may train without a gradient through
+        a forward-only op (those before the output layer count)."""
+        barriers = [i for i in self.forward_only if i <= self.output_layer.op_index]
+        return max(barriers) + 1 if barriers else 0
 
 
 def analyze(model):
@@ -79,7 +97,16 @@ def analyze(model):
     return ForwardGraph(ops=ops, input=int(sg.inputs[0]), output=int(sg.outputs[0]),
                         logits=logits, num_classes=int(sg.tensors[logits].shape[-1]),
                         layers=layers, output_layer=output_layer, output_chain=chain,
-                        has_softmax=has_softmax)
+                        has_softmax=has_softmax,
+                        forward_only={i: why for i in range(len(ops))
+                                      if activation_slots(ops[i], sg.operators[i])
+                                      and (why := checker.gradient_refusal(i)) is not None})
+
+
+def activation_slots(name, op):
+    """The input slots of operator `op` (named `name`) that carry activations."""
+    slots = FORWARD_OPS[name]
+    return tuple(range(len(op.inputs))) if slots is None else slots
 
 
 def depthwise_multiplier(sg, layer):
@@ -135,6 +162,11 @@ class _Checker:
 
     def expect_type(self, i, index, role, tensor_type):
         actual = self.tensor(index).type
+        if actual == tflite.INT16 and tensor_type == tflite.INT8:
+            raise ConversionError(
+                f"tensor '{self.name(index)}' ({role} of {self.where(i)}) is int16: 16x8 "
+                "quantization (int16 activations) is not supported; convert with int8 "
+                "activations (the TFLite converter's full-int8 default)")
         if actual != tensor_type:
             raise ConversionError(
                 f"tensor '{self.name(index)}' ({role} of {self.where(i)}) is "
@@ -154,55 +186,66 @@ class _Checker:
 
     def check_op(self, i):
         name = self.ops[i]
-        if name not in ACTIVATION_INPUTS:
-            raise ConversionError(f"unsupported operator {name} at operator {i}; supported: "
-                                  f"{', '.join(ACTIVATION_INPUTS)}")
+        if name not in FORWARD_OPS:
+            raise ConversionError(f"unsupported operator {name} at operator {i}; the runtime "
+                                  f"runs: {', '.join(sorted(FORWARD_OPS))}")
         op = self.sg.operators[i]
         inputs, outputs = [int(t) for t in op.inputs], [int(t) for t in op.outputs]
-        if name == "QUANTIZE":
-            if inputs[0] != self.sg.inputs[0]:
-                raise ConversionError(f"{self.where(i)} is not at the model input; "
-                                      "QUANTIZE is supported only there")
-            if self.tensor(inputs[0]).type not in (tflite.FLOAT32, tflite.INT8):
-                self.expect_type(i, inputs[0], "input", tflite.FLOAT32)
+        slots = activation_slots(name, op)
+        if name == "QUANTIZE":  # float -> int8 at the model input, or an int8 requantize
+            if self.tensor(inputs[0]).type == tflite.FLOAT32:
+                if inputs[0] != self.sg.inputs[0]:
+                    raise ConversionError(f"{self.where(i)} quantizes a float tensor that is "
+                                          "not the model input")
+                slots = ()
         elif name == "DEQUANTIZE":
             if outputs[0] != self.sg.outputs[0]:
                 raise ConversionError(f"{self.where(i)} is not at the model output; "
                                       "DEQUANTIZE is supported only there")
         # int8 activation inputs: those gradients flow to, and those of the output ops.
-        int8_inputs = (0,) if name in ("SOFTMAX", "DEQUANTIZE") else ACTIVATION_INPUTS[name]
+        int8_inputs = (0,) if name in ("SOFTMAX", "DEQUANTIZE") else slots
         for slot in int8_inputs:
             self.expect_type(i, inputs[slot], f"input {slot}", tflite.INT8)
             self.expect_per_tensor_quantization(i, inputs[slot], f"input {slot}")
         if name != "DEQUANTIZE":
             self.expect_type(i, outputs[0], "output", tflite.INT8)
             self.expect_per_tensor_quantization(i, outputs[0], "output")
-        self.check_activation(i, op)
         if name in TRAINABLE_OPS:
             self.check_layer(i, inputs, outputs)
-        elif name == "ADD":
-            shapes = [list(map(int, self.tensor(t).shape)) for t in inputs[:2] + outputs]
-            if not shapes[0] == shapes[1] == shapes[2]:
-                raise ConversionError(f"broadcasting ADD at operator {i} (input shapes "
-                                      f"{shapes[0]} and {shapes[1]}) is not supported")
         elif name == "MEAN":
             self.expect_type(i, inputs[1], "axes", tflite.INT32)
             self.expect_constant(i, inputs[1], "axes")
-            axes = sorted(int(a) % 4 for a in
-                          tflite.tensor_data(self.model, self.tensor(inputs[1])).ravel())
-            if len(self.tensor(inputs[0]).shape) != 4 or axes != [1, 2]:
-                raise ConversionError(f"{self.where(i)} reduces axes {axes}; only the spatial "
-                                      "mean (axes 1, 2 of an NHWC tensor) is supported")
         elif name == "PAD":
             self.expect_type(i, inputs[1], "paddings", tflite.INT32)
             self.expect_constant(i, inputs[1], "paddings")
 
-    def check_activation(self, i, op):
+    def gradient_refusal(self, i):
+        """Why operator i cannot pass a gradient back (it then runs forward
+        only, in a frozen prefix), or None."""
+        name, op = self.ops[i], self.sg.operators[i]
+        if name not in GRADIENT_OPS:
+            return "has no gradient kernel"
         activation = getattr(op.builtinOptions, "fusedActivationFunction", 0)
         if activation not in SUPPORTED_ACTIVATIONS:
-            raise ConversionError(
-                f"fused activation {ACTIVATION_NAMES.get(activation, activation)} of "
-                f"{self.where(i)} is not supported (NONE, RELU, RELU6 are)")
+            return (f"has fused activation {ACTIVATION_NAMES.get(activation, activation)} "
+                    "(gradients exist for NONE, RELU, RELU6)")
+        inputs = [int(t) for t in op.inputs]
+        if name == "DEPTHWISE_CONV_2D":
+            multiplier = (int(self.tensor(inputs[1]).shape[3])
+                          // int(self.tensor(inputs[0]).shape[-1]))
+            if multiplier > 1:
+                return f"has depth multiplier {multiplier}"
+        elif name == "ADD":
+            shapes = [list(map(int, self.tensor(t).shape)) for t in inputs[:2]]
+            if shapes[0] != shapes[1]:
+                return f"broadcasts its inputs (shapes {shapes[0]} and {shapes[1]})"
+        elif name == "MEAN":
+            axes = sorted(int(a) % 4 for a in
+                          tflite.tensor_data(self.model, self.tensor(inputs[1])).ravel())
+            if len(self.tensor(inputs[0]).shape) != 4 or axes != [1, 2]:
+                return (f"reduces axes {axes} (the gradient exists for the spatial mean, "
+                        "axes 1, 2 of an NHWC tensor)")
+        return None
 
     def check_layer(self, i, inputs, outputs):
         name = self.ops[i]

@@ -1,5 +1,6 @@
-// Backward of the shape-only and elementwise forward ops: ADD, MEAN over
-// H and W, PAD, RESHAPE, and the sum of gradients of a shared tensor.
+// Backward of the shape-only and elementwise forward ops: ADD, QUANTIZE
+// (int8 requantize), MEAN over H and W, PAD, RESHAPE, and the sum of
+// gradients of a shared tensor.
 #ifndef TFLM_TRAIN_KERNELS_GRAD_ELEMENTWISE_GRAD_H_
 #define TFLM_TRAIN_KERNELS_GRAD_ELEMENTWISE_GRAD_H_
 
@@ -10,7 +11,8 @@
 
 namespace tflm_train {
 
-// da = db = mask(y) * dy over n elements; either output may be null.
+// da = db = mask(y) * dy over n elements; either output may be null. Also
+// the gradient of an int8 requantize (QUANTIZE), mask = the int8 range.
 void AddGrad(const float* dy, const int8_t* y, int64_t n,
              const ActivationMask& mask, float* da, float* db);
 

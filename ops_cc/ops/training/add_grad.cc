@@ -7,17 +7,24 @@ namespace tflm_train {
 namespace {
 
 constexpr char kAddGrad[] = "TFLMTRAIN_ADD_GRAD";
+constexpr char kQuantizeGrad[] = "TFLMTRAIN_QUANTIZE_GRAD";
 
-// ---- TFLMTRAIN_ADD_GRAD -----------------------------------------------------
+// ---- TFLMTRAIN_ADD_GRAD, TFLMTRAIN_QUANTIZE_GRAD ----------------------------
+// Both forward ops pass their input through to a clamped int8 output (ADD
+// both operands, under its fused activation; QUANTIZE an int8 requantize,
+// clamped to int8), so both gradients are the masked pass-through
+// dx = mask(y) * dy, one output per input that needs it.
 
-struct AddGradData {
+struct PassThroughGradData {
+  const char* op = kAddGrad;
+  int max_outputs = 2;
   OptionError option_error;
   int activation = kActivationNone;
   ActivationMask mask;
 };
 
 void* AddGradInit(InitContext& c) {
-  AddGradData* data = NewOpData<AddGradData>(c);
+  PassThroughGradData* data = NewOpData<PassThroughGradData>(c);
   if (data == nullptr) return nullptr;
   OptionReader options(c);
   data->activation = options.Required("activation");
@@ -25,12 +32,22 @@ void* AddGradInit(InitContext& c) {
   return data;
 }
 
-Status AddGradPrepare(PrepareContext& c) {
-  const char* op = kAddGrad;
-  AddGradData* data = nullptr;
-  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+// A requantize has no activation: its mask is the int8 range.
+void* QuantizeGradInit(InitContext& c) {
+  PassThroughGradData* data = NewOpData<PassThroughGradData>(c);
+  if (data == nullptr) return nullptr;
+  data->op = kQuantizeGrad;
+  data->max_outputs = 1;
+  return data;
+}
+
+Status PassThroughGradPrepare(PrepareContext& c) {
+  PassThroughGradData* data = nullptr;
+  // The op name is in the op data; without it, report it as the family.
+  TT_RETURN_IF_ERROR(GetOpData(c, "TFLMTRAIN_ADD_GRAD/QUANTIZE_GRAD", &data));
+  const char* op = data->op;
   TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
-  TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 1, 2));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 1, data->max_outputs));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
   TensorDesc dy, y;
   TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
@@ -47,9 +64,9 @@ Status AddGradPrepare(PrepareContext& c) {
   return MaskFor(c, op, data->activation, y, &data->mask);
 }
 
-Status AddGradEval(EvalContext& c) {
+Status PassThroughGradEval(EvalContext& c) {
   if (!TrainMode(c)) return Status::kOk;
-  const auto* data = static_cast<const AddGradData*>(c.OpData());
+  const auto* data = static_cast<const PassThroughGradData*>(c.OpData());
   AddGrad(c.Input<float>(1), c.Input<int8_t>(2), c.InputShape(2).FlatSize(),
           data->mask, c.Output<float>(0), c.Output<float>(1));
   return Status::kOk;
@@ -61,8 +78,16 @@ extern const OpKernel kAddGradKernel = {
     -1,
     kAddGrad,
     AddGradInit,
-    AddGradPrepare,
-    AddGradEval,
+    PassThroughGradPrepare,
+    PassThroughGradEval,
+    nullptr};
+
+extern const OpKernel kQuantizeGradKernel = {
+    -1,
+    kQuantizeGrad,
+    QuantizeGradInit,
+    PassThroughGradPrepare,
+    PassThroughGradEval,
     nullptr};
 
 }  // namespace tflm_train

@@ -18,6 +18,7 @@ extern const OpKernel kConvGradKernel;
 extern const OpKernel kDepthwiseConvGradKernel;
 extern const OpKernel kFullyConnectedGradKernel;
 extern const OpKernel kAddGradKernel;
+extern const OpKernel kQuantizeGradKernel;
 extern const OpKernel kAveragePoolGradKernel;
 extern const OpKernel kMaxPoolGradKernel;
 extern const OpKernel kMeanGradKernel;
