@@ -332,3 +332,13 @@ def test_fully_connected_per_tensor_multiplier_is_formed_in_double(scales, bias)
     wheel.set_input(x, 0)
     wheel.invoke()
     np.testing.assert_array_equal(ours.get_tensor(ours.outputs[0]), wheel.get_output(0))
+
+
+def test_the_converter_refuses_an_lstm_model_with_the_reason():
+    """The runtime runs the LSTM, but a training model cannot hold it yet:
+    its states would leak from one training sample into the next."""
+    import tflm_train
+    from tflm_train.converter import ConversionError
+    with pytest.raises(ConversionError, match=f"{LSTM} at operator 0 cannot be part of a "
+                                              "training model: its hidden and cell states"):
+        tflm_train.convert(_variant("lstm16_dense"), {"preset": "classifier"})
