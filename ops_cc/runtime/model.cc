@@ -366,6 +366,7 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
       break;  // empty tables
     case kLeakyReluOptions:
       s.leaky_relu.alpha = o.Scalar<float>(0, 0.0f);
+      break;
     case kUnidirectionalSequenceLSTMOptions:
       s.sequence_lstm.activation = o.Scalar<int8_t>(0, 0);
       s.sequence_lstm.cell_clip = o.Scalar<float>(1, 0.0f);
