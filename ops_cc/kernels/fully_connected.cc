@@ -7,9 +7,9 @@ namespace tflm_train {
 bool ComputeFullyConnectedMultiplier(float input_scale, float filter_scale,
                                      float output_scale, int32_t* multiplier,
                                      int32_t* shift) {
-  const float product = input_scale * filter_scale;
-  const double real =
-      static_cast<double>(product) / static_cast<double>(output_scale);
+  const double real = static_cast<double>(input_scale) *
+                      static_cast<double>(filter_scale) /
+                      static_cast<double>(output_scale);
   int s = 0;
   QuantizeMultiplier(real, multiplier, &s);
   *shift = s;

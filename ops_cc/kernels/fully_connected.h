@@ -18,10 +18,13 @@ struct FullyConnectedParams {
   bool per_channel = false;
 };
 
-// The per-tensor multiplier: TFLite forms input_scale * filter_scale in
-// single precision before dividing by output_scale in double (per-channel
-// weights use ComputePerChannelMultipliers, all in double). Returns false if
-// the multiplier is negative or needs a left shift above 31.
+// The per-tensor multiplier input_scale * filter_scale / output_scale, in
+// double throughout: the tflite-micro wheel's FULLY_CONNECTED gives the
+// double product's result where a single-precision product would move the
+// multiplier enough to round some outputs differently
+// (tests/test_forward_lstm.py). Per-channel weights use
+// ComputePerChannelMultipliers. Returns false if the multiplier is negative
+// or needs a left shift above 31.
 bool ComputeFullyConnectedMultiplier(float input_scale, float filter_scale,
                                      float output_scale, int32_t* multiplier,
                                      int32_t* shift);

@@ -27,6 +27,7 @@ enum BuiltinCode : int {
   kBuiltinTranspose = 39,
   kBuiltinMean = 40,
   kBuiltinSqueeze = 43,
+  kBuiltinUnidirectionalSequenceLstm = 44,
   kBuiltinStridedSlice = 45,
   kBuiltinExpandDims = 70,
   kBuiltinResizeNearestNeighbor = 97,
@@ -42,6 +43,7 @@ enum Activation : int {
   kActivationRelu = 1,
   kActivationReluN1To1 = 2,
   kActivationRelu6 = 3,
+  kActivationTanh = 4,
 };
 
 struct ConvOptions {
@@ -113,6 +115,15 @@ struct LeakyReluOptions {
   float alpha = 0.0f;
 };
 
+struct SequenceLstmOptions {
+  int activation = kActivationNone;  // of the cell gate and the cell output
+  float cell_clip = 0.0f;            // 0: no clipping
+  float proj_clip = 0.0f;
+  bool time_major = false;
+  bool asymmetric_quantize_inputs = false;  // hybrid models only
+  bool diagonal_recurrent_tensors = false;
+};
+
 // Storage large enough for any of the option structs above.
 union BuiltinOptionsStorage {
   ConvOptions conv;
@@ -126,6 +137,7 @@ union BuiltinOptionsStorage {
   SqueezeOptions squeeze;
   ResizeNearestNeighborOptions resize_nearest;
   LeakyReluOptions leaky_relu;
+  SequenceLstmOptions sequence_lstm;
   BuiltinOptionsStorage() : conv() {}
 };
 

@@ -49,6 +49,8 @@ const OpKernel* FindForwardKernel(int builtin_code) {
       return &kHardSwish;
     case kBuiltinLeakyRelu:
       return &kLeakyRelu;
+    case kBuiltinUnidirectionalSequenceLstm:
+      return &kUnidirectionalSequenceLstm;
     default:
       return nullptr;
   }

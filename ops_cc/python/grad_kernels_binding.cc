@@ -25,6 +25,7 @@
 #include "ops_cc/kernels/grad/optimizer_schedule.h"
 #include "ops_cc/kernels/grad/pooling_grad.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
+#include "ops_cc/kernels/lstm.h"
 #include "ops_cc/core/window.h"
 #include "ops_cc/ops/forward_ops.h"
 
@@ -570,6 +571,26 @@ void BindGradKernels(py::module_& m) {
         return py::make_tuple(imprinted, f, b, k, sm);
       },
       "(imprinted, filter, bias, counts, sums) after ImprintSample.");
+  m.def(
+      "lstm_sigmoid",
+      [](Array<int16_t> x) {
+        Array<int16_t> y(x.request().shape);
+        ref::LstmSigmoid(static_cast<int>(x.size()), x.data(), y.mutable_data());
+        return y;
+      },
+      py::arg("x"), "The LSTM's int16 sigmoid: Q3.12 -> Q0.15.");
+  m.def(
+      "lstm_tanh",
+      [](Array<int16_t> x, int scale_log2) {
+        if (!LstmTanhSupportsScale(scale_log2))
+          throw std::invalid_argument("scale_log2 out of range");
+        Array<int16_t> y(x.request().shape);
+        ref::LstmTanh(scale_log2, static_cast<int>(x.size()), x.data(),
+                      y.mutable_data());
+        return y;
+      },
+      py::arg("x"), py::arg("scale_log2"),
+      "The LSTM's int16 tanh: scale 2^scale_log2 -> Q0.15.");
   m.def("cos_pi", py::vectorize([](float u) { return CosPi(u); }));
   m.def("sqrt_f", py::vectorize([](float x) { return SqrtF(x); }));
   m.def("exp_f", py::vectorize([](float x) { return ExpF(x); }));

@@ -332,6 +332,8 @@ Status Interpreter::LoadOperators() {
       const int t = op.outputs[k];
       if (t < 0) continue;
       TensorRecord& rec = tensors_[t];
+      if (rec.bytes == 0)
+        return error_.Report(Status::kMalformedModel, "operator %d (%s): output %d is tensor %d, which is empty (a zero dimension)", i, op.name, k, t);
       if (rec.kind == kConstant)
         return error_.Report(Status::kMalformedModel, "operator %d (%s): output %d is constant tensor %d", i, op.name, k, t);
       if (rec.kind == kVariable) continue;
@@ -345,6 +347,8 @@ Status Interpreter::LoadOperators() {
   // Graph inputs exist before the first op, outputs after the last.
   for (int k = 0; k < model_.num_inputs(); ++k) {
     TensorRecord& rec = tensors_[model_.input(k)];
+    if (rec.bytes == 0)
+      return error_.Report(Status::kMalformedModel, "graph input tensor %d is empty (a zero dimension)", model_.input(k));
     if (rec.kind != kUnused && rec.kind != kPlanned) continue;
     if (rec.kind == kPlanned)
       return error_.Report(Status::kMalformedModel, "graph input tensor %d is also written by an operator", model_.input(k));
@@ -358,6 +362,8 @@ Status Interpreter::LoadOperators() {
       const int t = op.inputs[k];
       if (t < 0) continue;
       TensorRecord& rec = tensors_[t];
+      if (rec.bytes == 0)
+        return error_.Report(Status::kMalformedModel, "operator %d (%s): input %d is tensor %d, which is empty (a zero dimension)", i, op.name, k, t);
       if (rec.kind == kConstant || rec.kind == kVariable) continue;
       if (rec.kind == kUnused || rec.first_op > i)
         return error_.Report(Status::kMalformedModel, "operator %d (%s): input tensor %d is read before any operator writes it", i, op.name, t);

@@ -40,6 +40,7 @@ enum OptionsType : uint8_t {
   kSqueezeOptions = 30,
   kStridedSliceOptions = 32,
   kExpandDimsOptions = 52,
+  kUnidirectionalSequenceLSTMOptions = 71,
   kResizeNearestNeighborOptions = 74,
   kLeakyReluOptions = 75,
 };
@@ -85,6 +86,7 @@ const char* BuiltinName(int code) {
     case kBuiltinLeakyRelu: return "LEAKY_RELU";
     case kBuiltinQuantize: return "QUANTIZE";
     case kBuiltinHardSwish: return "HARD_SWISH";
+    case kBuiltinUnidirectionalSequenceLstm: return "UNIDIRECTIONAL_SEQUENCE_LSTM";
     case kBuiltinCustom: return "CUSTOM";
   }
   return "BUILTIN";
@@ -156,8 +158,11 @@ Status Model::ReadTensor(int index, TensorMeta* out) const {
   int64_t bytes = static_cast<int64_t>(DataTypeSize(out->type));
   for (int d = 0; d < out->rank; ++d) {
     const int32_t dim = out->dims[d];
-    if (dim <= 0)
-      return error_->Report(Status::kMalformedModel, "tensor %d '%s': dimension %d is %d (dynamic or empty shapes are not supported)", index, out->name, d, dim);
+    // Empty tensors (a zero dimension) stay readable: the converter lists
+    // the intermediates of UNIDIRECTIONAL_SEQUENCE_LSTM that way. The
+    // interpreter refuses them wherever an operator or the graph uses one.
+    if (dim < 0)
+      return error_->Report(Status::kMalformedModel, "tensor %d '%s': dimension %d is %d (dynamic shapes are not supported)", index, out->name, d, dim);
     bytes *= dim;
     if (bytes > kMaxTensorBytes)
       return error_->Report(Status::kMalformedModel, "tensor %d '%s': too large", index, out->name);
@@ -284,6 +289,9 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
       expected = kResizeNearestNeighborOptions;
       break;
     case kBuiltinLeakyRelu: expected = kLeakyReluOptions; break;
+    case kBuiltinUnidirectionalSequenceLstm:
+      expected = kUnidirectionalSequenceLSTMOptions;
+      break;
     default: return Status::kOk;  // no options the runtime needs
   }
   // Absent options mean all-default fields (valid flatbuffers may omit an
@@ -358,6 +366,14 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
       break;  // empty tables
     case kLeakyReluOptions:
       s.leaky_relu.alpha = o.Scalar<float>(0, 0.0f);
+      break;
+    case kUnidirectionalSequenceLSTMOptions:
+      s.sequence_lstm.activation = o.Scalar<int8_t>(0, 0);
+      s.sequence_lstm.cell_clip = o.Scalar<float>(1, 0.0f);
+      s.sequence_lstm.proj_clip = o.Scalar<float>(2, 0.0f);
+      s.sequence_lstm.time_major = o.Scalar<uint8_t>(3, 0) != 0;
+      s.sequence_lstm.asymmetric_quantize_inputs = o.Scalar<uint8_t>(4, 0) != 0;
+      s.sequence_lstm.diagonal_recurrent_tensors = o.Scalar<uint8_t>(5, 0) != 0;
       break;
   }
   return Status::kOk;

@@ -28,6 +28,7 @@ extern const OpKernel kLogistic;
 extern const OpKernel kTanh;
 extern const OpKernel kHardSwish;
 extern const OpKernel kLeakyRelu;
+extern const OpKernel kUnidirectionalSequenceLstm;
 
 }  // namespace tflm_train
 
