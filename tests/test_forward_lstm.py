@@ -334,11 +334,29 @@ def test_fully_connected_per_tensor_multiplier_is_formed_in_double(scales, bias)
     np.testing.assert_array_equal(ours.get_tensor(ours.outputs[0]), wheel.get_output(0))
 
 
-def test_the_converter_refuses_an_lstm_model_with_the_reason():
-    """The runtime runs the LSTM, but a training model cannot hold it yet:
-    its states would leak from one training sample into the next."""
+def test_an_lstm_in_the_frozen_prefix_trains_with_its_states_cleared_every_step():
+    """A training model clears the LSTM's states after every step (Keras's
+    non-stateful LSTM): each prediction equals the wheel's from a reset
+    interpreter, however many samples ran before, and the head learns."""
     import tflm_train
-    from tflm_train.converter import ConversionError
-    with pytest.raises(ConversionError, match=f"{LSTM} at operator 0 cannot be part of a "
-                                              "training model: its hidden and cell states"):
-        tflm_train.convert(_variant("lstm16_dense"), {"preset": "classifier"})
+
+    model = _variant("lstm16_dense")
+    trainer = tflm_train.Trainer(tflm_train.convert(model, {"preset": "classifier",
+                                                            "optimizer": {"lr": 0.3}}))
+    wheel = tflm.Interpreter.from_bytes(model)
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 1, (32,) + trainer.input_shape[1:]).astype(np.float32)
+    y = (x[:, :, 0].mean(axis=1) > 0).astype(np.int64) + 2 * (x[:, -1, 1] > 0)
+    y %= trainer.num_classes
+    for sample in x[:6]:
+        wheel.reset()
+        wheel.set_input(trainer.prepare_input(sample), 0)
+        wheel.invoke()
+        np.testing.assert_array_equal(trainer.predict(sample).reshape(-1),
+                                      wheel.get_output(0).reshape(-1))
+    result = trainer.fit((x, y), epochs=6, progress=False)
+    assert result.epochs[-1]["loss"] < 0.8 * result.epochs[0]["loss"]
+    # After training, still one sample at a time from the zero state.
+    first = trainer.predict(x[0])
+    trainer.predict(x[1])
+    np.testing.assert_array_equal(trainer.predict(x[0]), first)

@@ -63,8 +63,7 @@ def test_every_op_wrapper_is_registered_once():
 
 
 def test_the_converter_accepts_exactly_the_forward_ops_the_runtime_has():
-    """graph.FORWARD_OPS (what may sit in a frozen prefix), with the ops the
-    converter refuses by name (graph.RUNTIME_ONLY_OPS), = the builtin codes
+    """graph.FORWARD_OPS (what may sit in a frozen prefix) = the builtin codes
     ops_cc/ops/forward_ops.cc maps to a kernel, by their TFLite names
     (ops_cc/runtime/model.cc BuiltinName)."""
     from tflm_train.converter import graph
@@ -74,6 +73,4 @@ def test_the_converter_accepts_exactly_the_forward_ops_the_runtime_has():
     registered = re.findall(r"case (kBuiltin\w+):",
                             (OPS_CC / "ops" / "forward_ops.cc").read_text())
     assert registered and all(code in names for code in registered)
-    assert not set(graph.FORWARD_OPS) & set(graph.RUNTIME_ONLY_OPS)
-    assert sorted(names[code] for code in registered) == sorted(
-        list(graph.FORWARD_OPS) + list(graph.RUNTIME_ONLY_OPS))
+    assert sorted(names[code] for code in registered) == sorted(graph.FORWARD_OPS)

@@ -172,6 +172,7 @@ class _TrainingGraph:
                                         [self.loss, real_grad]))
         operators += self.optimizer_ops(head)
         operators += self.backward(real_grad)
+        operators += self.clear_recurrent_states()
         sg.operators = operators
         sg.inputs = np.asarray([forward.input, self.label, self.mode], dtype=np.int32)
         # The trained state after the loss, so firmware reads it as graph outputs
@@ -252,6 +253,30 @@ class _TrainingGraph:
                          padding=options.padding)
         inputs = [self.mode, head.input, head.filter, head.bias, self.output_range]
         return self.custom_op(REAL_OUTPUT_OPS[head.op], inputs, [self.real_output], attrs)
+
+    def clear_recurrent_states(self):
+        """[INIT_VARIABLES every_invoke] refilling every recurrent state
+        variable (LSTM hidden and cell state) with its zero point after each
+        step, so each sample starts from the zero state, as Keras's
+        non-stateful LSTM does; [] when the model has none. (TFLM clears
+        them only on reset, which would also reset the trained weights.)"""
+        states = [int(op.inputs[slot]) for op, name in zip(self.forward_ops, self.forward.ops)
+                  for slot in graph.RECURRENT_STATE_INPUTS.get(name, ())]
+        if not states:
+            return []
+        fills, sources = {}, []
+        for state in states:
+            tensor = self.sg.tensors[state]
+            q = tensor.quantization
+            zero_point = int(q.zeroPoint[0]) if q is not None and q.zeroPoint is not None \
+                and len(q.zeroPoint) else 0
+            key = (tensor.type, zero_point)
+            if key not in fills:
+                fills[key] = self.add_tensor(
+                    f"tflm_train/state_zero_{tflite.TYPE_NAMES[tensor.type]}_{zero_point}",
+                    tensor.type, [1], data=[zero_point])
+            sources.append(fills[key])
+        return [self.custom_op(INIT_VARIABLES, sources, states, {"every_invoke": 1})]
 
     def zero(self, tensor_type):
         """The one-element zero constant INIT_VARIABLES fills state with."""

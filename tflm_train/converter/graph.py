@@ -19,15 +19,12 @@ FORWARD_OPS = {
     "STRIDED_SLICE": (0,), "TRANSPOSE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,),
     "RESIZE_NEAREST_NEIGHBOR": (0,), "LOGISTIC": (0,), "TANH": (0,), "HARD_SWISH": (0,),
     "LEAKY_RELU": (0,),
+    # Its hidden and cell states (inputs 18, 19) are variables; the training
+    # graph clears them after every step (build.py, recurrent_states).
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (0,),
 }
-# Ops the runtime runs forward that a training model may not contain yet,
-# with the reason the converter gives.
-RUNTIME_ONLY_OPS = {
-    "UNIDIRECTIONAL_SEQUENCE_LSTM":
-        "its hidden and cell states would carry over from one training sample to the "
-        "next (TFLM clears them only with the interpreter's reset, which would also "
-        "reset the trained weights)",
-}
+# Input slots of an op's recurrent state variables.
+RECURRENT_STATE_INPUTS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": (18, 19)}
 # The ops with a gradient kernel (build.py GRAD_OPS), and the fused
 # activations those kernels implement.
 GRADIENT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D",
@@ -194,9 +191,6 @@ class _Checker:
 
     def check_op(self, i):
         name = self.ops[i]
-        if name in RUNTIME_ONLY_OPS:
-            raise ConversionError(f"{name} at operator {i} cannot be part of a training "
-                                  f"model: {RUNTIME_ONLY_OPS[name]}")
         if name not in FORWARD_OPS:
             raise ConversionError(f"unsupported operator {name} at operator {i}; the runtime "
                                   f"runs: {', '.join(sorted(FORWARD_OPS))}")

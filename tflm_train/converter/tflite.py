@@ -23,7 +23,7 @@ BUFFER_ALIGNMENT = 16
 FLOAT32, INT32, INT16, INT8 = 0, 2, 7, 9
 TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64",
               6: "bool", 7: "int16", 9: "int8", 10: "float64"}
-NUMPY_TYPES = {FLOAT32: np.float32, INT32: np.int32, INT8: np.int8}
+NUMPY_TYPES = {FLOAT32: np.float32, INT32: np.int32, INT16: np.int16, INT8: np.int8}
 
 
 @functools.cache

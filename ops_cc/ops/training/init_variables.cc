@@ -11,6 +11,11 @@ constexpr char kInitVariables[] = "TFLMTRAIN_INIT_VARIABLES";
 // ---- TFLMTRAIN_INIT_VARIABLES -----------------------------------------------
 
 struct InitVariablesData {
+  OptionError option_error;
+  // Option every_invoke: fill on every Invoke, not only the first (the
+  // converter clears recurrent states this way, so no sample sees the
+  // previous sample's LSTM state).
+  bool every_invoke = false;
   bool initialized = false;
   int count = 0;
   uint32_t* bytes = nullptr;  // per pair: the destination's size
@@ -20,13 +25,19 @@ struct InitVariablesData {
 };
 
 void* InitVariablesInit(InitContext& c) {
-  return NewOpData<InitVariablesData>(c);
+  InitVariablesData* data = NewOpData<InitVariablesData>(c);
+  if (data == nullptr) return nullptr;
+  OptionReader options(c);
+  data->every_invoke = options.Optional("every_invoke", 0) != 0;
+  data->option_error = options.error();
+  return data;
 }
 
 Status InitVariablesPrepare(PrepareContext& c) {
   const char* op = kInitVariables;
   InitVariablesData* data = nullptr;
   TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
   const int n = c.NumInputs();
   if (c.NumOutputs() != n)
     return c.Fail("%s: %d inputs but %d outputs", op, n, c.NumOutputs());
@@ -64,7 +75,7 @@ Status InitVariablesPrepare(PrepareContext& c) {
 
 Status InitVariablesEval(EvalContext& c) {
   auto* data = static_cast<InitVariablesData*>(c.OpData());
-  if (data->initialized) return Status::kOk;
+  if (data->initialized && !data->every_invoke) return Status::kOk;
   for (int i = 0; i < data->count; ++i) {
     auto* dst = static_cast<uint8_t*>(c.OutputData(i));
     const uint32_t step = data->source_bytes[i];
