@@ -28,6 +28,13 @@ const OpKernel* const kKernels[kNumTrainingOps] = {
     &kOptimizerStepKernel,
     &kImprintKernel,
     &kQuantizeGradKernel,
+    &kHardSwishGradKernel,
+    &kLogisticGradKernel,
+    &kTanhGradKernel,
+    &kLeakyReluGradKernel,
+    &kMulGradKernel,
+    &kConcatenationGradKernel,
+    &kTransposeGradKernel,
 };
 
 }  // namespace
