@@ -86,6 +86,13 @@ def keras_model(name, seed=0):
     shape, classes = SHAPES[name]
     inputs = L.Input(shape, name="input")
     model = keras.Model(inputs, _BODIES[name](L, inputs, classes), name=name)
+    return randomize_weights(model, seed)
+
+
+def randomize_weights(model, seed=0, bias_std=0.1):
+    """Deterministic random weights (He-normal kernels, normal biases) for
+    every layer of a tf_keras model; returns the model."""
+    _, L = _layers()
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         weights = layer.get_weights()
@@ -95,7 +102,7 @@ def keras_model(name, seed=0):
         depthwise = isinstance(layer, L.DepthwiseConv2D)  # kernel (KH, KW, C, 1)
         fan_in = np.prod(kernel.shape[:2] if depthwise else kernel.shape[:-1])
         new = [rng.normal(0, np.sqrt(2.0 / fan_in), kernel.shape).astype(np.float32)]
-        new += [rng.normal(0, 0.1, w.shape).astype(np.float32) for w in rest]
+        new += [rng.normal(0, bias_std, w.shape).astype(np.float32) for w in rest]
         layer.set_weights(new)
     return model
 

@@ -18,12 +18,21 @@ enum BuiltinCode : int {
   kBuiltinDepthwiseConv2D = 4,
   kBuiltinDequantize = 6,
   kBuiltinFullyConnected = 9,
+  kBuiltinLogistic = 14,
   kBuiltinMaxPool2D = 17,
   kBuiltinReshape = 22,
   kBuiltinSoftmax = 25,
+  kBuiltinTanh = 28,
   kBuiltinPad = 34,
+  kBuiltinTranspose = 39,
   kBuiltinMean = 40,
+  kBuiltinSqueeze = 43,
+  kBuiltinStridedSlice = 45,
+  kBuiltinExpandDims = 70,
+  kBuiltinResizeNearestNeighbor = 97,
+  kBuiltinLeakyRelu = 98,
   kBuiltinQuantize = 114,
+  kBuiltinHardSwish = 117,
   kBuiltinCustom = 32,
 };
 
@@ -75,6 +84,35 @@ struct SoftmaxOptions {
   float beta = 1.0f;
 };
 
+struct StridedSliceOptions {
+  int32_t begin_mask = 0;
+  int32_t end_mask = 0;
+  int32_t ellipsis_mask = 0;
+  int32_t new_axis_mask = 0;
+  int32_t shrink_axis_mask = 0;
+  bool offset = false;  // end is relative to begin
+};
+
+// TFLite keeps at most 8 squeeze dimensions (TfLiteSqueezeParams).
+constexpr int kMaxSqueezeDims = 8;
+
+struct SqueezeOptions {
+  // The model's squeeze_dims vector (4-byte aligned, inside the model, which
+  // outlives the interpreter); the op data of every builtin holds this union,
+  // so the list is not copied.
+  const int32_t* squeeze_dims = nullptr;
+  int num_squeeze_dims = 0;
+};
+
+struct ResizeNearestNeighborOptions {
+  bool align_corners = false;
+  bool half_pixel_centers = false;
+};
+
+struct LeakyReluOptions {
+  float alpha = 0.0f;
+};
+
 // Storage large enough for any of the option structs above.
 union BuiltinOptionsStorage {
   ConvOptions conv;
@@ -84,6 +122,10 @@ union BuiltinOptionsStorage {
   PoolOptions pool;
   ReducerOptions reducer;
   SoftmaxOptions softmax;
+  StridedSliceOptions strided_slice;
+  SqueezeOptions squeeze;
+  ResizeNearestNeighborOptions resize_nearest;
+  LeakyReluOptions leaky_relu;
   BuiltinOptionsStorage() : conv() {}
 };
 

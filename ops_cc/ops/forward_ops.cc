@@ -31,6 +31,24 @@ const OpKernel* FindForwardKernel(int builtin_code) {
       return &kQuantize;
     case kBuiltinDequantize:
       return &kDequantize;
+    case kBuiltinStridedSlice:
+      return &kStridedSlice;
+    case kBuiltinTranspose:
+      return &kTranspose;
+    case kBuiltinSqueeze:
+      return &kSqueeze;
+    case kBuiltinExpandDims:
+      return &kExpandDims;
+    case kBuiltinResizeNearestNeighbor:
+      return &kResizeNearestNeighbor;
+    case kBuiltinLogistic:
+      return &kLogistic;
+    case kBuiltinTanh:
+      return &kTanh;
+    case kBuiltinHardSwish:
+      return &kHardSwish;
+    case kBuiltinLeakyRelu:
+      return &kLeakyRelu;
     default:
       return nullptr;
   }

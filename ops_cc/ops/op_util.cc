@@ -1,5 +1,7 @@
 #include "ops_cc/ops/op_util.h"
 
+#include <cstring>
+
 namespace tflm_train {
 
 Status CheckOptions(PrepareContext& c, const char* op, const OptionError& e) {
@@ -156,6 +158,52 @@ Status ReadInt8InputOutput(PrepareContext& c, const char* op,
   TT_RETURN_IF_ERROR(ReadOutput(c, op, output));
   TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "input", *input));
   return CheckInt8PerTensor(c, op, "output", *output);
+}
+
+Status ReadInt8MoveInputOutput(PrepareContext& c, const char* op,
+                               TensorDesc* input, TensorDesc* output) {
+  TT_RETURN_IF_ERROR(ReadInt8InputOutput(c, op, input, output));
+  if (Scale(*input) != Scale(*output) ||
+      ZeroPoint(*input) != ZeroPoint(*output)) {
+    return c.Fail(
+        "%s: output quantization (scale %g, zero point %ld) differs from the "
+        "input's (%g, %ld)",
+        op, static_cast<double>(Scale(*output)),
+        static_cast<long>(ZeroPoint(*output)),
+        static_cast<double>(Scale(*input)),
+        static_cast<long>(ZeroPoint(*input)));
+  }
+  return Status::kOk;
+}
+
+Status CopyInt8InputEval(EvalContext& c) {
+  std::memcpy(c.OutputData(0), c.InputData(0),
+              static_cast<size_t>(c.InputShape(0).FlatSize()));
+  return Status::kOk;
+}
+
+Status ReadConstantInt32(PrepareContext& c, const char* op, int i,
+                         const char* name, int64_t count,
+                         const int32_t** data) {
+  TensorDesc d;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, i, &d));
+  *data = static_cast<const int32_t*>(c.ConstantInputData(i));
+  if (d.type != DataType::kInt32 || *data == nullptr) {
+    return c.Fail("%s: %s must be a constant int32 tensor", op, name);
+  }
+  if (d.shape.FlatSize() != count) {
+    return c.Fail("%s: %s has %ld elements, expected %ld", op, name,
+                  static_cast<long>(d.shape.FlatSize()),
+                  static_cast<long>(count));
+  }
+  return Status::kOk;
+}
+
+Status ReadInt8Elementwise(PrepareContext& c, const char* op,
+                           TensorDesc* input, TensorDesc* output) {
+  TT_RETURN_IF_ERROR(CheckInputCount(c, op, 1, 1));
+  TT_RETURN_IF_ERROR(ReadInt8InputOutput(c, op, input, output));
+  return CheckSameShape(c, op, "output", *output, "input", input->shape);
 }
 
 Status CheckFilterScales(PrepareContext& c, const char* op,

@@ -160,6 +160,29 @@ Status CheckInt8PerTensor(PrepareContext& c, const char* op,
 Status ReadInt8InputOutput(PrepareContext& c, const char* op,
                            TensorDesc* input, TensorDesc* output);
 
+// Input 0 and output 0 of an op that only moves int8 values (slices,
+// transposes, resizes, squeezes): as ReadInt8InputOutput, and with the same
+// scale and zero point. TFLite's converter gives them the same; TFLM copies
+// the bytes without looking, so different parameters would silently change
+// what the values mean.
+Status ReadInt8MoveInputOutput(PrepareContext& c, const char* op,
+                               TensorDesc* input, TensorDesc* output);
+
+// Eval of ops whose output holds the input's int8 bytes unchanged (only
+// the shape differs): SQUEEZE, EXPAND_DIMS.
+Status CopyInt8InputEval(EvalContext& c);
+
+// Input i as a constant int32 tensor of `count` elements (any shape); *data
+// points into the model.
+Status ReadConstantInt32(PrepareContext& c, const char* op, int i,
+                         const char* name, int64_t count,
+                         const int32_t** data);
+
+// The one input and one output of an elementwise int8 op (LOGISTIC, TANH,
+// HARD_SWISH, LEAKY_RELU): both int8 quantized per tensor, of one shape.
+Status ReadInt8Elementwise(PrepareContext& c, const char* op,
+                           TensorDesc* input, TensorDesc* output);
+
 
 // Symmetric int8 weights with one scale, or one per channel along
 // `dimension`.

@@ -35,7 +35,13 @@ enum OptionsType : uint8_t {
   kFullyConnectedOptions = 8,
   kSoftmaxOptions = 9,
   kAddOptions = 11,
+  kTransposeOptions = 26,
   kReducerOptions = 27,
+  kSqueezeOptions = 30,
+  kStridedSliceOptions = 32,
+  kExpandDimsOptions = 52,
+  kResizeNearestNeighborOptions = 74,
+  kLeakyReluOptions = 75,
 };
 
 constexpr int kMaxTensorBytes = 0x7fffffff;
@@ -64,12 +70,21 @@ const char* BuiltinName(int code) {
     case kBuiltinDepthwiseConv2D: return "DEPTHWISE_CONV_2D";
     case kBuiltinDequantize: return "DEQUANTIZE";
     case kBuiltinFullyConnected: return "FULLY_CONNECTED";
+    case kBuiltinLogistic: return "LOGISTIC";
     case kBuiltinMaxPool2D: return "MAX_POOL_2D";
     case kBuiltinReshape: return "RESHAPE";
     case kBuiltinSoftmax: return "SOFTMAX";
+    case kBuiltinTanh: return "TANH";
     case kBuiltinPad: return "PAD";
     case kBuiltinMean: return "MEAN";
+    case kBuiltinTranspose: return "TRANSPOSE";
+    case kBuiltinSqueeze: return "SQUEEZE";
+    case kBuiltinStridedSlice: return "STRIDED_SLICE";
+    case kBuiltinExpandDims: return "EXPAND_DIMS";
+    case kBuiltinResizeNearestNeighbor: return "RESIZE_NEAREST_NEIGHBOR";
+    case kBuiltinLeakyRelu: return "LEAKY_RELU";
     case kBuiltinQuantize: return "QUANTIZE";
+    case kBuiltinHardSwish: return "HARD_SWISH";
     case kBuiltinCustom: return "CUSTOM";
   }
   return "BUILTIN";
@@ -261,6 +276,14 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
     case kBuiltinSoftmax: expected = kSoftmaxOptions; break;
     case kBuiltinAdd: expected = kAddOptions; break;
     case kBuiltinMean: expected = kReducerOptions; break;
+    case kBuiltinTranspose: expected = kTransposeOptions; break;
+    case kBuiltinSqueeze: expected = kSqueezeOptions; break;
+    case kBuiltinStridedSlice: expected = kStridedSliceOptions; break;
+    case kBuiltinExpandDims: expected = kExpandDimsOptions; break;
+    case kBuiltinResizeNearestNeighbor:
+      expected = kResizeNearestNeighborOptions;
+      break;
+    case kBuiltinLeakyRelu: expected = kLeakyReluOptions; break;
     default: return Status::kOk;  // no options the runtime needs
   }
   // Absent options mean all-default fields (valid flatbuffers may omit an
@@ -307,6 +330,34 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
       break;
     case kReducerOptions:
       s.reducer.keep_dims = o.Scalar<uint8_t>(0, 0) != 0;
+      break;
+    case kSqueezeOptions: {
+      const FbVector dims = o.Vector(0, 4);
+      s.squeeze = SqueezeOptions();
+      if (dims.length() > 0) {
+        s.squeeze.squeeze_dims = reinterpret_cast<const int32_t*>(dims.data());
+        s.squeeze.num_squeeze_dims =
+            dims.length() > 0x7fff ? 0x7fff : static_cast<int>(dims.length());
+      }
+      break;
+    }
+    case kStridedSliceOptions:
+      s.strided_slice.begin_mask = o.Scalar<int32_t>(0, 0);
+      s.strided_slice.end_mask = o.Scalar<int32_t>(1, 0);
+      s.strided_slice.ellipsis_mask = o.Scalar<int32_t>(2, 0);
+      s.strided_slice.new_axis_mask = o.Scalar<int32_t>(3, 0);
+      s.strided_slice.shrink_axis_mask = o.Scalar<int32_t>(4, 0);
+      s.strided_slice.offset = o.Scalar<uint8_t>(5, 0) != 0;
+      break;
+    case kResizeNearestNeighborOptions:
+      s.resize_nearest.align_corners = o.Scalar<uint8_t>(0, 0) != 0;
+      s.resize_nearest.half_pixel_centers = o.Scalar<uint8_t>(1, 0) != 0;
+      break;
+    case kTransposeOptions:
+    case kExpandDimsOptions:
+      break;  // empty tables
+    case kLeakyReluOptions:
+      s.leaky_relu.alpha = o.Scalar<float>(0, 0.0f);
       break;
   }
   return Status::kOk;

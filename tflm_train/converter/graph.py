@@ -16,6 +16,9 @@ FORWARD_OPS = {
     "CONV_2D": (0,), "DEPTHWISE_CONV_2D": (0,), "FULLY_CONNECTED": (0,),
     "ADD": (0, 1), "AVERAGE_POOL_2D": (0,), "MAX_POOL_2D": (0,), "MEAN": (0,),
     "PAD": (0,), "RESHAPE": (0,), "QUANTIZE": (0,), "SOFTMAX": (), "DEQUANTIZE": (),
+    "STRIDED_SLICE": (0,), "TRANSPOSE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,),
+    "RESIZE_NEAREST_NEIGHBOR": (0,), "LOGISTIC": (0,), "TANH": (0,), "HARD_SWISH": (0,),
+    "LEAKY_RELU": (0,),
 }
 # The ops with a gradient kernel (build.py GRAD_OPS), and the fused
 # activations those kernels implement.

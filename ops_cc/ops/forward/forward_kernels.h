@@ -19,6 +19,15 @@ extern const OpKernel kReshape;
 extern const OpKernel kSoftmax;
 extern const OpKernel kQuantize;
 extern const OpKernel kDequantize;
+extern const OpKernel kStridedSlice;
+extern const OpKernel kTranspose;
+extern const OpKernel kSqueeze;
+extern const OpKernel kExpandDims;
+extern const OpKernel kResizeNearestNeighbor;
+extern const OpKernel kLogistic;
+extern const OpKernel kTanh;
+extern const OpKernel kHardSwish;
+extern const OpKernel kLeakyRelu;
 
 }  // namespace tflm_train
 

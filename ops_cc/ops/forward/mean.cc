@@ -8,6 +8,11 @@ namespace {
 
 // ---- MEAN ----------------------------------------------------------------
 
+struct MeanOpData {
+  MeanParams params;
+  uint32_t axis_mask = 0;  // bit d: dimension d is averaged
+};
+
 Status MeanPrepare(PrepareContext& c) {
   const char* op = "MEAN";
   TT_RETURN_IF_ERROR(RequireOpData(c, op));
@@ -20,38 +25,41 @@ Status MeanPrepare(PrepareContext& c) {
   TT_RETURN_IF_ERROR(ReadOutput(c, op, &output));
   TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "input", input));
   TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "output", output));
-  TT_RETURN_IF_ERROR(CheckRank(c, op, "input", input, 4));
+  const int rank = input.shape.rank;
+  if (rank < 1) return c.Fail("%s: input must have rank >= 1", op);
   const auto* axis_data = static_cast<const int32_t*>(c.ConstantInputData(1));
   if (axes.type != DataType::kInt32 || axis_data == nullptr) {
     return c.Fail("%s: axes must be a constant int32 tensor", op);
   }
-  // Only the spatial mean (axes {1, 2} in any order, negative allowed).
-  bool seen[4] = {false, false, false, false};
+  // Negative axes count from the end; repeats are allowed (as in TFLM).
+  uint32_t mask = 0;
   const int64_t num_axes = axes.shape.FlatSize();
   for (int64_t i = 0; i < num_axes; ++i) {
-    const int32_t axis = axis_data[i] < 0 ? axis_data[i] + 4 : axis_data[i];
-    if (axis < 0 || axis > 3) {
-      return c.Fail("%s: axis %ld is out of range for rank 4", op,
-                    static_cast<long>(axis_data[i]));
+    const int32_t axis = axis_data[i] < 0 ? axis_data[i] + rank : axis_data[i];
+    if (axis < 0 || axis >= rank) {
+      return c.Fail("%s: axis %ld is out of range for rank %d", op,
+                    static_cast<long>(axis_data[i]), rank);
     }
-    seen[axis] = true;
+    mask |= 1u << axis;
   }
-  if (seen[0] || !seen[1] || !seen[2] || seen[3]) {
-    return c.Fail("%s: only the mean over axes {1, 2} is supported", op);
+  // The input with the averaged dimensions set to 1 (keep_dims) or dropped.
+  Shape expected;
+  for (int d = 0; d < rank; ++d) {
+    if (!((mask >> d) & 1)) {
+      expected.dims[expected.rank++] = input.shape.dims[d];
+    } else if (o->keep_dims) {
+      expected.dims[expected.rank++] = 1;
+    }
   }
-  const Shape& in = input.shape;
-  const Shape& out = output.shape;
-  const bool shape_ok =
-      o->keep_dims
-          ? (out.rank == 4 && out.dims[0] == in.dims[0] && out.dims[1] == 1 &&
-             out.dims[2] == 1 && out.dims[3] == in.dims[3])
-          : (out.rank == 2 && out.dims[0] == in.dims[0] &&
-             out.dims[1] == in.dims[3]);
-  if (!shape_ok) {
-    return c.Fail("%s: output shape does not match [N, %sC] of the input", op,
-                  o->keep_dims ? "1, 1, " : "");
+  if (output.shape != expected) {
+    return c.Fail("%s: output shape does not match the input %s the averaged "
+                  "dimensions (rank %d, expected %d)",
+                  op, o->keep_dims ? "with 1 for" : "without",
+                  output.shape.rank, expected.rank);
   }
-  auto* p = static_cast<MeanParams*>(c.OpData());
+  auto* data = static_cast<MeanOpData*>(c.OpData());
+  data->axis_mask = mask;
+  MeanParams* p = &data->params;
   p->input_zero_point = ZeroPoint(input);
   p->output_zero_point = ZeroPoint(output);
   QuantizeMultiplier(
@@ -60,13 +68,16 @@ Status MeanPrepare(PrepareContext& c) {
   if (p->shift > 31) {
     return c.Fail("%s: input / output scale ratio is too large", op);
   }
+  if (p->shift < -31) {
+    return c.Fail("%s: input / output scale ratio is too small", op);
+  }
   return Status::kOk;
 }
 
 Status MeanEval(EvalContext& c) {
-  ref::MeanOverHeightWidth(*static_cast<const MeanParams*>(c.OpData()),
-                           c.InputShape(0), c.Input<const int8_t>(0),
-                           c.Output<int8_t>(0));
+  const auto* data = static_cast<const MeanOpData*>(c.OpData());
+  ref::Mean(data->params, c.InputShape(0), data->axis_mask,
+            c.Input<const int8_t>(0), c.Output<int8_t>(0));
   return Status::kOk;
 }
 
@@ -75,7 +86,7 @@ Status MeanEval(EvalContext& c) {
 extern const OpKernel kMean = {
     kBuiltinMean,
     nullptr,
-    &InitOpData<MeanParams>,
+    &InitOpData<MeanOpData>,
     &MeanPrepare,
     &MeanEval,
     nullptr};
