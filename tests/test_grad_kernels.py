@@ -892,33 +892,34 @@ def test_transpose_grad_matches_tf(seed):
     np.testing.assert_array_equal(K.transpose_grad(dy, perm), ref.astype(np.float32))
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(12))
 def test_strided_slice_grad_matches_tf(seed):
+    """Negative and out-of-range indices, negative strides, begin / end /
+    shrink-axis masks: the slice resolves as the forward kernel resolves it
+    (ref::ResolveSliceAxis) and as TF does."""
     rng = np.random.default_rng(1400 + seed)
     rank = int(rng.integers(1, 5))
     shape = [int(v) for v in rng.integers(1, 7, rank)]
-    begin, end, strides, box = [], [], [], ([], [], [])
-    end_mask = 0
+    begin, end, strides = [], [], []
+    masks = [0, 0, 0]  # begin, end, shrink
     for d, n in enumerate(shape):
-        stride = int(rng.choice([1, 2, 3, -1, -2]))
-        b = int(rng.integers(0, n))
-        e = int(rng.integers(-1, n + 1))
-        if e < 0:
-            end_mask |= 1 << d  # TF reads -1 as "the last"; ask for the full range
-        positions = list(range(b, n if (e < 0 and stride > 0) else (-1 if e < 0 else e),
-                               stride))
-        begin.append(b)
-        end.append(e)
-        strides.append(stride)
-        box[0].append(b)
-        box[1].append(stride)
-        box[2].append(len(positions))
+        strides.append(int(rng.choice([1, 2, 3, -1, -2])))
+        begin.append(int(rng.integers(-n - 2, n + 2)))
+        end.append(int(rng.integers(-n - 2, n + 2)))
+        for m in range(2):
+            if rng.random() < 0.25:
+                masks[m] |= 1 << d
+        if rng.random() < 0.2:  # shrink to one in-range index
+            masks[2] |= 1 << d
+            begin[-1], strides[-1] = int(rng.integers(-n, n)), 1
+            masks[0] &= ~(1 << d)
     x = tf.Variable(rng.normal(size=shape))
     with tf.GradientTape() as tape:
-        y = tf.strided_slice(x, begin, end, strides, end_mask=end_mask)
+        y = tf.strided_slice(x, begin, end, strides, begin_mask=masks[0],
+                             end_mask=masks[1], shrink_axis_mask=masks[2])
         dy = rng.normal(size=y.shape).astype(np.float32)
         loss = tf.reduce_sum(tf.constant(dy, tf.float64) * y)
-    ref = tape.gradient(loss, x).numpy()
-    assert list(y.shape) == box[2]
-    got = K.strided_slice_grad(dy, *box, shape)
+    ref = tape.gradient(loss, x)
+    ref = np.zeros(shape) if ref is None else ref.numpy()
+    got = K.strided_slice_grad(dy, begin, end, strides, *masks, shape)
     np.testing.assert_array_equal(got, ref.astype(np.float32))

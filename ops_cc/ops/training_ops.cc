@@ -35,6 +35,7 @@ const OpKernel* const kKernels[kNumTrainingOps] = {
     &kMulGradKernel,
     &kConcatenationGradKernel,
     &kTransposeGradKernel,
+    &kStridedSliceGradKernel,
 };
 
 }  // namespace

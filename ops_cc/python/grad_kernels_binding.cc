@@ -28,6 +28,7 @@
 #include "ops_cc/kernels/grad/pooling_grad.h"
 #include "ops_cc/kernels/grad/routing_grad.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
+#include "ops_cc/kernels/strided_slice.h"
 #include "ops_cc/core/window.h"
 #include "ops_cc/ops/forward_ops.h"
 
@@ -695,36 +696,35 @@ void BindGradKernels(py::module_& m) {
   m.def(
       "strided_slice_grad",
       [](const Array<float>& dy, std::vector<int32_t> begin,
-         std::vector<int32_t> stride, std::vector<int32_t> count,
+         std::vector<int32_t> end, std::vector<int32_t> strides,
+         int begin_mask, int end_mask, int shrink_axis_mask,
          std::vector<int> x_shape) {
         const Shape xs = ShapeOf(x_shape);
-        Require(static_cast<int>(begin.size()) == xs.rank &&
-                    stride.size() == begin.size() &&
-                    count.size() == begin.size(),
-                "begin, stride, count need one entry per dimension");
+        Require(xs.rank <= kMaxStridedSliceRank &&
+                    static_cast<int>(begin.size()) == xs.rank &&
+                    end.size() == begin.size() &&
+                    strides.size() == begin.size(),
+                "begin, end, strides need one entry per dimension (rank <= 4)");
         SliceBox box;
         box.rank = xs.rank;
         int64_t n = 1;
         for (int d = 0; d < xs.rank; ++d) {
-          box.begin[d] = begin[d];
-          box.stride[d] = stride[d];
-          box.count[d] = count[d];
-          n *= count[d];
-          Require(count[d] >= 0 && stride[d] != 0, "bad count or stride");
-          if (count[d] > 0) {
-            const int64_t last =
-                begin[d] + static_cast<int64_t>(count[d] - 1) * stride[d];
-            Require(begin[d] >= 0 && begin[d] < xs.dims[d] && last >= 0 &&
-                        last < xs.dims[d],
-                    "box leaves x");
-          }
+          Require(strides[d] != 0, "stride 0");
+          const SliceAxis a = ref::ResolveSliceAxis(
+              xs.dims[d], begin[d], end[d], strides[d], (begin_mask >> d) & 1,
+              (end_mask >> d) & 1, (shrink_axis_mask >> d) & 1);
+          box.begin[d] = a.start;
+          box.stride[d] = a.stride;
+          box.count[d] = a.count;
+          n *= a.count;
         }
-        Require(n == dy.size(), "dy size != box size");
+        Require(n == dy.size(), "dy size != slice size");
         Array<float> dx(DimsOf(xs));
         StridedSliceGrad(box, dy.data(), xs, dx.mutable_data());
         return dx;
       },
-      py::arg("dy"), py::arg("begin"), py::arg("stride"), py::arg("count"),
+      py::arg("dy"), py::arg("begin"), py::arg("end"), py::arg("strides"),
+      py::arg("begin_mask"), py::arg("end_mask"), py::arg("shrink_axis_mask"),
       py::arg("x_shape"));
   m.def("cos_pi", py::vectorize([](float u) { return CosPi(u); }));
   m.def("sqrt_f", py::vectorize([](float x) { return SqrtF(x); }));

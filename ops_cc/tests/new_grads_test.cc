@@ -1,5 +1,5 @@
 // The backward ops of HARD_SWISH, LOGISTIC, TANH, LEAKY_RELU, MUL,
-// CONCATENATION and TRANSPOSE on the fake host: Prepare refusals (one-line
+// CONCATENATION, TRANSPOSE and STRIDED_SLICE on the fake host: Prepare refusals (one-line
 // errors naming the op) and small hand-checked cases. Gradient values are
 // checked against TF autodiff in tests/test_grad_kernels.py.
 #include <gtest/gtest.h>
@@ -42,6 +42,8 @@ constexpr uint8_t kAlpha[] = {97, 108, 112, 104, 97, 0, 1, 7, 1, 0,
 // {'axis': 1}
 constexpr uint8_t kAxis1[] = {97, 120, 105, 115, 0, 1, 6, 1,
                               1, 1, 1, 4, 2, 36, 1};
+// {'begin_mask': 0, 'end_mask': 2, 'shrink_axis_mask': 1}
+constexpr uint8_t kSliceMasks[] = {98, 101, 103, 105, 110, 95, 109, 97, 115, 107, 0, 101, 110, 100, 95, 109, 97, 115, 107, 0, 115, 104, 114, 105, 110, 107, 95, 97, 120, 105, 115, 95, 109, 97, 115, 107, 0, 3, 38, 28, 20, 3, 1, 3, 0, 2, 1, 4, 4, 4, 6, 36, 1};
 // {}
 constexpr uint8_t kEmpty[] = {0, 0, 1, 0, 0, 36, 1};
 
@@ -83,7 +85,7 @@ TEST(NewGrads, Registered) {
        {"TFLMTRAIN_HARD_SWISH_GRAD", "TFLMTRAIN_LOGISTIC_GRAD",
         "TFLMTRAIN_TANH_GRAD", "TFLMTRAIN_LEAKY_RELU_GRAD",
         "TFLMTRAIN_MUL_GRAD", "TFLMTRAIN_CONCATENATION_GRAD",
-        "TFLMTRAIN_TRANSPOSE_GRAD"})
+        "TFLMTRAIN_TRANSPOSE_GRAD", "TFLMTRAIN_STRIDED_SLICE_GRAD"})
     EXPECT_NE(FindTrainingKernel(name), nullptr) << name;
 }
 
@@ -382,7 +384,7 @@ TEST(NewGrads, ConcatenationPrepareRefusals) {
   FakeOp variable(&t, {0, 1, 5}, {3, 4}, kAxis1, sizeof(kAxis1));
   EXPECT_NE(variable.Run(k, true), Status::kOk);
   EXPECT_EQ(variable.error(), "TFLMTRAIN_CONCATENATION_GRAD: offsets must be "
-                              "a constant int32 [2]");
+                              "a constant int32 tensor");
   FakeOp rows(&t, {0, 1, 2}, {3, 6}, kAxis1, sizeof(kAxis1));
   EXPECT_NE(rows.Run(k, true), Status::kOk);
   EXPECT_EQ(rows.error(), "TFLMTRAIN_CONCATENATION_GRAD: output 1 differs "
@@ -426,7 +428,50 @@ TEST(NewGrads, TransposePermutesBack) {
   FakeOp rank(&t, {0, 1, 6}, {3});
   EXPECT_NE(rank.Run(k, true), Status::kOk);
   EXPECT_EQ(rank.error(),
-            "TFLMTRAIN_TRANSPOSE_GRAD: perm must be a constant int32 [2]");
+            "TFLMTRAIN_TRANSPOSE_GRAD: perm has 3 elements, expected 2");
+}
+
+TEST(NewGrads, StridedSliceScattersIntoZeros) {
+  std::vector<FakeTensor> t;
+  t.push_back(Mode(1));
+  // y = x[1, ::-2] of x [2, 5] (axis 0 shrunk, axis 1 from the end): x[1, 4],
+  // x[1, 2], x[1, 0].
+  t.push_back(Floats({3}, {1, 2, 3}));
+  t.push_back(ConstTensor<int32_t>(DataType::kInt32, Dims({2}), {1, -1}));
+  t.push_back(ConstTensor<int32_t>(DataType::kInt32, Dims({2}), {2, 0}));
+  t.push_back(ConstTensor<int32_t>(DataType::kInt32, Dims({2}), {1, -2}));
+  t.push_back(Floats({2, 5}, {9, 9, 9, 9, 9, 9, 9, 9, 9, 9}));
+  const OpKernel& k = Kernel("TFLMTRAIN_STRIDED_SLICE_GRAD");
+  FakeOp op(&t, {0, 1, 2, 3, 4}, {5}, kSliceMasks, sizeof(kSliceMasks));
+  ASSERT_EQ(op.Run(k), Status::kOk) << op.error();
+  EXPECT_EQ(Values(t[5]), (std::vector<float>{0, 0, 0, 0, 0, 3, 0, 2, 0, 1}));
+
+  t.push_back(ConstTensor<int32_t>(DataType::kInt32, Dims({2}), {1, 0}));
+  FakeOp zero_stride(&t, {0, 1, 2, 3, 6}, {5}, kSliceMasks,
+                     sizeof(kSliceMasks));
+  EXPECT_NE(zero_stride.Run(k, true), Status::kOk);
+  EXPECT_EQ(zero_stride.error(),
+            "TFLMTRAIN_STRIDED_SLICE_GRAD: stride of dimension 1 is 0");
+  t.push_back(ConstTensor<int32_t>(DataType::kInt32, Dims({2}), {5, -1}));
+  FakeOp shrunk_away(&t, {0, 1, 7, 3, 4}, {5}, kSliceMasks,
+                     sizeof(kSliceMasks));
+  EXPECT_NE(shrunk_away.Run(k, true), Status::kOk);
+  EXPECT_EQ(shrunk_away.error(), "TFLMTRAIN_STRIDED_SLICE_GRAD: dimension 0 "
+                                 "is shrunk to no element");
+  t.push_back(Floats({4}));
+  FakeOp count(&t, {0, 8, 2, 3, 4}, {5}, kSliceMasks, sizeof(kSliceMasks));
+  EXPECT_NE(count.Run(k, true), Status::kOk);
+  EXPECT_EQ(count.error(), "TFLMTRAIN_STRIDED_SLICE_GRAD: y/grad must have 3 "
+                           "elements, got 4");
+  FakeOp no_masks(&t, {0, 1, 2, 3, 4}, {5}, kEmpty, sizeof(kEmpty));
+  EXPECT_NE(no_masks.Run(k, true), Status::kOk);
+  EXPECT_EQ(no_masks.error(), "TFLMTRAIN_STRIDED_SLICE_GRAD: custom option "
+                              "'begin_mask': missing");
+  t.push_back(MakeTensor<int32_t>(DataType::kInt32, {2}, {1, -1}));
+  FakeOp variable(&t, {0, 1, 9, 3, 4}, {5}, kSliceMasks, sizeof(kSliceMasks));
+  EXPECT_NE(variable.Run(k, true), Status::kOk);
+  EXPECT_EQ(variable.error(), "TFLMTRAIN_STRIDED_SLICE_GRAD: begin must be a "
+                              "constant int32 tensor");
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ bool MakeBroadcastWalk(const Shape& a, const Shape& b, const Shape& y,
   for (int i = kMaxRank - 1; i >= 0; --i) {
     const int32_t da = Aligned(a, i), db = Aligned(b, i), dy = Aligned(y, i);
     if (da < 0 || db < 0 || dy < 0 || (da != dy && da != 1) ||
-        (db != dy && db != 1))
+        (db != dy && db != 1) || (da != dy && db != dy))  // 1 and 1 give 1
       return false;
     walk->dims[i] = dy;
     walk->a_stride[i] = da == 1 ? 0 : static_cast<int32_t>(a_size);

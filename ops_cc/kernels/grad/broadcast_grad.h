@@ -22,8 +22,9 @@ struct BroadcastWalk {
 };
 
 // Fills `walk` for operands of shapes a and b broadcast to y (each operand
-// dimension equal to y's or 1, ranks at most kMaxRank, y's rank the larger
-// operand rank). Returns false if they do not broadcast to y.
+// dimension equal to y's or 1, each y dimension one of theirs, ranks at most
+// kMaxRank, y's rank the larger operand rank). Returns false if they do not
+// broadcast to y.
 bool MakeBroadcastWalk(const Shape& a, const Shape& b, const Shape& y,
                        BroadcastWalk* walk);
 

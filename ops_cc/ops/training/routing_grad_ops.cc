@@ -1,6 +1,7 @@
 #include "ops_cc/ops/training/training_kernels.h"
 
 #include "ops_cc/kernels/grad/routing_grad.h"
+#include "ops_cc/kernels/strided_slice.h"
 #include "ops_cc/ops/op_util.h"
 
 namespace tflm_train {
@@ -8,6 +9,7 @@ namespace {
 
 constexpr char kConcatenationGrad[] = "TFLMTRAIN_CONCATENATION_GRAD";
 constexpr char kTransposeGrad[] = "TFLMTRAIN_TRANSPOSE_GRAD";
+constexpr char kStridedSliceGrad[] = "TFLMTRAIN_STRIDED_SLICE_GRAD";
 
 // ---- TFLMTRAIN_CONCATENATION_GRAD ---------------------------------------------
 // Inputs: 0 mode, 1 y/grad, 2 offsets (constant int32 [k]: where each
@@ -40,14 +42,10 @@ Status ConcatenationGradPrepare(PrepareContext& c) {
   if (outputs < 1) return c.Fail("%s: expected at least 1 output, got 0", op);
   TT_RETURN_IF_ERROR(CheckArity(c, op, 3, outputs));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
-  TensorDesc dy, offsets;
+  TensorDesc dy;
   TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
-  TT_RETURN_IF_ERROR(
-      ReadInput(c, op, 2, "offsets", DataType::kInt32, &offsets));
-  const auto* start = static_cast<const int32_t*>(c.ConstantInputData(2));
-  if (start == nullptr || offsets.shape.rank != 1 ||
-      offsets.shape.dims[0] != outputs)
-    return c.Fail("%s: offsets must be a constant int32 [%d]", op, outputs);
+  const int32_t* start = nullptr;
+  TT_RETURN_IF_ERROR(ReadConstantInt32(c, op, 2, "offsets", outputs, &start));
   const int rank = dy.shape.rank;
   const int axis = data->axis;
   if (axis < 0 || axis >= rank)
@@ -102,14 +100,12 @@ Status TransposeGradPrepare(PrepareContext& c) {
   TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
   TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 1));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
-  TensorDesc dy, perm, dx;
+  TensorDesc dy, dx;
   TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 2, "perm", DataType::kInt32, &perm));
   TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
   const int rank = dy.shape.rank;
-  const auto* p = static_cast<const int32_t*>(c.ConstantInputData(2));
-  if (p == nullptr || perm.shape.rank != 1 || perm.shape.dims[0] != rank)
-    return c.Fail("%s: perm must be a constant int32 [%d]", op, rank);
+  const int32_t* p = nullptr;
+  TT_RETURN_IF_ERROR(ReadConstantInt32(c, op, 2, "perm", rank, &p));
   if (dx.shape.rank != rank)
     return c.Fail("%s: x/grad has rank %d, y/grad %d", op, dx.shape.rank,
                   rank);
@@ -136,6 +132,75 @@ Status TransposeGradEval(EvalContext& c) {
   return Status::kOk;
 }
 
+// ---- TFLMTRAIN_STRIDED_SLICE_GRAD ---------------------------------------------
+// Inputs: 0 mode, 1 y/grad, 2 begin, 3 end, 4 strides (the forward
+// STRIDED_SLICE's constant int32 [rank] tensors). Outputs: 0 x/grad: zero
+// except at the elements the slice read, which get y/grad in order. Options:
+// begin_mask, end_mask, shrink_axis_mask (the forward's). The slice resolves
+// as the forward kernel resolves it (ref::ResolveSliceAxis).
+
+struct StridedSliceGradData {
+  OptionError option_error;
+  int begin_mask = 0, end_mask = 0, shrink_axis_mask = 0;
+  SliceBox box;
+};
+
+void* StridedSliceGradInit(InitContext& c) {
+  StridedSliceGradData* data = NewOpData<StridedSliceGradData>(c);
+  if (data == nullptr) return nullptr;
+  OptionReader options(c);
+  data->begin_mask = options.Required("begin_mask");
+  data->end_mask = options.Required("end_mask");
+  data->shrink_axis_mask = options.Required("shrink_axis_mask");
+  data->option_error = options.error();
+  return data;
+}
+
+Status StridedSliceGradPrepare(PrepareContext& c) {
+  const char* op = kStridedSliceGrad;
+  StridedSliceGradData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
+  TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, 5, 1));
+  TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
+  TensorDesc dy, dx;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
+  const int rank = dx.shape.rank;
+  if (rank > kMaxStridedSliceRank)
+    return c.Fail("%s: x/grad rank %d exceeds %d", op, rank,
+                  kMaxStridedSliceRank);
+  const int32_t *begin, *end, *strides;
+  TT_RETURN_IF_ERROR(ReadConstantInt32(c, op, 2, "begin", rank, &begin));
+  TT_RETURN_IF_ERROR(ReadConstantInt32(c, op, 3, "end", rank, &end));
+  TT_RETURN_IF_ERROR(ReadConstantInt32(c, op, 4, "strides", rank, &strides));
+  SliceBox& box = data->box;
+  box.rank = rank;
+  int64_t elements = 1;
+  for (int d = 0; d < rank; ++d) {
+    if (strides[d] == 0) return c.Fail("%s: stride of dimension %d is 0", op, d);
+    const bool shrink = (data->shrink_axis_mask >> d) & 1;
+    const SliceAxis a = ref::ResolveSliceAxis(
+        dx.shape.dims[d], begin[d], end[d], strides[d],
+        (data->begin_mask >> d) & 1, (data->end_mask >> d) & 1, shrink);
+    if (shrink && a.count != 1)
+      return c.Fail("%s: dimension %d is shrunk to no element", op, d);
+    box.begin[d] = a.start;
+    box.stride[d] = a.stride;
+    box.count[d] = a.count;
+    elements *= a.count;
+  }
+  return CheckElements(c, op, "y/grad", dy, elements);
+}
+
+Status StridedSliceGradEval(EvalContext& c) {
+  if (!TrainMode(c)) return Status::kOk;
+  const auto* data = static_cast<const StridedSliceGradData*>(c.OpData());
+  StridedSliceGrad(data->box, c.Input<float>(1), c.OutputShape(0),
+                   c.Output<float>(0));
+  return Status::kOk;
+}
+
 }  // namespace
 
 extern const OpKernel kConcatenationGradKernel = {
@@ -152,6 +217,14 @@ extern const OpKernel kTransposeGradKernel = {
     InitOpData<TransposeGradData>,
     TransposeGradPrepare,
     TransposeGradEval,
+    nullptr};
+
+extern const OpKernel kStridedSliceGradKernel = {
+    -1,
+    kStridedSliceGrad,
+    StridedSliceGradInit,
+    StridedSliceGradPrepare,
+    StridedSliceGradEval,
     nullptr};
 
 }  // namespace tflm_train

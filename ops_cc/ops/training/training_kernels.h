@@ -34,6 +34,7 @@ extern const OpKernel kLeakyReluGradKernel;
 extern const OpKernel kMulGradKernel;
 extern const OpKernel kConcatenationGradKernel;
 extern const OpKernel kTransposeGradKernel;
+extern const OpKernel kStridedSliceGradKernel;
 
 }  // namespace tflm_train
 
