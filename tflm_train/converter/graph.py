@@ -23,7 +23,9 @@ FORWARD_OPS = {
 # The ops with a gradient kernel (build.py GRAD_OPS), and the fused
 # activations those kernels implement.
 GRADIENT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D",
-                "MAX_POOL_2D", "MEAN", "PAD", "RESHAPE", "QUANTIZE")
+                "MAX_POOL_2D", "MEAN", "PAD", "RESHAPE", "QUANTIZE", "HARD_SWISH", "LOGISTIC",
+                "TANH", "LEAKY_RELU", "MUL", "CONCATENATION", "TRANSPOSE", "STRIDED_SLICE",
+                "SQUEEZE", "EXPAND_DIMS")
 SUPPORTED_ACTIVATIONS = {0: "NONE", 1: "RELU", 3: "RELU6"}
 ACTIVATION_NAMES = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH",
                     5: "SIGN_BIT"}

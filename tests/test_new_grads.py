@@ -1,0 +1,225 @@
+"""Whole models with the new backward ops inside the trained region.
+
+Each tf_keras model puts the op between trained layers (or between a trained
+layer and the trained classifier), is converted to full int8 and then to a
+training model; a Trainer with every tensor preserved runs the on-device
+steps. After the last step the op's input gradient must equal, bit for bit,
+numpy's float32 evaluation of docs/format.md's formula from the tensors of
+that step (y/grad, x, y and their quantization), and training on a shifted
+task must lower the loss. Gradient values against TF autodiff are in
+tests/test_grad_kernels.py.
+"""
+import numpy as np
+import pytest
+
+import models  # also sets TF_USE_LEGACY_KERAS before TensorFlow loads
+import tflm_train
+from tflm_train.converter import tflite
+
+
+def _keras():
+    import tensorflow as tf  # noqa: PLC0415 - slow import, only when building
+    import tf_keras
+    return tf, tf_keras, tf_keras.layers
+
+
+def _task(shape, seed=0, count=64):
+    """A learnable 4-class task: the class lights one quadrant of the image
+    (or one quarter of the sequence)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(count) % 4
+    x = rng.normal(0, 0.3, (count,) + shape).astype(np.float32)
+    h = shape[0] // 2
+    for k in range(count):
+        c = y[k]
+        if len(shape) == 3:
+            w = shape[1] // 2
+            x[k, (c // 2) * h:(c // 2 + 1) * h, (c % 2) * w:(c % 2 + 1) * w] += 1.0
+        else:
+            q = shape[0] // 4
+            x[k, c * q:(c + 1) * q] += 1.0
+    return x, y
+
+
+def _pretrained(body, shape, x, y, seed=0, batch_size=1):
+    """A model trained on the mirrored task (so that the real one is a
+    domain shift on-device training has to follow)."""
+    _, keras, L = _keras()
+    keras.utils.set_random_seed(seed)
+    inp = L.Input(shape, batch_size=batch_size)
+    model = keras.Model(inp, body(inp))
+    model.compile(keras.optimizers.Adam(0.01),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:, ::-1], y, epochs=15, verbose=0, batch_size=8)
+    return model
+
+
+def _train(model, x, y, scheme):
+    int8_model = models.quantize(model, x[:32])
+    training = tflm_train.convert(int8_model, {**scheme, "optimizer": {"lr": 0.05}})
+    trainer = tflm_train.Trainer(training, preserve_all_tensors=True)
+    losses = [trainer.step(x[k], y[k]) for k in range(len(x))]
+    m = tflite.read_model(training)
+    ops = [tflite.op_name(m, op) for op in m.subgraphs[0].operators]
+    return trainer, m, ops, losses
+
+
+class Step:
+    """The tensors of forward op `name` as the last step left them."""
+
+    def __init__(self, trainer, model, ops, name):
+        op = model.subgraphs[0].operators[ops.index(name)]
+        self.trainer = trainer
+        self.x_index, self.y_index = int(op.inputs[0]), int(op.outputs[0])
+        self.op = op
+
+    def info(self, index):
+        return self.trainer.tensor_info(index)
+
+    def value(self, index):
+        return self.trainer.tensor(index)
+
+    def grad(self, index):
+        name = self.info(index)["name"] + "/grad"
+        return self.trainer.tensor(self.trainer.tensor_index(name))
+
+    def real(self, index):
+        """s * (q - z) in float32, as the kernels dequantize."""
+        info = self.info(index)
+        q = self.value(index).astype(np.int32) - int(info["zero_points"][0])
+        return np.float32(info["scales"][0]) * q.astype(np.float32)
+
+
+def _f32(v):
+    return np.float32(v)
+
+
+def _hard_swish(s):
+    v = s.real(s.x_index)
+    inner = (v * _f32(2) + _f32(3)) / _f32(6)
+    return np.where(v <= -3, _f32(0), np.where(v >= 3, _f32(1), inner)).astype(np.float32)
+
+
+def _logistic(s):
+    v = s.real(s.y_index)
+    return v * (_f32(1) - v)
+
+
+def _tanh(s):
+    v = s.real(s.y_index)
+    return (_f32(1) - v) * (_f32(1) + v)
+
+
+def _leaky(alpha):
+    def derivative(s):
+        zero = int(s.info(s.x_index)["zero_points"][0])
+        return np.where(s.value(s.x_index).astype(np.int32) >= zero, _f32(1), _f32(alpha))
+    return derivative
+
+
+def _activation_layer(kind):
+    tf, _, L = _keras()
+    if kind == "HARD_SWISH":  # fused into HARD_SWISH by the TFLite converter
+        return L.Lambda(lambda v: v * tf.nn.relu6(v + 3.0) / 6.0)
+    if kind == "LOGISTIC":
+        return L.Activation("sigmoid")
+    if kind == "TANH":
+        return L.Activation("tanh")
+    return L.LeakyReLU(0.2)
+
+
+ACTIVATIONS = {"HARD_SWISH": _hard_swish, "LOGISTIC": _logistic, "TANH": _tanh,
+               "LEAKY_RELU": _leaky(0.2)}
+
+
+@pytest.mark.parametrize("kind", sorted(ACTIVATIONS))
+def test_activation_gradient_in_a_trained_model(kind):
+    """Conv -> activation -> Conv 1x1 -> Flatten -> Dense; last-k:3 trains
+    all three layers, so the gradient crosses the activation (MobileNetV3's
+    last layers: hard swish between convolutions)."""
+    _, _, L = _keras()
+    shape = (8, 8, 1)
+    x, y = _task(shape)
+
+    def body(t):
+        t = L.Conv2D(8, 3, padding="same")(t)
+        t = _activation_layer(kind)(t)
+        t = L.Conv2D(8, 1)(t)  # linear: no unit can die during the test
+        return L.Dense(4)(L.Flatten()(t))
+
+    model = _pretrained(body, shape, x, y)
+    trainer, m, ops, losses = _train(model, x, y, {"preset": "last-k:3"})
+    assert kind in ops and f"TFLMTRAIN_{kind}_GRAD" in ops
+    s = Step(trainer, m, ops, kind)
+    q_y = s.value(s.y_index)
+    dy = s.grad(s.y_index)
+    want = np.where((q_y > -128) & (q_y < 127), dy * ACTIVATIONS[kind](s), _f32(0))
+    np.testing.assert_array_equal(s.grad(s.x_index), want.astype(np.float32))
+    assert np.count_nonzero(want) > want.size // 4
+    later = trainer.fit((x, y), epochs=3, progress=False)
+    assert later.epochs[-1]["loss"] < 0.8 * np.mean(losses)
+
+
+def _routing_model(kind):
+    tf, _, L = _keras()
+    if kind == "TRANSPOSE":
+        return L.Permute((2, 1, 3)), lambda dy: np.transpose(dy, (0, 2, 1, 3))
+    # STRIDED_SLICE: every other row from 1, columns reversed.
+    return (L.Lambda(lambda t: t[:, 1:7:2, ::-1, :]),
+            lambda dy: _scatter(dy, (slice(None), slice(1, 7, 2), slice(None, None, -1))))
+
+
+def _scatter(dy, index):
+    out = np.zeros((1, 8, 6, 8), np.float32)
+    out[index] = dy
+    return out
+
+
+@pytest.mark.parametrize("kind", ["TRANSPOSE", "STRIDED_SLICE"])
+def test_routing_gradient_in_a_trained_model(kind):
+    """Conv -> relu -> TRANSPOSE / STRIDED_SLICE -> Flatten -> Dense
+    (flattened, so that the gradient differs cell by cell)."""
+    _, _, L = _keras()
+    shape = (8, 6, 1)
+    x, y = _task(shape)
+    layer, route = _routing_model(kind)
+
+    def body(t):
+        t = L.Conv2D(8, 3, padding="same", activation="relu")(t)
+        return L.Dense(4)(L.Flatten()(layer(t)))
+
+    model = _pretrained(body, shape, x, y)
+    trainer, m, ops, losses = _train(model, x, y, {"preset": "last-k:2"})
+    assert kind in ops and f"TFLMTRAIN_{kind}_GRAD" in ops
+    s = Step(trainer, m, ops, kind)
+    np.testing.assert_array_equal(s.grad(s.x_index), route(s.grad(s.y_index)))
+    later = trainer.fit((x, y), epochs=3, progress=False)
+    assert later.epochs[-1]["loss"] < 0.8 * np.mean(losses)
+
+
+def test_expand_dims_gradient_through_conv1d():
+    """Conv1D is EXPAND_DIMS -> CONV_2D -> RESHAPE in TFLite: training the
+    first of two Conv1Ds sends the gradient through the second one's
+    EXPAND_DIMS (whose gradient is RESHAPE's)."""
+    _, _, L = _keras()
+    shape = (16, 2)
+    x, y = _task(shape)
+
+    def body(t):
+        t = L.Conv1D(6, 3, padding="same", activation="relu")(t)
+        t = L.Conv1D(6, 3, padding="same", activation="relu")(t)
+        return L.Dense(4)(L.Flatten()(t))
+
+    # A dynamic batch: with a static one the TFLite converter writes RESHAPE.
+    model = _pretrained(body, shape, x, y, batch_size=None)
+    trainer, m, ops, losses = _train(model, x, y, {"preset": "last-k:3"})
+    assert "EXPAND_DIMS" in ops and "TFLMTRAIN_RESHAPE_GRAD" in ops
+    sg = m.subgraphs[0]
+    expands = [op for op, name in zip(sg.operators, ops) if name == "EXPAND_DIMS"]
+    s = Step(trainer, m, ops, "EXPAND_DIMS")
+    s.x_index, s.y_index = int(expands[1].inputs[0]), int(expands[1].outputs[0])
+    dy = s.grad(s.y_index)
+    np.testing.assert_array_equal(s.grad(s.x_index), dy.reshape(s.value(s.x_index).shape))
+    assert np.any(dy != 0)
+    later = trainer.fit((x, y), epochs=3, progress=False)
+    assert later.epochs[-1]["loss"] < 0.8 * np.mean(losses)
