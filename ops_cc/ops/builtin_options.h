@@ -14,15 +14,20 @@ namespace tflm_train {
 enum BuiltinCode : int {
   kBuiltinAdd = 0,
   kBuiltinAveragePool2D = 1,
+  kBuiltinConcatenation = 2,
   kBuiltinConv2D = 3,
   kBuiltinDepthwiseConv2D = 4,
   kBuiltinDequantize = 6,
   kBuiltinFullyConnected = 9,
   kBuiltinMaxPool2D = 17,
+  kBuiltinMul = 18,
   kBuiltinReshape = 22,
   kBuiltinSoftmax = 25,
   kBuiltinPad = 34,
   kBuiltinMean = 40,
+  kBuiltinSub = 41,
+  kBuiltinMaximum = 55,
+  kBuiltinMinimum = 57,
   kBuiltinQuantize = 114,
   kBuiltinCustom = 32,
 };
@@ -60,6 +65,21 @@ struct AddOptions {
   int activation = kActivationNone;
 };
 
+// SUB and MUL have the same one field as ADD (pot_scale_int16 concerns
+// int16 only).
+struct SubOptions {
+  int activation = kActivationNone;
+};
+
+struct MulOptions {
+  int activation = kActivationNone;
+};
+
+struct ConcatenationOptions {
+  int axis = 0;  // negative: counted from the end
+  int activation = kActivationNone;
+};
+
 struct PoolOptions {
   int padding = kPaddingSame;
   int stride_w = 1, stride_h = 1;
@@ -81,6 +101,9 @@ union BuiltinOptionsStorage {
   DepthwiseConvOptions depthwise;
   FullyConnectedOptions fully_connected;
   AddOptions add;
+  SubOptions sub;
+  MulOptions mul;
+  ConcatenationOptions concatenation;
   PoolOptions pool;
   ReducerOptions reducer;
   SoftmaxOptions softmax;

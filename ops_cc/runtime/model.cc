@@ -34,8 +34,11 @@ enum OptionsType : uint8_t {
   kPool2DOptions = 5,
   kFullyConnectedOptions = 8,
   kSoftmaxOptions = 9,
+  kConcatenationOptions = 10,
   kAddOptions = 11,
+  kMulOptions = 21,
   kReducerOptions = 27,
+  kSubOptions = 28,
 };
 
 constexpr int kMaxTensorBytes = 0x7fffffff;
@@ -60,15 +63,20 @@ const char* BuiltinName(int code) {
   switch (code) {
     case kBuiltinAdd: return "ADD";
     case kBuiltinAveragePool2D: return "AVERAGE_POOL_2D";
+    case kBuiltinConcatenation: return "CONCATENATION";
     case kBuiltinConv2D: return "CONV_2D";
     case kBuiltinDepthwiseConv2D: return "DEPTHWISE_CONV_2D";
     case kBuiltinDequantize: return "DEQUANTIZE";
     case kBuiltinFullyConnected: return "FULLY_CONNECTED";
     case kBuiltinMaxPool2D: return "MAX_POOL_2D";
+    case kBuiltinMul: return "MUL";
     case kBuiltinReshape: return "RESHAPE";
     case kBuiltinSoftmax: return "SOFTMAX";
     case kBuiltinPad: return "PAD";
     case kBuiltinMean: return "MEAN";
+    case kBuiltinSub: return "SUB";
+    case kBuiltinMaximum: return "MAXIMUM";
+    case kBuiltinMinimum: return "MINIMUM";
     case kBuiltinQuantize: return "QUANTIZE";
     case kBuiltinCustom: return "CUSTOM";
   }
@@ -260,6 +268,9 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
     case kBuiltinFullyConnected: expected = kFullyConnectedOptions; break;
     case kBuiltinSoftmax: expected = kSoftmaxOptions; break;
     case kBuiltinAdd: expected = kAddOptions; break;
+    case kBuiltinSub: expected = kSubOptions; break;
+    case kBuiltinMul: expected = kMulOptions; break;
+    case kBuiltinConcatenation: expected = kConcatenationOptions; break;
     case kBuiltinMean: expected = kReducerOptions; break;
     default: return Status::kOk;  // no options the runtime needs
   }
@@ -304,6 +315,16 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
       break;
     case kAddOptions:
       s.add.activation = o.Scalar<int8_t>(0, 0);
+      break;
+    case kSubOptions:
+      s.sub.activation = o.Scalar<int8_t>(0, 0);
+      break;
+    case kMulOptions:
+      s.mul.activation = o.Scalar<int8_t>(0, 0);
+      break;
+    case kConcatenationOptions:
+      s.concatenation.axis = o.Scalar<int32_t>(0, 0);
+      s.concatenation.activation = o.Scalar<int8_t>(1, 0);
       break;
     case kReducerOptions:
       s.reducer.keep_dims = o.Scalar<uint8_t>(0, 0) != 0;
