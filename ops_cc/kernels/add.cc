@@ -12,28 +12,6 @@ bool QuantizeBelowOne(double real, int32_t* multiplier, int* shift) {
   return *shift <= 0;
 }
 
-bool ValidScales(float input1_scale, float input2_scale, float output_scale) {
-  return input1_scale > 0.0f && input2_scale > 0.0f && output_scale > 0.0f;
-}
-
-void SetOffsets(int32_t input1_zero_point, int32_t input2_zero_point,
-                int32_t output_zero_point, AddParams* params) {
-  params->input1_offset = -input1_zero_point;
-  params->input2_offset = -input2_zero_point;
-  params->output_offset = output_zero_point;
-  params->left_shift = 20;
-}
-
-bool QuantizeAll(double real1, double real2, double real_out,
-                 AddParams* params) {
-  return QuantizeBelowOne(real1, &params->input1_multiplier,
-                          &params->input1_shift) &&
-         QuantizeBelowOne(real2, &params->input2_multiplier,
-                          &params->input2_shift) &&
-         QuantizeBelowOne(real_out, &params->output_multiplier,
-                          &params->output_shift);
-}
-
 // Input i rescaled to the common fixed-point scale.
 int32_t ScaleInput(int32_t offset, int8_t x, int left_shift,
                    int32_t multiplier, int shift) {
@@ -56,8 +34,13 @@ bool ComputeAddParams(float input1_scale, int32_t input1_zero_point,
                       float input2_scale, int32_t input2_zero_point,
                       float output_scale, int32_t output_zero_point,
                       AddParams* params) {
-  if (!ValidScales(input1_scale, input2_scale, output_scale)) return false;
-  SetOffsets(input1_zero_point, input2_zero_point, output_zero_point, params);
+  if (!(input1_scale > 0.0f && input2_scale > 0.0f && output_scale > 0.0f)) {
+    return false;
+  }
+  params->input1_offset = -input1_zero_point;
+  params->input2_offset = -input2_zero_point;
+  params->output_offset = output_zero_point;
+  params->left_shift = 20;
   const double twice_max_input_scale =
       2.0 * static_cast<double>(input1_scale > input2_scale ? input1_scale
                                                             : input2_scale);
@@ -68,25 +51,12 @@ bool ComputeAddParams(float input1_scale, int32_t input1_zero_point,
   const double real_out =
       twice_max_input_scale /
       ((1 << params->left_shift) * static_cast<double>(output_scale));
-  return QuantizeAll(real1, real2, real_out, params);
-}
-
-bool ComputeSubParams(float input1_scale, int32_t input1_zero_point,
-                      float input2_scale, int32_t input2_zero_point,
-                      float output_scale, int32_t output_zero_point,
-                      AddParams* params) {
-  if (!ValidScales(input1_scale, input2_scale, output_scale)) return false;
-  SetOffsets(input1_zero_point, input2_zero_point, output_zero_point, params);
-  // Every step in float, rounded to float before widening to double.
-  const float twice_max_input_scale =
-      2.0f * (input1_scale > input2_scale ? input1_scale : input2_scale);
-  const float ratio1 = input1_scale / twice_max_input_scale;
-  const float ratio2 = input2_scale / twice_max_input_scale;
-  const float scaled_output =
-      static_cast<float>(1 << params->left_shift) * output_scale;
-  const float ratio_out = twice_max_input_scale / scaled_output;
-  return QuantizeAll(static_cast<double>(ratio1), static_cast<double>(ratio2),
-                     static_cast<double>(ratio_out), params);
+  return QuantizeBelowOne(real1, &params->input1_multiplier,
+                          &params->input1_shift) &&
+         QuantizeBelowOne(real2, &params->input2_multiplier,
+                          &params->input2_shift) &&
+         QuantizeBelowOne(real_out, &params->output_multiplier,
+                          &params->output_shift);
 }
 
 namespace ref {

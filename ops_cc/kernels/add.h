@@ -24,18 +24,18 @@ struct AddParams {
   int32_t act_min = -128, act_max = 127;
 };
 
-// Fills everything but the activation range for ADD, whose real multipliers
-// TFLM forms in double precision. Returns false if a scale is not positive
-// or a multiplier is not in (0, 1).
+// Fills everything but the activation range, for ADD and SUB alike: the
+// real multipliers are formed in double precision. Returns false if a scale
+// is not positive or a multiplier is not in (0, 1).
+//
+// TFLM's SUB source (sub_common.cc) writes the SUB ratios as float
+// divisions widened to double; the tflite-micro wheel, our oracle, is built
+// so that they are evaluated in double (its machine code divides in double),
+// which equals ADD's computation. A build of that source that divides in
+// float (e.g. gcc without fast-math, as on a Cortex-M) can differ in a
+// multiplier's last bits and, rarely, by one in an output (see
+// SUB_FLOAT_CASE in tests/test_forward_binary.py).
 bool ComputeAddParams(float input1_scale, int32_t input1_zero_point,
-                      float input2_scale, int32_t input2_zero_point,
-                      float output_scale, int32_t output_zero_point,
-                      AddParams* params);
-
-// The same for SUB, whose real multipliers TFLM forms in single precision
-// (2 max(s_1, s_2), each ratio and 2^20 s_out are floats), which can differ
-// from ADD's in the last bit of a multiplier.
-bool ComputeSubParams(float input1_scale, int32_t input1_zero_point,
                       float input2_scale, int32_t input2_zero_point,
                       float output_scale, int32_t output_zero_point,
                       AddParams* params);

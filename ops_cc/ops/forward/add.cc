@@ -8,22 +8,15 @@ namespace {
 
 // ---- ADD and SUB -----------------------------------------------------------
 
-// The two differ only in the sign of input 2 and in the precision of
-// Prepare's multipliers (ComputeAddParams / ComputeSubParams).
-Status AddSubPrepare(PrepareContext& c, const char* op, int activation,
-                     bool subtract) {
+// The two differ only in the sign of input 2 (ComputeAddParams says why
+// SUB's multipliers are ADD's).
+Status AddSubPrepare(PrepareContext& c, const char* op, int activation) {
   TT_RETURN_IF_ERROR(RequireOpData(c, op));
   TensorDesc a, b, output;
   TT_RETURN_IF_ERROR(ReadBroadcastOperands(c, op, &a, &b, &output));
   auto* p = static_cast<AddParams*>(c.OpData());
-  const bool ok =
-      subtract ? ComputeSubParams(Scale(a), ZeroPoint(a), Scale(b),
-                                  ZeroPoint(b), Scale(output),
-                                  ZeroPoint(output), p)
-               : ComputeAddParams(Scale(a), ZeroPoint(a), Scale(b),
-                                  ZeroPoint(b), Scale(output),
-                                  ZeroPoint(output), p);
-  if (!ok) {
+  if (!ComputeAddParams(Scale(a), ZeroPoint(a), Scale(b), ZeroPoint(b),
+                        Scale(output), ZeroPoint(output), p)) {
     return c.Fail("%s: output scale %g is too small for the input scales", op,
                   static_cast<double>(Scale(output)));
   }
@@ -33,13 +26,13 @@ Status AddSubPrepare(PrepareContext& c, const char* op, int activation,
 Status AddPrepare(PrepareContext& c) {
   const auto* o = static_cast<const AddOptions*>(c.BuiltinOptions());
   if (o == nullptr) return c.Fail("ADD: missing builtin options");
-  return AddSubPrepare(c, "ADD", o->activation, false);
+  return AddSubPrepare(c, "ADD", o->activation);
 }
 
 Status SubPrepare(PrepareContext& c) {
   const auto* o = static_cast<const SubOptions*>(c.BuiltinOptions());
   if (o == nullptr) return c.Fail("SUB: missing builtin options");
-  return AddSubPrepare(c, "SUB", o->activation, true);
+  return AddSubPrepare(c, "SUB", o->activation);
 }
 
 Status AddEval(EvalContext& c) {
