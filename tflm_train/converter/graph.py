@@ -18,7 +18,8 @@ FORWARD_OPS = {
     "PAD": (0,), "RESHAPE": (0,), "QUANTIZE": (0,), "SOFTMAX": (), "DEQUANTIZE": (),
     "STRIDED_SLICE": (0,), "TRANSPOSE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,),
     "RESIZE_NEAREST_NEIGHBOR": (0,), "LOGISTIC": (0,), "TANH": (0,), "HARD_SWISH": (0,),
-    "LEAKY_RELU": (0,),
+    "LEAKY_RELU": (0,), "MUL": (0, 1), "SUB": (0, 1), "MAXIMUM": (0, 1), "MINIMUM": (0, 1),
+    "CONCATENATION": None,  # every input
 }
 # The ops with a gradient kernel (build.py GRAD_OPS), and the fused
 # activations those kernels implement.
