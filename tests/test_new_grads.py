@@ -223,3 +223,91 @@ def test_expand_dims_gradient_through_conv1d():
     assert np.any(dy != 0)
     later = trainer.fit((x, y), epochs=3, progress=False)
     assert later.epochs[-1]["loss"] < 0.8 * np.mean(losses)
+
+
+def _custom_op(model, ops, name):
+    """The only operator `name` of the training graph."""
+    (op,) = [op for op, n in zip(model.subgraphs[0].operators, ops) if n == name]
+    return op
+
+
+@pytest.mark.parametrize("gate", ["sigmoid", "hard_sigmoid"])
+def test_squeeze_excite_mul_gradient(gate):
+    """Conv -> [GAP -> 1x1 relu -> 1x1 gate] -> MUL features by the gates
+    ([1, H, W, C] * [1, 1, 1, C]) -> Flatten -> Dense, every layer trained:
+    the features' gradient is y/grad times the gate, the gates' the float32
+    sum over H, W (row-major) of y/grad times the features. The
+    MobileNetV3 form (hard swish features, hard-sigmoid gates
+    relu6(v + 3) / 6) becomes HARD_SWISH, the +3 folded into the conv bias
+    and a MUL by the scalar constant 1/6 (a rank-0 operand)."""
+    tf, _, L = _keras()
+    shape = (8, 8, 1)
+    x, y = _task(shape)
+
+    def body(t):
+        t = L.Conv2D(8, 3, padding="same", activation="relu" if gate == "sigmoid" else None)(t)
+        if gate == "hard_sigmoid":
+            t = L.Activation(lambda v: v * tf.nn.relu6(v + 3.0) / 6.0)(t)
+        gates = L.GlobalAveragePooling2D(keepdims=True)(t)
+        gates = L.Conv2D(4, 1, activation="relu")(gates)
+        if gate == "sigmoid":
+            gates = L.Conv2D(8, 1, activation="sigmoid")(gates)
+        else:
+            gates = L.ReLU(6.0)(L.Conv2D(8, 1)(gates) + 3.0) * (1.0 / 6.0)
+        t = L.Multiply()([t, gates])
+        return L.Dense(4)(L.Flatten()(t))
+
+    model = _pretrained(body, shape, x, y)
+    trainer, m, ops, losses = _train(model, x, y, {"preset": "last-k:4"})
+    other = "LOGISTIC" if gate == "sigmoid" else "HARD_SWISH"
+    for name in ("MUL", other, "TFLMTRAIN_MUL_GRAD", f"TFLMTRAIN_{other}_GRAD"):
+        assert name in ops
+    (grad,) = [op for op, n in zip(m.subgraphs[0].operators, ops)
+               if n == "TFLMTRAIN_MUL_GRAD" and len(op.outputs) == 2]
+    _, dy_i, y_i, a_i, b_i = (int(t) for t in grad.inputs)
+    da_i, db_i = (int(t) for t in grad.outputs)
+    s = Step(trainer, m, ops, "MUL")
+    q_y, dy = s.value(y_i), s.value(dy_i)
+    # Multiply() has no fused activation: the mask is the int8 range.
+    g = np.where((q_y > -128) & (q_y < 127), dy, _f32(0)).astype(np.float32)
+    a, b = s.real(a_i), s.real(b_i)
+    assert a.shape[1:3] == (8, 8) and b.shape == (1, 1, 1, 8)
+    np.testing.assert_array_equal(s.value(da_i), (g * b).astype(np.float32))
+    want = np.zeros(8, np.float32)
+    for h, w in np.ndindex(8, 8):
+        want = want + g[0, h, w] * a[0, h, w]
+    np.testing.assert_array_equal(s.value(db_i).reshape(-1), want)
+    assert np.any(want != 0)
+    later = trainer.fit((x, y), epochs=3, progress=False)
+    assert later.epochs[-1]["loss"] < 0.8 * np.mean(losses)
+
+
+@pytest.mark.parametrize("preset", ["last-k:2", "last-k:4"])
+def test_concatenation_gradient(preset):
+    """Conv -> two branches (1x1, 3x3) -> CONCATENATION -> Flatten -> Dense.
+    last-k:2 trains the classifier and the 3x3 branch: the gradient op then
+    has one output, the second input's slice; last-k:4 trains all."""
+    _, _, L = _keras()
+    shape = (8, 8, 1)
+    x, y = _task(shape)
+
+    def body(t):
+        t = L.Conv2D(6, 3, padding="same", activation="relu")(t)
+        left = L.Conv2D(3, 1, activation="relu")(t)
+        right = L.Conv2D(5, 3, padding="same", activation="relu")(t)
+        return L.Dense(4)(L.Flatten()(L.Concatenate()([left, right])))
+
+    model = _pretrained(body, shape, x, y)
+    trainer, m, ops, losses = _train(model, x, y, {"preset": preset})
+    assert "CONCATENATION" in ops
+    grad = _custom_op(m, ops, "TFLMTRAIN_CONCATENATION_GRAD")
+    dy = trainer.tensor(int(grad.inputs[1]))
+    offsets = trainer.tensor(int(grad.inputs[2]))
+    widths = [trainer.tensor(int(t)).shape[3] for t in grad.outputs]
+    assert list(offsets) == ([3] if preset == "last-k:2" else [0, 3])
+    assert widths == ([5] if preset == "last-k:2" else [3, 5])
+    for t, start, width in zip(grad.outputs, offsets, widths):
+        np.testing.assert_array_equal(trainer.tensor(int(t)), dy[..., start:start + width])
+    assert np.any(dy != 0)
+    later = trainer.fit((x, y), epochs=3, progress=False)
+    assert later.epochs[-1]["loss"] < 0.8 * np.mean(losses)
