@@ -311,3 +311,64 @@ def test_concatenation_gradient(preset):
     assert np.any(dy != 0)
     later = trainer.fit((x, y), epochs=3, progress=False)
     assert later.epochs[-1]["loss"] < 0.8 * np.mean(losses)
+
+
+def _every_new_op_model():
+    """One model with every new backward op inside the trained region."""
+    tf, _, L = _keras()
+
+    def body(t):
+        t = L.Conv2D(8, 3, padding="same")(t)
+        t = L.Activation(lambda v: v * tf.nn.relu6(v + 3.0) / 6.0)(t)  # HARD_SWISH
+        gates = L.GlobalAveragePooling2D(keepdims=True)(t)
+        gates = L.Conv2D(4, 1, activation="relu")(gates)
+        gates = L.Conv2D(8, 1, activation="sigmoid")(gates)  # LOGISTIC
+        t = L.Multiply()([t, gates])  # MUL, squeeze-excite broadcast
+        t = L.Permute((2, 1, 3))(t)  # TRANSPOSE
+        t = L.Lambda(lambda v: v[:, ::2, ::-1, :])(t)  # STRIDED_SLICE
+        left = L.LeakyReLU(0.2)(L.Conv2D(3, 1)(t))  # LEAKY_RELU
+        right = L.Activation("tanh")(L.Conv2D(3, 1)(t))  # TANH
+        return L.Dense(4)(L.Flatten()(L.Concatenate()([left, right])))  # CONCATENATION
+
+    shape = (8, 8, 1)
+    x, y = _task(shape)
+    return _pretrained(body, shape, x, y), x, y
+
+
+def test_firmware_trains_the_new_ops_like_the_host():
+    """Cortex-M4 (QEMU) and the host agree bit for bit on every loss and the
+    trained weights of a model whose trained region holds every new
+    backward op (their float math has no platform-dependent step)."""
+    import shutil  # noqa: PLC0415
+
+    from tflm_train.data import Dataset  # noqa: PLC0415
+    from tflm_train.firmware import TOOLS, run_firmware  # noqa: PLC0415
+    from tflm_train.training import train  # noqa: PLC0415
+
+    if any(shutil.which(t) is None for t in TOOLS):
+        pytest.skip("Cortex-M toolchain / QEMU not installed")
+    model, x, y = _every_new_op_model()
+    int8_model = models.quantize(model, x[:32])
+    training = tflm_train.convert(int8_model, {"preset": "last-k:6", "optimizer": {
+        "lr": 0.05, "rounding": "stochastic"}})
+    m = tflite.read_model(training)
+    ops = {tflite.op_name(m, op) for op in m.subgraphs[0].operators}
+    for kind in ("HARD_SWISH", "LOGISTIC", "MUL", "TRANSPOSE", "STRIDED_SLICE", "LEAKY_RELU",
+                 "TANH", "CONCATENATION"):
+        assert f"TFLMTRAIN_{kind}_GRAD" in ops, kind
+    data = Dataset(x[:12], y[:12])
+    device = run_firmware(training, data, steps=20, seed=5)
+    host = train(tflm_train.Trainer(training), data, steps=20, seed=5, progress=False,
+                 log=lambda *_: None)
+    assert device["loss_history"] == host["loss_history"]  # bit for bit
+    assert device["weights_sha256"] == host["weights_sha256"]
+
+
+def test_the_new_ops_model_runs_forward_like_tflm():
+    """The forward pass of that model, every tensor, against the
+    tflite-micro wheel (the backward ops read these tensors)."""
+    import tflm_parity  # noqa: PLC0415
+
+    model, x, _ = _every_new_op_model()
+    int8_model = models.quantize(model, x[:32])
+    assert tflm_parity.assert_every_tensor_matches_tflm(int8_model, 4, 0) > 4 * 15
