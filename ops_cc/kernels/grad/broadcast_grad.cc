@@ -1,27 +1,16 @@
 #include "ops_cc/kernels/grad/broadcast_grad.h"
 
+#include "ops_cc/kernels/broadcast.h"
+
 namespace tflm_train {
-namespace {
-
-// Dimension i of `shape` right-aligned into kMaxRank dimensions.
-int32_t Aligned(const Shape& shape, int i) {
-  const int j = i - (kMaxRank - shape.rank);
-  return j < 0 ? 1 : shape.dims[j];
-}
-
-}  // namespace
 
 bool MakeBroadcastWalk(const Shape& a, const Shape& b, const Shape& y,
                        BroadcastWalk* walk) {
-  if (a.rank > kMaxRank || b.rank > kMaxRank || y.rank > kMaxRank ||
-      a.rank < 0 || b.rank < 0 || y.rank != (a.rank > b.rank ? a.rank : b.rank))
-    return false;
+  if (!ShapesBroadcast(a, b, y)) return false;
   int64_t a_size = 1, b_size = 1, y_size = 1;
   for (int i = kMaxRank - 1; i >= 0; --i) {
-    const int32_t da = Aligned(a, i), db = Aligned(b, i), dy = Aligned(y, i);
-    if (da < 0 || db < 0 || dy < 0 || (da != dy && da != 1) ||
-        (db != dy && db != 1) || (da != dy && db != dy))  // 1 and 1 give 1
-      return false;
+    const int32_t da = AlignedDim(a, i), db = AlignedDim(b, i);
+    const int32_t dy = AlignedDim(y, i);
     walk->dims[i] = dy;
     walk->a_stride[i] = da == 1 ? 0 : static_cast<int32_t>(a_size);
     walk->b_stride[i] = db == 1 ? 0 : static_cast<int32_t>(b_size);

@@ -21,10 +21,9 @@ struct BroadcastWalk {
   int64_t y_size = 0, a_size = 0, b_size = 0;
 };
 
-// Fills `walk` for operands of shapes a and b broadcast to y (each operand
-// dimension equal to y's or 1, each y dimension one of theirs, ranks at most
-// kMaxRank, y's rank the larger operand rank). Returns false if they do not
-// broadcast to y.
+// Fills `walk` for operands of shapes a and b broadcast to y as the forward
+// ops broadcast (ShapesBroadcast, ops_cc/kernels/broadcast.h). Returns false
+// if they do not, or y has 2^31 elements or more.
 bool MakeBroadcastWalk(const Shape& a, const Shape& b, const Shape& y,
                        BroadcastWalk* walk);
 

@@ -17,34 +17,49 @@ void ConcatenationGrad(const Shape& y_shape, const float* dy, int axis,
                 sizeof(float) * static_cast<size_t>(x_row));
 }
 
-void TransposeGrad(const Shape& y_shape, const float* dy, const int32_t* perm,
-                   const Shape& x_shape, float* dx) {
-  const int rank = y_shape.rank;
-  const int64_t n = y_shape.FlatSize();
-  if (rank == 0) {
-    if (n == 1) dx[0] = dy[0];
-    return;
-  }
-  // Stride in x of each dimension of y.
-  int64_t x_stride[kMaxRank];
+namespace {
+
+// Row-major strides of `shape` (rank >= 1).
+void RowMajorStrides(const Shape& shape, int64_t* strides) {
   int64_t s = 1;
-  for (int d = rank - 1; d >= 0; --d) {
-    x_stride[d] = s;
-    s *= x_shape.dims[d];
+  for (int d = shape.rank - 1; d >= 0; --d) {
+    strides[d] = s;
+    s *= shape.dims[d];
   }
-  int64_t stride[kMaxRank];
-  for (int d = 0; d < rank; ++d) stride[d] = x_stride[perm[d]];
+}
+
+// dx[offset + sum_d i_d * step[d]] = dy[k] for the k-th index (i_0, ...) of
+// a row-major walk over count[0] x ... x count[rank - 1] (rank >= 1).
+void Scatter(int rank, const int32_t* count, const int64_t* step,
+             int64_t offset, const float* dy, float* dx) {
+  int64_t n = 1;
+  for (int d = 0; d < rank; ++d) n *= count[d];
   int32_t index[kMaxRank] = {0, 0, 0, 0, 0, 0};
-  int64_t offset = 0;
   for (int64_t k = 0; k < n; ++k) {
     dx[offset] = dy[k];
     for (int d = rank - 1; d >= 0; --d) {
-      offset += stride[d];
-      if (++index[d] < y_shape.dims[d]) break;
-      offset -= stride[d] * y_shape.dims[d];
+      offset += step[d];
+      if (++index[d] < count[d]) break;
+      offset -= step[d] * count[d];
       index[d] = 0;
     }
   }
+}
+
+}  // namespace
+
+void TransposeGrad(const Shape& y_shape, const float* dy, const int32_t* perm,
+                   const Shape& x_shape, float* dx) {
+  const int rank = y_shape.rank;
+  if (rank == 0) {
+    dx[0] = dy[0];
+    return;
+  }
+  // Dimension d of y walks x with x's stride of dimension perm[d].
+  int64_t x_stride[kMaxRank], step[kMaxRank];
+  RowMajorStrides(x_shape, x_stride);
+  for (int d = 0; d < rank; ++d) step[d] = x_stride[perm[d]];
+  Scatter(rank, y_shape.dims, step, 0, dy, dx);
 }
 
 void StridedSliceGrad(const SliceBox& box, const float* dy,
@@ -52,32 +67,18 @@ void StridedSliceGrad(const SliceBox& box, const float* dy,
   const int64_t x_size = x_shape.FlatSize();
   for (int64_t k = 0; k < x_size; ++k) dx[k] = 0.0f;
   const int rank = box.rank;
-  int64_t n = 1;
-  for (int d = 0; d < rank; ++d) n *= box.count[d];
-  if (n == 0) return;
   if (rank == 0) {
     dx[0] = dy[0];
     return;
   }
-  int64_t x_stride[kMaxRank];
-  int64_t s = 1;
-  for (int d = rank - 1; d >= 0; --d) {
-    x_stride[d] = s;
-    s *= x_shape.dims[d];
-  }
+  int64_t x_stride[kMaxRank], step[kMaxRank];
+  RowMajorStrides(x_shape, x_stride);
   int64_t offset = 0;
-  for (int d = 0; d < rank; ++d) offset += box.begin[d] * x_stride[d];
-  int32_t index[kMaxRank] = {0, 0, 0, 0, 0, 0};
-  for (int64_t k = 0; k < n; ++k) {
-    dx[offset] = dy[k];
-    for (int d = rank - 1; d >= 0; --d) {
-      const int64_t step = static_cast<int64_t>(box.stride[d]) * x_stride[d];
-      offset += step;
-      if (++index[d] < box.count[d]) break;
-      offset -= step * box.count[d];
-      index[d] = 0;
-    }
+  for (int d = 0; d < rank; ++d) {
+    offset += box.begin[d] * x_stride[d];
+    step[d] = box.stride[d] * x_stride[d];
   }
+  Scatter(rank, box.count, step, offset, dy, dx);
 }
 
 }  // namespace tflm_train
