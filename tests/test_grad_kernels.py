@@ -923,3 +923,30 @@ def test_strided_slice_grad_matches_tf(seed):
     ref = np.zeros(shape) if ref is None else ref.numpy()
     got = K.strided_slice_grad(dy, begin, end, strides, *masks, shape)
     np.testing.assert_array_equal(got, ref.astype(np.float32))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("shapes", MUL_SHAPES, ids=str)
+def test_broadcast_add_grad_matches_tf(shapes, seed):
+    """Each ADD operand's gradient: y/grad masked, summed over the elements
+    of y that repeat it."""
+    rng = np.random.default_rng(1500 + seed + 10 * MUL_SHAPES.index(shapes))
+    a, b = (rng.normal(size=s) for s in shapes)
+    activation = [NONE, RELU, RELU6, NONE][seed]
+
+    def forward(a, b):
+        return a + b
+
+    y_pre, variables, tape = tf_grads(forward, a, b)
+    q_y, (lo, hi), mask = quantize_output(y_pre, rng, activation)
+    dy = rng.normal(size=y_pre.shape).astype(np.float32)
+    with tape:
+        loss = tf.reduce_sum(tf.constant(dy * mask) * forward(*variables))
+    refs = tape.gradient(loss, variables)
+    _, abs_variables, abs_tape = tf_grads(forward, a, b)
+    with abs_tape:
+        abs_loss = tf.reduce_sum(tf.constant(np.abs(dy) * mask) * forward(*abs_variables))
+    mags = abs_tape.gradient(abs_loss, abs_variables)
+    for shape, ref, mag in zip(shapes, refs, mags):
+        got = K.add_grad_broadcast(dy, q_y, list(shape), lo, hi)
+        assert_grad_close(got, ref.numpy(), "x/grad", mag.numpy())

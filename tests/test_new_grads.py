@@ -282,6 +282,40 @@ def test_squeeze_excite_mul_gradient(gate):
     assert later.epochs[-1]["loss"] < 0.8 * np.mean(losses)
 
 
+def test_broadcast_add_gradient():
+    """Conv -> ADD of a per-channel offset computed from the features
+    ([1, H, W, C] + [1, 1, 1, C]) -> Flatten -> Dense, every layer trained:
+    the offset's gradient is the float32 sum over H, W (row-major) of the
+    masked y/grad."""
+    _, _, L = _keras()
+    shape = (8, 8, 1)
+    x, y = _task(shape)
+
+    def body(t):
+        t = L.Conv2D(8, 3, padding="same", activation="relu")(t)
+        offset = L.Conv2D(8, 1)(L.GlobalAveragePooling2D(keepdims=True)(t))
+        return L.Dense(4)(L.Flatten()(L.Add()([t, offset])))
+
+    model = _pretrained(body, shape, x, y)
+    trainer, m, ops, losses = _train(model, x, y, {"preset": "last-k:3"})
+    grad = _custom_op(m, ops, "TFLMTRAIN_ADD_GRAD")
+    _, dy_i, y_i = (int(t) for t in grad.inputs)
+    q_y, dy = trainer.tensor(y_i), trainer.tensor(dy_i)
+    g = np.where((q_y > -128) & (q_y < 127), dy, _f32(0)).astype(np.float32)
+    grads = [trainer.tensor(int(t)) for t in grad.outputs]
+    assert sorted(d.shape for d in grads) == [(1, 1, 1, 8), (1, 8, 8, 8)]
+    want = np.zeros(8, np.float32)
+    for h, w in np.ndindex(8, 8):
+        want = want + g[0, h, w]
+    for d in grads:
+        if d.shape == g.shape:
+            np.testing.assert_array_equal(d, g)
+        else:
+            np.testing.assert_array_equal(d.reshape(-1), want)
+    later = trainer.fit((x, y), epochs=3, progress=False)
+    assert later.epochs[-1]["loss"] < 0.8 * np.mean(losses)
+
+
 @pytest.mark.parametrize("preset", ["last-k:2", "last-k:4"])
 def test_concatenation_gradient(preset):
     """Conv -> two branches (1x1, 3x3) -> CONCATENATION -> Flatten -> Dense.

@@ -427,6 +427,25 @@ void BindGradKernels(py::module_& m) {
       py::arg("act_max") = 127);
 
   m.def(
+      "add_grad_broadcast",
+      [](const Array<float>& dy, const Array<int8_t>& y,
+         std::vector<int> x_shape, int act_min, int act_max) {
+        BroadcastWalk walk;
+        const Shape xs = ShapeOf(x_shape);
+        Require(MakeBroadcastWalk(xs, ShapeOf(y), ShapeOf(y), &walk),
+                "x does not broadcast to y");
+        Require(dy.size() == y.size(), "dy must match y");
+        Array<float> dx(DimsOf(xs));
+        BinaryBroadcastGrad(walk, dy.data(), y.data(),
+                            ActivationMask{act_min, act_max}, BinaryGradArgs{},
+                            dx.mutable_data(), nullptr);
+        return dx;
+      },
+      py::arg("dy"), py::arg("y"), py::arg("x_shape"),
+      py::arg("act_min") = -128, py::arg("act_max") = 127,
+      "The gradient of a broadcast ADD operand of shape x_shape.");
+
+  m.def(
       "average_pool_grad",
       [](const Array<float>& dy, const Array<int8_t>& y,
          std::vector<int> x_shape, std::array<int, 2> stride,

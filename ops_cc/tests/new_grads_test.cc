@@ -1,6 +1,7 @@
-// The backward ops of HARD_SWISH, LOGISTIC, TANH, LEAKY_RELU, MUL,
-// CONCATENATION, TRANSPOSE and STRIDED_SLICE on the fake host: Prepare refusals (one-line
-// errors naming the op) and small hand-checked cases. Gradient values are
+// The backward ops of HARD_SWISH, LOGISTIC, TANH, LEAKY_RELU, MUL, a
+// broadcasting ADD, CONCATENATION, TRANSPOSE and STRIDED_SLICE on the fake
+// host: Prepare refusals (one-line errors naming the op) and small
+// hand-checked cases. Gradient values are
 // checked against TF autodiff in tests/test_grad_kernels.py.
 #include <gtest/gtest.h>
 
@@ -44,6 +45,8 @@ constexpr uint8_t kAxis1[] = {97, 120, 105, 115, 0, 1, 6, 1,
                               1, 1, 1, 4, 2, 36, 1};
 // {'begin_mask': 0, 'end_mask': 2, 'shrink_axis_mask': 1}
 constexpr uint8_t kSliceMasks[] = {98, 101, 103, 105, 110, 95, 109, 97, 115, 107, 0, 101, 110, 100, 95, 109, 97, 115, 107, 0, 115, 104, 114, 105, 110, 107, 95, 97, 120, 105, 115, 95, 109, 97, 115, 107, 0, 3, 38, 28, 20, 3, 1, 3, 0, 2, 1, 4, 4, 4, 6, 36, 1};
+// {'activation': 0}
+constexpr uint8_t kActivationNone[] = {97, 99, 116, 105, 118, 97, 116, 105, 111, 110, 0, 1, 12, 1, 1, 1, 0, 4, 2, 36, 1};
 // {}
 constexpr uint8_t kEmpty[] = {0, 0, 1, 0, 0, 36, 1};
 
@@ -348,6 +351,28 @@ TEST(NewGrads, MulPrepareRefusals) {
     EXPECT_EQ(op.error(),
               "TFLMTRAIN_MUL_GRAD: y/grad shape differs from y shape");
   }
+}
+
+TEST(NewGrads, BroadcastAddSumsOverTheRepeats) {
+  MulFixture f;  // the same shapes; a and b are not read
+  const OpKernel& k = Kernel("TFLMTRAIN_ADD_GRAD");
+  FakeOp op(&f.t, {0, 1, 2}, {5, 6}, kActivationNone, sizeof(kActivationNone));
+  ASSERT_EQ(op.Run(k), Status::kOk) << op.error();
+  EXPECT_EQ(Values(f.t[MulFixture::kDa]),
+            (std::vector<float>{1, 2, 3, 4, 5, 6, 7, 0}));
+  EXPECT_EQ(Values(f.t[MulFixture::kDb]), (std::vector<float>{16.0f, 12.0f}));
+  // The gradient of an operand that does not broadcast to y is refused, and
+  // a requantize has no broadcast.
+  f.t[MulFixture::kDb] = Floats({1, 1, 3});
+  FakeOp bad(&f.t, {0, 1, 2}, {5, 6}, kActivationNone, sizeof(kActivationNone));
+  EXPECT_NE(bad.Run(k, true), Status::kOk);
+  EXPECT_EQ(bad.error(),
+            "TFLMTRAIN_ADD_GRAD: output 1 shape differs from y shape");
+  FakeOp requantize(&f.t, {0, 1, 2}, {6}, kEmpty, sizeof(kEmpty));
+  f.t[MulFixture::kDb] = Floats({1, 1, 1, 2});
+  EXPECT_NE(requantize.Run(Kernel("TFLMTRAIN_QUANTIZE_GRAD"), true), Status::kOk);
+  EXPECT_EQ(requantize.error(),
+            "TFLMTRAIN_QUANTIZE_GRAD: output 0 shape differs from y shape");
 }
 
 // ---- CONCATENATION, TRANSPOSE --------------------------------------------------

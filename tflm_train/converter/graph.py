@@ -238,10 +238,6 @@ class _Checker:
                           // int(self.tensor(inputs[0]).shape[-1]))
             if multiplier > 1:
                 return f"has depth multiplier {multiplier}"
-        elif name == "ADD":
-            shapes = [list(map(int, self.tensor(t).shape)) for t in inputs[:2]]
-            if shapes[0] != shapes[1]:
-                return f"broadcasts its inputs (shapes {shapes[0]} and {shapes[1]})"
         elif name == "MEAN":
             axes = sorted(int(a) % 4 for a in
                           tflite.tensor_data(self.model, self.tensor(inputs[1])).ravel())
