@@ -74,23 +74,23 @@ def test_scheme_search_keeps_to_layers_after_a_forward_only_one():
         assert trained and min(t.op_index for t in trained) > 1  # operator 0 + INIT
 
 
-def _broadcast_add_model():
-    """A feature map plus its own per-channel mean (broadcast ADD), as
-    attention and squeeze-excite-like blocks have."""
+def _upsampling_model():
+    """A feature map upsampled (RESIZE_NEAREST_NEIGHBOR, which has no
+    gradient kernel), as segmentation-like heads have."""
     import tf_keras as keras
 
     keras.utils.set_random_seed(2)
     L = keras.layers
     x = L.Input((8, 8, 2))
     y = L.Conv2D(4, 3, padding="same", name="conv")(x)
-    y = L.Add()([y, L.GlobalAveragePooling2D(keepdims=True)(y)])
+    y = L.UpSampling2D(2)(y)
     y = L.Dense(3, name="head")(L.Flatten()(y))
     samples = np.random.default_rng(0).normal(0, 1, (16, 8, 8, 2)).astype(np.float32)
     return models.quantize(keras.Model(x, y), samples), samples
 
 
 def test_an_op_without_gradient_runs_in_the_frozen_prefix_like_tflm():
-    int8_model, x = _broadcast_add_model()
+    int8_model, x = _upsampling_model()
     assert tflm_parity.assert_every_tensor_matches_tflm(int8_model) > 10
     trainer = tflm_train.Trainer(tflm_train.convert(int8_model, {"preset": "classifier"}))
     interp = tflm.Interpreter.from_bytes(int8_model)
@@ -103,8 +103,8 @@ def test_an_op_without_gradient_runs_in_the_frozen_prefix_like_tflm():
     trainer.fit((x, np.arange(len(x)) % 3))
     assert trainer.weights_sha256() != before
     with pytest.raises(ConversionError, match=(
-            r"ADD at operator 2 broadcasts its inputs \(shapes \[1, 8, 8, 4\] and \[1, 1, 1, 4\]"
-            r"\): it runs forward only, but the layer trained at operator 0 is before it")):
+            r"RESIZE_NEAREST_NEIGHBOR at operator 1 has no gradient kernel: it runs forward "
+            r"only, but the layer trained at operator 0 is before it")):
         tflm_train.convert(int8_model, {"preset": "last-k:2"})
 
 

@@ -1,6 +1,7 @@
 #include "ops_cc/kernels/add.h"
 
 #include "ops_cc/core/quantization.h"
+#include "ops_cc/kernels/broadcast.h"
 
 namespace tflm_train {
 namespace {
@@ -11,25 +12,20 @@ bool QuantizeBelowOne(double real, int32_t* multiplier, int* shift) {
   return *shift <= 0;
 }
 
-int8_t AddOne(const AddParams& p, int8_t a, int8_t b) {
-  const int32_t a_shifted = (p.input1_offset + a) * (1 << p.left_shift);
-  const int32_t b_shifted = (p.input2_offset + b) * (1 << p.left_shift);
-  const int32_t a_scaled = MultiplyByQuantizedMultiplier(
-      a_shifted, p.input1_multiplier, p.input1_shift);
-  const int32_t b_scaled = MultiplyByQuantizedMultiplier(
-      b_shifted, p.input2_multiplier, p.input2_shift);
-  int32_t out = MultiplyByQuantizedMultiplier(
-                    a_scaled + b_scaled, p.output_multiplier, p.output_shift) +
-                p.output_offset;
+// Input i rescaled to the common fixed-point scale.
+int32_t ScaleInput(int32_t offset, int8_t x, int left_shift,
+                   int32_t multiplier, int shift) {
+  return MultiplyByQuantizedMultiplier((offset + x) * (1 << left_shift),
+                                       multiplier, shift);
+}
+
+int8_t Requantize(const AddParams& p, int32_t raw) {
+  int32_t out =
+      MultiplyByQuantizedMultiplier(raw, p.output_multiplier, p.output_shift) +
+      p.output_offset;
   if (out < p.act_min) out = p.act_min;
   if (out > p.act_max) out = p.act_max;
   return static_cast<int8_t>(out);
-}
-
-// Dimension i of `shape` right-aligned into kMaxRank dimensions.
-int32_t AlignedDim(const Shape& shape, int i) {
-  const int j = i - (kMaxRank - shape.rank);
-  return j < 0 ? 1 : shape.dims[j];
 }
 
 }  // namespace
@@ -63,61 +59,36 @@ bool ComputeAddParams(float input1_scale, int32_t input1_zero_point,
                           &params->output_shift);
 }
 
-bool AddShapesBroadcast(const Shape& input1_shape, const Shape& input2_shape,
-                        const Shape& output_shape) {
-  if (input1_shape.rank > kMaxRank || input2_shape.rank > kMaxRank ||
-      output_shape.rank > kMaxRank) {
-    return false;
-  }
-  const int rank = input1_shape.rank > input2_shape.rank ? input1_shape.rank
-                                                         : input2_shape.rank;
-  if (output_shape.rank != rank) return false;
-  for (int i = 0; i < kMaxRank; ++i) {
-    const int32_t a = AlignedDim(input1_shape, i);
-    const int32_t b = AlignedDim(input2_shape, i);
-    const int32_t o = AlignedDim(output_shape, i);
-    if ((a != o && a != 1) || (b != o && b != 1)) return false;
-  }
-  return true;
-}
-
 namespace ref {
 
 void Add(const AddParams& params, const Shape& input1_shape,
          const int8_t* input1, const Shape& input2_shape, const int8_t* input2,
          const Shape& output_shape, int8_t* output) {
-  if (input1_shape == input2_shape) {
-    const int n = static_cast<int>(output_shape.FlatSize());
-    for (int i = 0; i < n; ++i)
-      output[i] = AddOne(params, input1[i], input2[i]);
-    return;
-  }
-  // Walk the output in row-major order; an input dimension of 1 has stride 0.
-  int32_t dims[kMaxRank], stride1[kMaxRank], stride2[kMaxRank];
-  int32_t s1 = 1, s2 = 1;
-  for (int i = kMaxRank - 1; i >= 0; --i) {
-    dims[i] = AlignedDim(output_shape, i);
-    const int32_t d1 = AlignedDim(input1_shape, i);
-    const int32_t d2 = AlignedDim(input2_shape, i);
-    stride1[i] = d1 == 1 ? 0 : s1;
-    stride2[i] = d2 == 1 ? 0 : s2;
-    s1 *= d1;
-    s2 *= d2;
-  }
-  const int n = static_cast<int>(output_shape.FlatSize());
-  int32_t index[kMaxRank] = {0, 0, 0, 0, 0, 0};
-  int32_t off1 = 0, off2 = 0;
-  for (int i = 0; i < n; ++i) {
-    output[i] = AddOne(params, input1[off1], input2[off2]);
-    for (int d = kMaxRank - 1; d >= 0; --d) {
-      off1 += stride1[d];
-      off2 += stride2[d];
-      if (++index[d] < dims[d]) break;
-      off1 -= stride1[d] * dims[d];
-      off2 -= stride2[d] * dims[d];
-      index[d] = 0;
-    }
-  }
+  const AddParams& p = params;
+  BroadcastBinary(input1_shape, input1, input2_shape, input2, output_shape,
+                  output, [&p](int8_t a, int8_t b) {
+                    return Requantize(
+                        p, ScaleInput(p.input1_offset, a, p.left_shift,
+                                      p.input1_multiplier, p.input1_shift) +
+                               ScaleInput(p.input2_offset, b, p.left_shift,
+                                          p.input2_multiplier,
+                                          p.input2_shift));
+                  });
+}
+
+void Sub(const AddParams& params, const Shape& input1_shape,
+         const int8_t* input1, const Shape& input2_shape, const int8_t* input2,
+         const Shape& output_shape, int8_t* output) {
+  const AddParams& p = params;
+  BroadcastBinary(input1_shape, input1, input2_shape, input2, output_shape,
+                  output, [&p](int8_t a, int8_t b) {
+                    return Requantize(
+                        p, ScaleInput(p.input1_offset, a, p.left_shift,
+                                      p.input1_multiplier, p.input1_shift) -
+                               ScaleInput(p.input2_offset, b, p.left_shift,
+                                          p.input2_multiplier,
+                                          p.input2_shift));
+                  });
 }
 
 }  // namespace ref

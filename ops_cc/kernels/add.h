@@ -1,5 +1,6 @@
-// ADD of two int8 tensors with different quantization (TFLite Micro's
-// reference numerics), with numpy-style broadcasting.
+// ADD and SUB of two int8 tensors with different quantization (TFLite
+// Micro's reference numerics), with numpy-style broadcasting
+// (ops_cc/kernels/broadcast.h).
 #ifndef TFLM_TRAIN_KERNELS_ADD_H_
 #define TFLM_TRAIN_KERNELS_ADD_H_
 
@@ -10,9 +11,10 @@
 namespace tflm_train {
 
 // Each input, offset by its zero point, is shifted left by `left_shift`
-// bits and scaled by its multiplier (s_i / (2 max(s_1, s_2))); the sum is
-// scaled by the output multiplier (2 max(s_1, s_2) / (2^left_shift s_out)).
-// All shifts are <= 0 (right shifts).
+// bits and scaled by its multiplier (s_i / (2 max(s_1, s_2))); the sum (or
+// difference) is scaled by the output multiplier
+// (2 max(s_1, s_2) / (2^left_shift s_out)). All shifts are <= 0 (right
+// shifts).
 struct AddParams {
   int32_t input1_offset = 0, input2_offset = 0;  // -(zero points)
   int32_t output_offset = 0;                     // output zero point
@@ -22,23 +24,31 @@ struct AddParams {
   int32_t act_min = -128, act_max = 127;
 };
 
-// Fills everything but the activation range. Returns false if a scale is not
-// positive or the output multiplier is not below 1.
+// Fills everything but the activation range, for ADD and SUB alike: the
+// real multipliers are formed in double precision. Returns false if a scale
+// is not positive or a multiplier is not in (0, 1).
+//
+// TFLM's SUB source (sub_common.cc) writes the SUB ratios as float
+// divisions widened to double; the tflite-micro wheel, our oracle, is built
+// so that they are evaluated in double (its machine code divides in double),
+// which equals ADD's computation. A build of that source that divides in
+// float (e.g. gcc without fast-math, as on a Cortex-M) can differ in a
+// multiplier's last bits and, rarely, by one in an output (see
+// SUB_FLOAT_CASE in tests/test_forward_binary.py).
 bool ComputeAddParams(float input1_scale, int32_t input1_zero_point,
                       float input2_scale, int32_t input2_zero_point,
                       float output_scale, int32_t output_zero_point,
                       AddParams* params);
 
-// True if the shapes broadcast against each other to `output_shape`
-// (dimensions aligned from the right, each input dimension equal to the
-// output's or 1; rank at most kMaxRank).
-bool AddShapesBroadcast(const Shape& input1_shape, const Shape& input2_shape,
-                        const Shape& output_shape);
-
+// Shapes must satisfy ShapesBroadcast (ops_cc/kernels/broadcast.h).
 namespace ref {
 
-// Shapes must satisfy AddShapesBroadcast.
 void Add(const AddParams& params, const Shape& input1_shape,
+         const int8_t* input1, const Shape& input2_shape, const int8_t* input2,
+         const Shape& output_shape, int8_t* output);
+
+// input1 - input2.
+void Sub(const AddParams& params, const Shape& input1_shape,
          const int8_t* input1, const Shape& input2_shape, const int8_t* input2,
          const Shape& output_shape, int8_t* output);
 

@@ -14,21 +14,26 @@ namespace tflm_train {
 enum BuiltinCode : int {
   kBuiltinAdd = 0,
   kBuiltinAveragePool2D = 1,
+  kBuiltinConcatenation = 2,
   kBuiltinConv2D = 3,
   kBuiltinDepthwiseConv2D = 4,
   kBuiltinDequantize = 6,
   kBuiltinFullyConnected = 9,
   kBuiltinLogistic = 14,
   kBuiltinMaxPool2D = 17,
+  kBuiltinMul = 18,
   kBuiltinReshape = 22,
   kBuiltinSoftmax = 25,
   kBuiltinTanh = 28,
   kBuiltinPad = 34,
   kBuiltinTranspose = 39,
   kBuiltinMean = 40,
+  kBuiltinSub = 41,
   kBuiltinSqueeze = 43,
   kBuiltinUnidirectionalSequenceLstm = 44,
   kBuiltinStridedSlice = 45,
+  kBuiltinMaximum = 55,
+  kBuiltinMinimum = 57,
   kBuiltinExpandDims = 70,
   kBuiltinResizeNearestNeighbor = 97,
   kBuiltinLeakyRelu = 98,
@@ -68,6 +73,21 @@ struct FullyConnectedOptions {
 };
 
 struct AddOptions {
+  int activation = kActivationNone;
+};
+
+// SUB and MUL have the same one field as ADD (pot_scale_int16 concerns
+// int16 only).
+struct SubOptions {
+  int activation = kActivationNone;
+};
+
+struct MulOptions {
+  int activation = kActivationNone;
+};
+
+struct ConcatenationOptions {
+  int axis = 0;  // negative: counted from the end
   int activation = kActivationNone;
 };
 
@@ -130,6 +150,9 @@ union BuiltinOptionsStorage {
   DepthwiseConvOptions depthwise;
   FullyConnectedOptions fully_connected;
   AddOptions add;
+  SubOptions sub;
+  MulOptions mul;
+  ConcatenationOptions concatenation;
   PoolOptions pool;
   ReducerOptions reducer;
   SoftmaxOptions softmax;

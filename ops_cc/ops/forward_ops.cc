@@ -15,6 +15,16 @@ const OpKernel* FindForwardKernel(int builtin_code) {
       return &kFullyConnected;
     case kBuiltinAdd:
       return &kAdd;
+    case kBuiltinSub:
+      return &kSub;
+    case kBuiltinMul:
+      return &kMul;
+    case kBuiltinMaximum:
+      return &kMaximum;
+    case kBuiltinMinimum:
+      return &kMinimum;
+    case kBuiltinConcatenation:
+      return &kConcatenation;
     case kBuiltinAveragePool2D:
       return &kAveragePool2D;
     case kBuiltinMaxPool2D:

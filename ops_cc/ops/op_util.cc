@@ -1,6 +1,9 @@
 #include "ops_cc/ops/op_util.h"
 
+#include <cstdio>
 #include <cstring>
+
+#include "ops_cc/kernels/broadcast.h"
 
 namespace tflm_train {
 
@@ -172,6 +175,42 @@ Status ReadInt8MoveInputOutput(PrepareContext& c, const char* op,
         static_cast<long>(ZeroPoint(*output)),
         static_cast<double>(Scale(*input)),
         static_cast<long>(ZeroPoint(*input)));
+  }
+  return Status::kOk;
+}
+
+namespace {
+
+// "[1, 6, 6, 8]" into `text` (at least 80 bytes).
+const char* FormatShape(const Shape& s, char* text, size_t size) {
+  size_t n = 0;
+  n += static_cast<size_t>(snprintf(text, size, "["));
+  for (int i = 0; i < s.rank && n < size; ++i) {
+    n += static_cast<size_t>(snprintf(text + n, size - n, i ? ", %ld" : "%ld",
+                                      static_cast<long>(s.dims[i])));
+  }
+  if (n < size) snprintf(text + n, size - n, "]");
+  return text;
+}
+
+}  // namespace
+
+Status ReadBroadcastOperands(PrepareContext& c, const char* op,
+                             TensorDesc* input1, TensorDesc* input2,
+                             TensorDesc* output) {
+  TT_RETURN_IF_ERROR(CheckInputCount(c, op, 2, 2));
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 0, input1));
+  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, input2));
+  TT_RETURN_IF_ERROR(ReadOutput(c, op, output));
+  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "input 0", *input1));
+  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "input 1", *input2));
+  TT_RETURN_IF_ERROR(CheckInt8PerTensor(c, op, "output", *output));
+  if (!ShapesBroadcast(input1->shape, input2->shape, output->shape)) {
+    char a[96], b[96], o[96];
+    return c.Fail("%s: input shapes %s and %s do not broadcast to output shape %s",
+                  op, FormatShape(input1->shape, a, sizeof(a)),
+                  FormatShape(input2->shape, b, sizeof(b)),
+                  FormatShape(output->shape, o, sizeof(o)));
   }
   return Status::kOk;
 }

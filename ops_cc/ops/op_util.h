@@ -184,6 +184,13 @@ Status ReadInt8Elementwise(PrepareContext& c, const char* op,
                            TensorDesc* input, TensorDesc* output);
 
 
+// The two inputs and the output of an elementwise binary op (ADD, SUB, MUL,
+// MAXIMUM, MINIMUM): two inputs and one output, all int8 quantized per
+// tensor, input shapes that broadcast to the output's (ShapesBroadcast).
+Status ReadBroadcastOperands(PrepareContext& c, const char* op,
+                             TensorDesc* input1, TensorDesc* input2,
+                             TensorDesc* output);
+
 // Symmetric int8 weights with one scale, or one per channel along
 // `dimension`.
 Status CheckFilterScales(PrepareContext& c, const char* op,

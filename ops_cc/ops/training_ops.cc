@@ -28,6 +28,14 @@ const OpKernel* const kKernels[kNumTrainingOps] = {
     &kOptimizerStepKernel,
     &kImprintKernel,
     &kQuantizeGradKernel,
+    &kHardSwishGradKernel,
+    &kLogisticGradKernel,
+    &kTanhGradKernel,
+    &kLeakyReluGradKernel,
+    &kMulGradKernel,
+    &kConcatenationGradKernel,
+    &kTransposeGradKernel,
+    &kStridedSliceGradKernel,
 };
 
 }  // namespace

@@ -16,6 +16,8 @@
 
 #include "ops_cc/core/float_math.h"
 #include "ops_cc/core/shape.h"
+#include "ops_cc/kernels/grad/activation_grad.h"
+#include "ops_cc/kernels/grad/broadcast_grad.h"
 #include "ops_cc/kernels/grad/conv_grad.h"
 #include "ops_cc/kernels/grad/depthwise_conv_grad.h"
 #include "ops_cc/kernels/grad/elementwise_grad.h"
@@ -24,8 +26,10 @@
 #include "ops_cc/kernels/grad/loss.h"
 #include "ops_cc/kernels/grad/optimizer_schedule.h"
 #include "ops_cc/kernels/grad/pooling_grad.h"
+#include "ops_cc/kernels/grad/routing_grad.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
 #include "ops_cc/kernels/lstm.h"
+#include "ops_cc/kernels/strided_slice.h"
 #include "ops_cc/core/window.h"
 #include "ops_cc/ops/forward_ops.h"
 
@@ -424,6 +428,25 @@ void BindGradKernels(py::module_& m) {
       py::arg("act_max") = 127);
 
   m.def(
+      "add_grad_broadcast",
+      [](const Array<float>& dy, const Array<int8_t>& y,
+         std::vector<int> x_shape, int act_min, int act_max) {
+        BroadcastWalk walk;
+        const Shape xs = ShapeOf(x_shape);
+        Require(MakeBroadcastWalk(xs, ShapeOf(y), ShapeOf(y), &walk),
+                "x does not broadcast to y");
+        Require(dy.size() == y.size(), "dy must match y");
+        Array<float> dx(DimsOf(xs));
+        BinaryBroadcastGrad(walk, dy.data(), y.data(),
+                            ActivationMask{act_min, act_max}, BinaryGradArgs{},
+                            dx.mutable_data(), nullptr);
+        return dx;
+      },
+      py::arg("dy"), py::arg("y"), py::arg("x_shape"),
+      py::arg("act_min") = -128, py::arg("act_max") = 127,
+      "The gradient of a broadcast ADD operand of shape x_shape.");
+
+  m.def(
       "average_pool_grad",
       [](const Array<float>& dy, const Array<int8_t>& y,
          std::vector<int> x_shape, std::array<int, 2> stride,
@@ -591,6 +614,159 @@ void BindGradKernels(py::module_& m) {
       },
       py::arg("x"), py::arg("scale_log2"),
       "The LSTM's int16 tanh: scale 2^scale_log2 -> Q0.15.");
+
+  // ---- activations, MUL and the routing ops (tests/test_grad_kernels.py)
+
+  m.def(
+      "hard_swish_grad",
+      [](const Array<float>& dy, const Array<int8_t>& x, float x_scale,
+         int x_zero_point, const Array<int8_t>& y) {
+        Require(dy.size() == y.size() && x.size() == y.size(),
+                "dy, x and y must have one size");
+        Array<float> dx(DimsOf(ShapeOf(y)));
+        HardSwishGrad(dy.data(), x.data(), Dequantizer{x_scale, x_zero_point},
+                      y.data(), ActivationMask{}, y.size(), dx.mutable_data());
+        return dx;
+      },
+      py::arg("dy"), py::arg("x"), py::arg("x_scale"), py::arg("x_zero_point"),
+      py::arg("y"));
+  m.def("hard_swish_derivative",
+        py::vectorize([](float v) { return HardSwishDerivative(v); }));
+
+  auto from_output = [&m](const char* name, auto grad) {
+    m.def(
+        name,
+        [grad](const Array<float>& dy, const Array<int8_t>& y, float y_scale,
+               int y_zero_point) {
+          Require(dy.size() == y.size(), "dy must match y");
+          Array<float> dx(DimsOf(ShapeOf(y)));
+          grad(dy.data(), y.data(), Dequantizer{y_scale, y_zero_point},
+               ActivationMask{}, y.size(), dx.mutable_data());
+          return dx;
+        },
+        py::arg("dy"), py::arg("y"), py::arg("y_scale"),
+        py::arg("y_zero_point"));
+  };
+  from_output("logistic_grad", LogisticGrad);
+  from_output("tanh_grad", TanhGrad);
+
+  m.def(
+      "leaky_relu_grad",
+      [](const Array<float>& dy, const Array<int8_t>& x, int x_zero_point,
+         float alpha, const Array<int8_t>& y) {
+        Require(dy.size() == y.size() && x.size() == y.size(),
+                "dy, x and y must have one size");
+        Array<float> dx(DimsOf(ShapeOf(y)));
+        LeakyReluGrad(dy.data(), x.data(), x_zero_point, alpha, y.data(),
+                      ActivationMask{}, y.size(), dx.mutable_data());
+        return dx;
+      },
+      py::arg("dy"), py::arg("x"), py::arg("x_zero_point"), py::arg("alpha"),
+      py::arg("y"));
+
+  m.def(
+      "mul_grad",
+      [](const Array<float>& dy, const Array<int8_t>& y,
+         const Array<int8_t>& a, float a_scale, int a_zero_point,
+         const Array<int8_t>& b, float b_scale, int b_zero_point, int act_min,
+         int act_max) {
+        BroadcastWalk walk;
+        Require(MakeBroadcastWalk(ShapeOf(a), ShapeOf(b), ShapeOf(y), &walk),
+                "a and b do not broadcast to y");
+        Require(dy.size() == y.size(), "dy must match y");
+        BinaryGradArgs args;
+        args.a = a.data();
+        args.a_real = Dequantizer{a_scale, a_zero_point};
+        args.b = b.data();
+        args.b_real = Dequantizer{b_scale, b_zero_point};
+        Array<float> da(DimsOf(ShapeOf(a)));
+        Array<float> db(DimsOf(ShapeOf(b)));
+        BinaryBroadcastGrad(walk, dy.data(), y.data(),
+                            ActivationMask{act_min, act_max}, args,
+                            da.mutable_data(), db.mutable_data());
+        return py::make_tuple(da, db);
+      },
+      py::arg("dy"), py::arg("y"), py::arg("a"), py::arg("a_scale"),
+      py::arg("a_zero_point"), py::arg("b"), py::arg("b_scale"),
+      py::arg("b_zero_point"), py::arg("act_min") = -128,
+      py::arg("act_max") = 127, "(a/grad, b/grad) of y = a * b.");
+
+  m.def(
+      "concatenation_grad",
+      [](const Array<float>& dy, int axis,
+         const std::vector<std::vector<int>>& x_shapes) {
+        const Shape ys = ShapeOf(dy);
+        Require(axis >= 0 && axis < ys.rank, "axis out of range");
+        py::list out;
+        int32_t offset = 0;
+        for (const auto& dims : x_shapes) {
+          const Shape xs = ShapeOf(dims);
+          Require(xs.rank == ys.rank, "ranks differ");
+          for (int d = 0; d < ys.rank; ++d)
+            Require(d == axis || xs.dims[d] == ys.dims[d], "shapes differ");
+          Require(offset + xs.dims[axis] <= ys.dims[axis], "too wide");
+          Array<float> dx(DimsOf(xs));
+          ConcatenationGrad(ys, dy.data(), axis, offset, xs, dx.mutable_data());
+          offset += xs.dims[axis];
+          out.append(dx);
+        }
+        return out;
+      },
+      py::arg("dy"), py::arg("axis"), py::arg("x_shapes"));
+
+  m.def(
+      "transpose_grad",
+      [](const Array<float>& dy, std::vector<int32_t> perm) {
+        const Shape ys = ShapeOf(dy);
+        Require(static_cast<int>(perm.size()) == ys.rank, "perm size != rank");
+        Shape xs;
+        xs.rank = ys.rank;
+        std::vector<bool> seen(perm.size());
+        for (int d = 0; d < ys.rank; ++d) {
+          Require(perm[d] >= 0 && perm[d] < ys.rank && !seen[perm[d]],
+                  "not a permutation");
+          seen[perm[d]] = true;
+          xs.dims[perm[d]] = ys.dims[d];
+        }
+        Array<float> dx(DimsOf(xs));
+        TransposeGrad(ys, dy.data(), perm.data(), xs, dx.mutable_data());
+        return dx;
+      },
+      py::arg("dy"), py::arg("perm"));
+
+  m.def(
+      "strided_slice_grad",
+      [](const Array<float>& dy, std::vector<int32_t> begin,
+         std::vector<int32_t> end, std::vector<int32_t> strides,
+         int begin_mask, int end_mask, int shrink_axis_mask,
+         std::vector<int> x_shape) {
+        const Shape xs = ShapeOf(x_shape);
+        Require(xs.rank <= kMaxStridedSliceRank &&
+                    static_cast<int>(begin.size()) == xs.rank &&
+                    end.size() == begin.size() &&
+                    strides.size() == begin.size(),
+                "begin, end, strides need one entry per dimension (rank <= 4)");
+        SliceBox box;
+        box.rank = xs.rank;
+        int64_t n = 1;
+        for (int d = 0; d < xs.rank; ++d) {
+          Require(strides[d] != 0, "stride 0");
+          const SliceAxis a = ref::ResolveSliceAxis(
+              xs.dims[d], begin[d], end[d], strides[d], (begin_mask >> d) & 1,
+              (end_mask >> d) & 1, (shrink_axis_mask >> d) & 1);
+          box.begin[d] = a.start;
+          box.stride[d] = a.stride;
+          box.count[d] = a.count;
+          n *= a.count;
+        }
+        Require(n == dy.size(), "dy size != slice size");
+        Array<float> dx(DimsOf(xs));
+        StridedSliceGrad(box, dy.data(), xs, dx.mutable_data());
+        return dx;
+      },
+      py::arg("dy"), py::arg("begin"), py::arg("end"), py::arg("strides"),
+      py::arg("begin_mask"), py::arg("end_mask"), py::arg("shrink_axis_mask"),
+      py::arg("x_shape"));
   m.def("cos_pi", py::vectorize([](float u) { return CosPi(u); }));
   m.def("sqrt_f", py::vectorize([](float x) { return SqrtF(x); }));
   m.def("exp_f", py::vectorize([](float x) { return ExpF(x); }));

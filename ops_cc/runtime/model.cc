@@ -34,9 +34,12 @@ enum OptionsType : uint8_t {
   kPool2DOptions = 5,
   kFullyConnectedOptions = 8,
   kSoftmaxOptions = 9,
+  kConcatenationOptions = 10,
   kAddOptions = 11,
+  kMulOptions = 21,
   kTransposeOptions = 26,
   kReducerOptions = 27,
+  kSubOptions = 28,
   kSqueezeOptions = 30,
   kStridedSliceOptions = 32,
   kExpandDimsOptions = 52,
@@ -67,12 +70,14 @@ const char* BuiltinName(int code) {
   switch (code) {
     case kBuiltinAdd: return "ADD";
     case kBuiltinAveragePool2D: return "AVERAGE_POOL_2D";
+    case kBuiltinConcatenation: return "CONCATENATION";
     case kBuiltinConv2D: return "CONV_2D";
     case kBuiltinDepthwiseConv2D: return "DEPTHWISE_CONV_2D";
     case kBuiltinDequantize: return "DEQUANTIZE";
     case kBuiltinFullyConnected: return "FULLY_CONNECTED";
     case kBuiltinLogistic: return "LOGISTIC";
     case kBuiltinMaxPool2D: return "MAX_POOL_2D";
+    case kBuiltinMul: return "MUL";
     case kBuiltinReshape: return "RESHAPE";
     case kBuiltinSoftmax: return "SOFTMAX";
     case kBuiltinTanh: return "TANH";
@@ -84,6 +89,9 @@ const char* BuiltinName(int code) {
     case kBuiltinExpandDims: return "EXPAND_DIMS";
     case kBuiltinResizeNearestNeighbor: return "RESIZE_NEAREST_NEIGHBOR";
     case kBuiltinLeakyRelu: return "LEAKY_RELU";
+    case kBuiltinSub: return "SUB";
+    case kBuiltinMaximum: return "MAXIMUM";
+    case kBuiltinMinimum: return "MINIMUM";
     case kBuiltinQuantize: return "QUANTIZE";
     case kBuiltinHardSwish: return "HARD_SWISH";
     case kBuiltinUnidirectionalSequenceLstm: return "UNIDIRECTIONAL_SEQUENCE_LSTM";
@@ -280,6 +288,9 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
     case kBuiltinFullyConnected: expected = kFullyConnectedOptions; break;
     case kBuiltinSoftmax: expected = kSoftmaxOptions; break;
     case kBuiltinAdd: expected = kAddOptions; break;
+    case kBuiltinSub: expected = kSubOptions; break;
+    case kBuiltinMul: expected = kMulOptions; break;
+    case kBuiltinConcatenation: expected = kConcatenationOptions; break;
     case kBuiltinMean: expected = kReducerOptions; break;
     case kBuiltinTranspose: expected = kTransposeOptions; break;
     case kBuiltinSqueeze: expected = kSqueezeOptions; break;
@@ -335,6 +346,16 @@ Status Model::ParseBuiltinOptions(int index, const FbTable& op,
       break;
     case kAddOptions:
       s.add.activation = o.Scalar<int8_t>(0, 0);
+      break;
+    case kSubOptions:
+      s.sub.activation = o.Scalar<int8_t>(0, 0);
+      break;
+    case kMulOptions:
+      s.mul.activation = o.Scalar<int8_t>(0, 0);
+      break;
+    case kConcatenationOptions:
+      s.concatenation.axis = o.Scalar<int32_t>(0, 0);
+      s.concatenation.activation = o.Scalar<int8_t>(1, 0);
       break;
     case kReducerOptions:
       s.reducer.keep_dims = o.Scalar<uint8_t>(0, 0) != 0;

@@ -30,8 +30,10 @@ LOSS_OPS = {
 FRESH_HEAD_RANGE = [-1.0, 1.0]
 # Below this cross-entropy bound of the calibrated int8 output, convert warns.
 NARROW_OUTPUT_LOSS_BOUND = 0.05
-# Forward op -> its gradient op.
-GRAD_OPS = {op: f"TFLMTRAIN_{op}_GRAD" for op in graph.GRADIENT_OPS}
+# Forward op -> its gradient op (SQUEEZE and EXPAND_DIMS move no element:
+# their gradient is RESHAPE's).
+GRAD_OPS = {op: f"TFLMTRAIN_{op}_GRAD" for op in graph.GRADIENT_OPS} | {
+    "SQUEEZE": "TFLMTRAIN_RESHAPE_GRAD", "EXPAND_DIMS": "TFLMTRAIN_RESHAPE_GRAD"}
 
 LABEL, TARGET = "tflm_train/label", "tflm_train/target"
 MODE, LOSS = "tflm_train/mode", "tflm_train/loss"
@@ -434,11 +436,46 @@ class _TrainingGraph:
                      "filter_w": options.filterWidth, "activation": activation}
         elif name == "PAD":
             inputs = [y_grad, int(op.inputs[1])]
-        elif name == "QUANTIZE":  # an int8 requantize: masked by its clamp
+        elif name in ("QUANTIZE", "LOGISTIC", "TANH"):
+            # QUANTIZE (an int8 requantize) is masked by its clamp; LOGISTIC
+            # and TANH also read their derivative from the int8 output.
             inputs = [y_grad, y]
-        else:  # MEAN, RESHAPE
+        elif name in ("HARD_SWISH", "LEAKY_RELU"):  # the derivative reads x
+            inputs = [y_grad, x, y]
+            if name == "LEAKY_RELU":
+                attrs = {"alpha": float(options.alpha)}
+        elif name == "MUL":
+            # Each operand's gradient reads the other operand; an operand no
+            # gradient reads is -1 (it need not stay alive).
+            a_grad, b_grad = x_grad, input_grads.get(1, -1)
+            a, b = int(op.inputs[0]), int(op.inputs[1])
+            inputs = [y_grad, y, a if b_grad >= 0 else -1, b if a_grad >= 0 else -1]
+            outputs = [g for g in (a_grad, b_grad) if g >= 0]
+            attrs = {"activation": activation, "grad_a": int(a_grad >= 0),
+                     "grad_b": int(b_grad >= 0)}
+        elif name == "CONCATENATION":
+            inputs, outputs, attrs = self.concatenation_grad(op, y_grad, input_grads)
+        elif name == "TRANSPOSE":
+            inputs = [y_grad, int(op.inputs[1])]
+        elif name == "STRIDED_SLICE":
+            inputs = [y_grad] + [int(t) for t in op.inputs[1:4]]
+            attrs = {"begin_mask": options.beginMask, "end_mask": options.endMask,
+                     "shrink_axis_mask": options.shrinkAxisMask}
+        else:  # MEAN, RESHAPE, SQUEEZE, EXPAND_DIMS
             inputs = [y_grad]
         return self.custom_op(GRAD_OPS[name], [self.mode] + inputs, outputs, attrs)
+
+    def concatenation_grad(self, op, y_grad, input_grads):
+        """(inputs, outputs, options) of CONCATENATION's gradient: one output
+        per input that needs a gradient, each at its offset along the axis."""
+        shapes = [self.sg.tensors[int(t)].shape for t in op.inputs]
+        axis = int(op.builtinOptions.axis) % len(shapes[0])
+        starts = np.cumsum([0] + [int(s[axis]) for s in shapes[:-1]])
+        slots = sorted(input_grads)
+        y = self.sg.tensors[int(op.outputs[0])]
+        offsets = self.add_tensor(tflite.name_of(y) + "/grad_offsets", tflite.INT32,
+                                  [len(slots)], data=[int(starts[s]) for s in slots])
+        return ([y_grad, offsets], [input_grads[s] for s in slots], {"axis": axis})
 
     def layer_grad_op(self, i, y_grad, x_grad):
         """CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED gradient + update."""

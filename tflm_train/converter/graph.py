@@ -18,9 +18,10 @@ FORWARD_OPS = {
     "PAD": (0,), "RESHAPE": (0,), "QUANTIZE": (0,), "SOFTMAX": (), "DEQUANTIZE": (),
     "STRIDED_SLICE": (0,), "TRANSPOSE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,),
     "RESIZE_NEAREST_NEIGHBOR": (0,), "LOGISTIC": (0,), "TANH": (0,), "HARD_SWISH": (0,),
-    "LEAKY_RELU": (0,),
+    "LEAKY_RELU": (0,), "MUL": (0, 1), "SUB": (0, 1), "MAXIMUM": (0, 1), "MINIMUM": (0, 1),
+    "CONCATENATION": None,  # every input
     # Its hidden and cell states (inputs 18, 19) are variables; the training
-    # graph clears them after every step (build.py, recurrent_states).
+    # graph clears them after every step (build.py, clear_recurrent_states).
     "UNIDIRECTIONAL_SEQUENCE_LSTM": (0,),
 }
 # Input slots of an op's recurrent state variables.
@@ -28,7 +29,9 @@ RECURRENT_STATE_INPUTS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": (18, 19)}
 # The ops with a gradient kernel (build.py GRAD_OPS), and the fused
 # activations those kernels implement.
 GRADIENT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D",
-                "MAX_POOL_2D", "MEAN", "PAD", "RESHAPE", "QUANTIZE")
+                "MAX_POOL_2D", "MEAN", "PAD", "RESHAPE", "QUANTIZE", "HARD_SWISH", "LOGISTIC",
+                "TANH", "LEAKY_RELU", "MUL", "CONCATENATION", "TRANSPOSE", "STRIDED_SLICE",
+                "SQUEEZE", "EXPAND_DIMS")
 SUPPORTED_ACTIVATIONS = {0: "NONE", 1: "RELU", 3: "RELU6"}
 ACTIVATION_NAMES = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH",
                     5: "SIGN_BIT"}
@@ -240,10 +243,6 @@ class _Checker:
                           // int(self.tensor(inputs[0]).shape[-1]))
             if multiplier > 1:
                 return f"has depth multiplier {multiplier}"
-        elif name == "ADD":
-            shapes = [list(map(int, self.tensor(t).shape)) for t in inputs[:2]]
-            if shapes[0] != shapes[1]:
-                return f"broadcasts its inputs (shapes {shapes[0]} and {shapes[1]})"
         elif name == "MEAN":
             axes = sorted(int(a) % 4 for a in
                           tflite.tensor_data(self.model, self.tensor(inputs[1])).ravel())

@@ -1,5 +1,6 @@
 #include "ops_cc/ops/training/training_kernels.h"
 
+#include "ops_cc/kernels/grad/broadcast_grad.h"
 #include "ops_cc/kernels/grad/elementwise_grad.h"
 #include "ops_cc/ops/op_util.h"
 
@@ -13,7 +14,9 @@ constexpr char kQuantizeGrad[] = "TFLMTRAIN_QUANTIZE_GRAD";
 // Both forward ops pass their input through to a clamped int8 output (ADD
 // both operands, under its fused activation; QUANTIZE an int8 requantize,
 // clamped to int8), so both gradients are the masked pass-through
-// dx = mask(y) * dy, one output per input that needs it.
+// dx = mask(y) * dy, one output per input that needs it. An ADD operand that
+// broadcasts (its output is shaped like it) gets that summed over the
+// elements of y that repeat it (BinaryBroadcastGrad).
 
 struct PassThroughGradData {
   const char* op = kAddGrad;
@@ -21,6 +24,7 @@ struct PassThroughGradData {
   OptionError option_error;
   int activation = kActivationNone;
   ActivationMask mask;
+  bool reduce[2] = {false, false};  // output i is a broadcast operand's
 };
 
 void* AddGradInit(InitContext& c) {
@@ -55,11 +59,17 @@ Status PassThroughGradPrepare(PrepareContext& c) {
   TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
   TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
   for (int i = 0; i < 2; ++i) {
+    data->reduce[i] = false;
     if (!c.HasOutput(i)) continue;
     TensorDesc d;
     const char* name = i == 0 ? "output 0" : "output 1";
     TT_RETURN_IF_ERROR(ReadOutput(c, op, i, name, DataType::kFloat32, &d));
-    TT_RETURN_IF_ERROR(CheckSameShape(c, op, name, d, "y", y.shape));
+    // ADD: an operand that broadcasts gets the sum over its repeats.
+    BroadcastWalk walk;
+    data->reduce[i] = data->op == kAddGrad && d.shape != y.shape &&
+                      MakeBroadcastWalk(d.shape, y.shape, y.shape, &walk);
+    if (!data->reduce[i])
+      TT_RETURN_IF_ERROR(CheckSameShape(c, op, name, d, "y", y.shape));
   }
   return MaskFor(c, op, data->activation, y, &data->mask);
 }
@@ -67,8 +77,27 @@ Status PassThroughGradPrepare(PrepareContext& c) {
 Status PassThroughGradEval(EvalContext& c) {
   if (!TrainMode(c)) return Status::kOk;
   const auto* data = static_cast<const PassThroughGradData*>(c.OpData());
-  AddGrad(c.Input<float>(1), c.Input<int8_t>(2), c.InputShape(2).FlatSize(),
-          data->mask, c.Output<float>(0), c.Output<float>(1));
+  const float* dy = c.Input<float>(1);
+  const int8_t* y = c.Input<int8_t>(2);
+  const Shape y_shape = c.InputShape(2);
+  if (!data->reduce[0] && !data->reduce[1]) {
+    AddGrad(dy, y, y_shape.FlatSize(), data->mask, c.Output<float>(0),
+            c.Output<float>(1));
+    return Status::kOk;
+  }
+  for (int i = 0; i < 2; ++i) {
+    float* dx = c.Output<float>(i);
+    if (dx == nullptr) continue;
+    if (!data->reduce[i]) {
+      AddGrad(dy, y, y_shape.FlatSize(), data->mask, dx, nullptr);
+      continue;
+    }
+    // The walk is formed here (checked in Prepare) rather than kept in the
+    // op data of every ADD gradient.
+    BroadcastWalk walk;
+    MakeBroadcastWalk(c.OutputShape(i), y_shape, y_shape, &walk);
+    BinaryBroadcastGrad(walk, dy, y, data->mask, BinaryGradArgs{}, dx, nullptr);
+  }
   return Status::kOk;
 }
 

@@ -27,6 +27,14 @@ extern const OpKernel kReshapeGradKernel;
 extern const OpKernel kGradSumKernel;
 extern const OpKernel kOptimizerStepKernel;
 extern const OpKernel kImprintKernel;
+extern const OpKernel kHardSwishGradKernel;
+extern const OpKernel kLogisticGradKernel;
+extern const OpKernel kTanhGradKernel;
+extern const OpKernel kLeakyReluGradKernel;
+extern const OpKernel kMulGradKernel;
+extern const OpKernel kConcatenationGradKernel;
+extern const OpKernel kTransposeGradKernel;
+extern const OpKernel kStridedSliceGradKernel;
 
 }  // namespace tflm_train
 
