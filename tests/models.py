@@ -234,3 +234,60 @@ def output_layer(training, trainer) -> OutputLayer:
                        w_index, tflite.name_of(sg.tensors[w_index]),
                        tflite.name_of(sg.tensors[b_index]))
 
+
+def quadrant_task(shape, seed=0, count=64):
+    """A learnable 4-class task: the class lights one quadrant of the image
+    (or one quarter of the sequence)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(count) % 4
+    x = rng.normal(0, 0.3, (count,) + shape).astype(np.float32)
+    h = shape[0] // 2
+    for k in range(count):
+        c = y[k]
+        if len(shape) == 3:
+            w = shape[1] // 2
+            x[k, (c // 2) * h:(c // 2 + 1) * h, (c % 2) * w:(c % 2 + 1) * w] += 1.0
+        else:
+            q = shape[0] // 4
+            x[k, c * q:(c + 1) * q] += 1.0
+    return x, y
+
+
+def pretrained_on_mirror(body, shape, x, y, seed=0, batch_size=1):
+    """A model trained on the mirrored task (so that the real one is a
+    domain shift on-device training has to follow)."""
+    keras, L = _layers()
+    keras.utils.set_random_seed(seed)
+    inp = L.Input(shape, batch_size=batch_size)
+    model = keras.Model(inp, body(inp))
+    model.compile(keras.optimizers.Adam(0.01),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:, ::-1], y, epochs=15, verbose=0, batch_size=8)
+    return model
+
+
+@functools.cache
+def every_new_op_model():
+    """(tf_keras model, x, y): one model with HARD_SWISH, LOGISTIC, squeeze-excite
+    MUL, TRANSPOSE, STRIDED_SLICE, LEAKY_RELU, TANH and CONCATENATION, all
+    inside the region last-k:6 trains; pre-trained on the mirrored
+    quadrant task."""
+    import tensorflow as tf  # noqa: PLC0415
+    _, L = _layers()
+
+    def body(t):
+        t = L.Conv2D(8, 3, padding="same")(t)
+        t = L.Activation(lambda v: v * tf.nn.relu6(v + 3.0) / 6.0)(t)  # HARD_SWISH
+        gates = L.GlobalAveragePooling2D(keepdims=True)(t)
+        gates = L.Conv2D(4, 1, activation="relu")(gates)
+        gates = L.Conv2D(8, 1, activation="sigmoid")(gates)  # LOGISTIC
+        t = L.Multiply()([t, gates])  # MUL, squeeze-excite broadcast
+        t = L.Permute((2, 1, 3))(t)  # TRANSPOSE
+        t = L.Lambda(lambda v: v[:, ::2, ::-1, :])(t)  # STRIDED_SLICE
+        left = L.LeakyReLU(0.2)(L.Conv2D(3, 1)(t))  # LEAKY_RELU
+        right = L.Activation("tanh")(L.Conv2D(3, 1)(t))  # TANH
+        return L.Dense(4)(L.Flatten()(L.Concatenate()([left, right])))  # CONCATENATION
+
+    shape = (8, 8, 1)
+    x, y = quadrant_task(shape)
+    return pretrained_on_mirror(body, shape, x, y), x, y

@@ -23,37 +23,6 @@ def _keras():
     return tf, tf_keras, tf_keras.layers
 
 
-def _task(shape, seed=0, count=64):
-    """A learnable 4-class task: the class lights one quadrant of the image
-    (or one quarter of the sequence)."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(count) % 4
-    x = rng.normal(0, 0.3, (count,) + shape).astype(np.float32)
-    h = shape[0] // 2
-    for k in range(count):
-        c = y[k]
-        if len(shape) == 3:
-            w = shape[1] // 2
-            x[k, (c // 2) * h:(c // 2 + 1) * h, (c % 2) * w:(c % 2 + 1) * w] += 1.0
-        else:
-            q = shape[0] // 4
-            x[k, c * q:(c + 1) * q] += 1.0
-    return x, y
-
-
-def _pretrained(body, shape, x, y, seed=0, batch_size=1):
-    """A model trained on the mirrored task (so that the real one is a
-    domain shift on-device training has to follow)."""
-    _, keras, L = _keras()
-    keras.utils.set_random_seed(seed)
-    inp = L.Input(shape, batch_size=batch_size)
-    model = keras.Model(inp, body(inp))
-    model.compile(keras.optimizers.Adam(0.01),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x[:, ::-1], y, epochs=15, verbose=0, batch_size=8)
-    return model
-
-
 def _train(model, x, y, scheme):
     int8_model = models.quantize(model, x[:32])
     training = tflm_train.convert(int8_model, {**scheme, "optimizer": {"lr": 0.05}})
@@ -139,7 +108,7 @@ def test_activation_gradient_in_a_trained_model(kind):
     last layers: hard swish between convolutions)."""
     _, _, L = _keras()
     shape = (8, 8, 1)
-    x, y = _task(shape)
+    x, y = models.quadrant_task(shape)
 
     def body(t):
         t = L.Conv2D(8, 3, padding="same")(t)
@@ -147,7 +116,7 @@ def test_activation_gradient_in_a_trained_model(kind):
         t = L.Conv2D(8, 1)(t)  # linear: no unit can die during the test
         return L.Dense(4)(L.Flatten()(t))
 
-    model = _pretrained(body, shape, x, y)
+    model = models.pretrained_on_mirror(body, shape, x, y)
     trainer, m, ops, losses = _train(model, x, y, {"preset": "last-k:3"})
     assert kind in ops and f"TFLMTRAIN_{kind}_GRAD" in ops
     s = Step(trainer, m, ops, kind)
@@ -181,14 +150,14 @@ def test_routing_gradient_in_a_trained_model(kind):
     (flattened, so that the gradient differs cell by cell)."""
     _, _, L = _keras()
     shape = (8, 6, 1)
-    x, y = _task(shape)
+    x, y = models.quadrant_task(shape)
     layer, route = _routing_model(kind)
 
     def body(t):
         t = L.Conv2D(8, 3, padding="same", activation="relu")(t)
         return L.Dense(4)(L.Flatten()(layer(t)))
 
-    model = _pretrained(body, shape, x, y)
+    model = models.pretrained_on_mirror(body, shape, x, y)
     trainer, m, ops, losses = _train(model, x, y, {"preset": "last-k:2"})
     assert kind in ops and f"TFLMTRAIN_{kind}_GRAD" in ops
     s = Step(trainer, m, ops, kind)
@@ -203,7 +172,7 @@ def test_expand_dims_gradient_through_conv1d():
     EXPAND_DIMS (whose gradient is RESHAPE's)."""
     _, _, L = _keras()
     shape = (16, 2)
-    x, y = _task(shape)
+    x, y = models.quadrant_task(shape)
 
     def body(t):
         t = L.Conv1D(6, 3, padding="same", activation="relu")(t)
@@ -211,7 +180,7 @@ def test_expand_dims_gradient_through_conv1d():
         return L.Dense(4)(L.Flatten()(t))
 
     # A dynamic batch: with a static one the TFLite converter writes RESHAPE.
-    model = _pretrained(body, shape, x, y, batch_size=None)
+    model = models.pretrained_on_mirror(body, shape, x, y, batch_size=None)
     trainer, m, ops, losses = _train(model, x, y, {"preset": "last-k:3"})
     assert "EXPAND_DIMS" in ops and "TFLMTRAIN_RESHAPE_GRAD" in ops
     sg = m.subgraphs[0]
@@ -242,7 +211,7 @@ def test_squeeze_excite_mul_gradient(gate):
     and a MUL by the scalar constant 1/6 (a rank-0 operand)."""
     tf, _, L = _keras()
     shape = (8, 8, 1)
-    x, y = _task(shape)
+    x, y = models.quadrant_task(shape)
 
     def body(t):
         t = L.Conv2D(8, 3, padding="same", activation="relu" if gate == "sigmoid" else None)(t)
@@ -257,7 +226,7 @@ def test_squeeze_excite_mul_gradient(gate):
         t = L.Multiply()([t, gates])
         return L.Dense(4)(L.Flatten()(t))
 
-    model = _pretrained(body, shape, x, y)
+    model = models.pretrained_on_mirror(body, shape, x, y)
     trainer, m, ops, losses = _train(model, x, y, {"preset": "last-k:4"})
     other = "LOGISTIC" if gate == "sigmoid" else "HARD_SWISH"
     for name in ("MUL", other, "TFLMTRAIN_MUL_GRAD", f"TFLMTRAIN_{other}_GRAD"):
@@ -289,14 +258,14 @@ def test_broadcast_add_gradient():
     masked y/grad."""
     _, _, L = _keras()
     shape = (8, 8, 1)
-    x, y = _task(shape)
+    x, y = models.quadrant_task(shape)
 
     def body(t):
         t = L.Conv2D(8, 3, padding="same", activation="relu")(t)
         offset = L.Conv2D(8, 1)(L.GlobalAveragePooling2D(keepdims=True)(t))
         return L.Dense(4)(L.Flatten()(L.Add()([t, offset])))
 
-    model = _pretrained(body, shape, x, y)
+    model = models.pretrained_on_mirror(body, shape, x, y)
     trainer, m, ops, losses = _train(model, x, y, {"preset": "last-k:3"})
     grad = _custom_op(m, ops, "TFLMTRAIN_ADD_GRAD")
     _, dy_i, y_i = (int(t) for t in grad.inputs)
@@ -323,7 +292,7 @@ def test_concatenation_gradient(preset):
     has one output, the second input's slice; last-k:4 trains all."""
     _, _, L = _keras()
     shape = (8, 8, 1)
-    x, y = _task(shape)
+    x, y = models.quadrant_task(shape)
 
     def body(t):
         t = L.Conv2D(6, 3, padding="same", activation="relu")(t)
@@ -331,7 +300,7 @@ def test_concatenation_gradient(preset):
         right = L.Conv2D(5, 3, padding="same", activation="relu")(t)
         return L.Dense(4)(L.Flatten()(L.Concatenate()([left, right])))
 
-    model = _pretrained(body, shape, x, y)
+    model = models.pretrained_on_mirror(body, shape, x, y)
     trainer, m, ops, losses = _train(model, x, y, {"preset": preset})
     assert "CONCATENATION" in ops
     grad = _custom_op(m, ops, "TFLMTRAIN_CONCATENATION_GRAD")
@@ -347,28 +316,6 @@ def test_concatenation_gradient(preset):
     assert later.epochs[-1]["loss"] < 0.8 * np.mean(losses)
 
 
-def _every_new_op_model():
-    """One model with every new backward op inside the trained region."""
-    tf, _, L = _keras()
-
-    def body(t):
-        t = L.Conv2D(8, 3, padding="same")(t)
-        t = L.Activation(lambda v: v * tf.nn.relu6(v + 3.0) / 6.0)(t)  # HARD_SWISH
-        gates = L.GlobalAveragePooling2D(keepdims=True)(t)
-        gates = L.Conv2D(4, 1, activation="relu")(gates)
-        gates = L.Conv2D(8, 1, activation="sigmoid")(gates)  # LOGISTIC
-        t = L.Multiply()([t, gates])  # MUL, squeeze-excite broadcast
-        t = L.Permute((2, 1, 3))(t)  # TRANSPOSE
-        t = L.Lambda(lambda v: v[:, ::2, ::-1, :])(t)  # STRIDED_SLICE
-        left = L.LeakyReLU(0.2)(L.Conv2D(3, 1)(t))  # LEAKY_RELU
-        right = L.Activation("tanh")(L.Conv2D(3, 1)(t))  # TANH
-        return L.Dense(4)(L.Flatten()(L.Concatenate()([left, right])))  # CONCATENATION
-
-    shape = (8, 8, 1)
-    x, y = _task(shape)
-    return _pretrained(body, shape, x, y), x, y
-
-
 def test_firmware_trains_the_new_ops_like_the_host():
     """Cortex-M4 (QEMU) and the host agree bit for bit on every loss and the
     trained weights of a model whose trained region holds every new
@@ -381,7 +328,7 @@ def test_firmware_trains_the_new_ops_like_the_host():
 
     if any(shutil.which(t) is None for t in TOOLS):
         pytest.skip("Cortex-M toolchain / QEMU not installed")
-    model, x, y = _every_new_op_model()
+    model, x, y = models.every_new_op_model()
     int8_model = models.quantize(model, x[:32])
     training = tflm_train.convert(int8_model, {"preset": "last-k:6", "optimizer": {
         "lr": 0.05, "rounding": "stochastic"}})
@@ -403,6 +350,6 @@ def test_the_new_ops_model_runs_forward_like_tflm():
     tflite-micro wheel (the backward ops read these tensors)."""
     import tflm_parity  # noqa: PLC0415
 
-    model, x, _ = _every_new_op_model()
+    model, x, _ = models.every_new_op_model()
     int8_model = models.quantize(model, x[:32])
     assert tflm_parity.assert_every_tensor_matches_tflm(int8_model, 4, 0) > 4 * 15

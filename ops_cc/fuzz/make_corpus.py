@@ -3,7 +3,8 @@ converted from tests/models.py that cover every training op — conv,
 depthwise, FC (per-channel and per-tensor), ADD, pooling, MEAN, PAD,
 RESHAPE, float input/output, stochastic and nearest rounding, partial
 channels, the three losses, a fresh imprinted head, momentum, mini-batch
-accumulators and a learning-rate schedule. Run from the repository root:
+accumulators, a learning-rate schedule, and the gradients of HARD_SWISH,
+LOGISTIC, TANH, LEAKY_RELU, MUL, TRANSPOSE, STRIDED_SLICE and CONCATENATION. Run from the repository root:
 
     python ops_cc/fuzz/make_corpus.py
 """
@@ -34,7 +35,13 @@ CASES = {
         SPARSE, head={"num_classes": 3, "init": "imprint", "shots": 2},
         optimizer={"momentum": 0.9, "batch_size": 4, "schedule": "cosine",
                    "warmup_steps": 2, "decay_steps": 10})),
+    "new_ops_last6": (lambda: _every_new_op_int8(), {"preset": "last-k:6"}),
 }
+
+
+def _every_new_op_int8():
+    model, x, _ = models.every_new_op_model()
+    return models.quantize(model, x[:32])
 
 
 def main() -> None:
