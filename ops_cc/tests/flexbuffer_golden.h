@@ -736,6 +736,14 @@ constexpr GoldenEntry kImprintOptionsEntries[] = {
     {"shots", 0, int64_t{2}, 2.0},
 };
 
+constexpr uint8_t kEveryInvokeOptionsBytes[] = {
+    0x65, 0x76, 0x65, 0x72, 0x79, 0x5f, 0x69, 0x6e, 0x76, 0x6f, 0x6b, 0x65,
+    0x00, 0x01, 0x0e, 0x01, 0x01, 0x01, 0x01, 0x04, 0x02, 0x24, 0x01,
+};
+constexpr GoldenEntry kEveryInvokeOptionsEntries[] = {
+    {"every_invoke", 0, int64_t{1}, 1.0},
+};
+
 constexpr uint8_t kMomentumBatchFcOptionsBytes[] = {
     0x61, 0x63, 0x74, 0x69, 0x76, 0x61, 0x74, 0x69, 0x6f, 0x6e, 0x00, 0x75,
     0x70, 0x64, 0x61, 0x74, 0x65, 0x5f, 0x77, 0x65, 0x69, 0x67, 0x68, 0x74,
@@ -815,6 +823,7 @@ constexpr GoldenMap kMaps[] = {
     {"FullyConnectedReluBiasOptions", kFullyConnectedReluBiasOptionsBytes, sizeof(kFullyConnectedReluBiasOptionsBytes), kFullyConnectedReluBiasOptionsEntries, 5},
     {"OptimizerStepOptions", kOptimizerStepOptionsBytes, sizeof(kOptimizerStepOptionsBytes), kOptimizerStepOptionsEntries, 6},
     {"ImprintOptions", kImprintOptionsBytes, sizeof(kImprintOptionsBytes), kImprintOptionsEntries, 1},
+    {"EveryInvokeOptions", kEveryInvokeOptionsBytes, sizeof(kEveryInvokeOptionsBytes), kEveryInvokeOptionsEntries, 1},
     {"MomentumBatchFcOptions", kMomentumBatchFcOptionsBytes, sizeof(kMomentumBatchFcOptionsBytes), kMomentumBatchFcOptionsEntries, 7},
     {"Mixed", kMixedBytes, sizeof(kMixedBytes), kMixedEntries, 4},
     {"Empty", kEmptyBytes, sizeof(kEmptyBytes), nullptr, 0},

@@ -58,6 +58,7 @@ MAPS = {
     "OptimizerStepOptions": {"schedule": 1, "warmup_steps": 2, "decay_steps": 4,
                              "alpha": 0.25, "decay_rate": 0.1, "batch_size": 3},
     "ImprintOptions": {"shots": 2},
+    "EveryInvokeOptions": {"every_invoke": 1},
     "MomentumBatchFcOptions": {"activation": 0, "update_weights": True,
                                "update_bias": True, "qas": True, "rounding": 0,
                                "momentum": 0.5, "batch_size": 2},

@@ -473,6 +473,23 @@ TEST(TrainingOps, InitVariablesCopiesOncePerReset) {
             "TFLMTRAIN_INIT_VARIABLES: destination 0 is not a variable");
 }
 
+// every_invoke (the LSTM states' clear): the copy happens on every Invoke.
+TEST(TrainingOps, InitVariablesEveryInvokeCopiesEachTime) {
+  std::vector<FakeTensor> t;
+  t.push_back(MakeTensor<int16_t>(DataType::kInt16, {1}, {-7}));
+  t[0].is_constant = true;
+  t.push_back(MakeTensor<int16_t>(DataType::kInt16, {4}));
+  t[1].is_variable = true;
+  const OpKernel& k = Kernel("TFLMTRAIN_INIT_VARIABLES");
+  FakeOp op(&t, {0}, {1}, golden::kEveryInvokeOptionsBytes,
+            sizeof(golden::kEveryInvokeOptionsBytes));
+  for (int invoke = 0; invoke < 3; ++invoke) {
+    ASSERT_EQ(op.Run(k), Status::kOk) << op.error();
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(t[1].As<int16_t>()[i], -7);
+    t[1].As<int16_t>()[1] = 5;  // what an LSTM step leaves behind
+  }
+}
+
 TEST(TrainingOps, LossModes) {
   std::vector<FakeTensor> t;
   t.push_back(MakeTensor<float>(DataType::kFloat32, {1, 3}, {0.7f, 1.7f, -0.8f}));

@@ -27,6 +27,7 @@ struct InitVariablesData {
 void* InitVariablesInit(InitContext& c) {
   InitVariablesData* data = NewOpData<InitVariablesData>(c);
   if (data == nullptr) return nullptr;
+  if (c.CustomOptionsSize() == 0) return data;  // no options: the defaults
   OptionReader options(c);
   data->every_invoke = options.Optional("every_invoke", 0) != 0;
   data->option_error = options.error();
