@@ -152,8 +152,9 @@ def layer_case(rng, kind):
         if kind == "conv":
             channels = int(rng.integers(1, 7))
             stride = [int(v) for v in rng.integers(1, 3, 2)]
-        else:
-            channels = depth_in
+        else:  # depthwise; "depthwise_m": depth multiplier 2-8
+            multiplier = int(rng.integers(2, 9)) if kind == "depthwise_m" else 1
+            channels = depth_in * multiplier
             stride = [int(rng.integers(1, 3))] * 2  # TF needs equal strides
         dilation = [1, 1]
         if rng.random() < 0.4:
@@ -191,7 +192,9 @@ def layer_case(rng, kind):
             w_real = s_w.astype(np.float64)[None, None, None, :] * q_w
 
             def forward(x, w, b):
-                w = dilate_filter(tf.transpose(w, [1, 2, 3, 0]), case["dilation"])
+                # [1, KH, KW, C*M] -> TF's [KH, KW, C, M] (output channel c*M + m)
+                w = tf.reshape(tf.transpose(w, [1, 2, 3, 0]), [k_h, k_w, depth_in, -1])
+                w = dilate_filter(w, case["dilation"])
                 return tf.nn.depthwise_conv2d(x, w, strides, pad) + b
 
     # Rescale s_x (y_pre is linear in it) so that y_pre has a standard
@@ -247,7 +250,7 @@ def run_layer(case, **kwargs):
     common.update(kwargs)
     if case["kind"] == "fc":
         return K.fully_connected_grad(**common)
-    fn = K.conv_grad if case["kind"] == "conv" else K.depthwise_conv_grad
+    fn = K.conv_grad if case["kind"] == "conv" else K.depthwise_conv_grad  # both depthwise
     return fn(stride=case["stride"], dilation=case["dilation"],
               padding=case["padding"], **common)
 
@@ -257,7 +260,7 @@ def weight_order(case, channels):
     draw) order: row-major order of the filter."""
     w = case["q_w"]
     idx = np.arange(w.size).reshape(w.shape)
-    if case["kind"] == "depthwise":
+    if case["kind"].startswith("depthwise"):
         return [int(i) for i in idx[0][:, :, channels].reshape(-1)]
     return [int(i) for c in channels for i in idx[c].reshape(-1)]
 
@@ -265,14 +268,14 @@ def weight_order(case, channels):
 def channel_of(case):
     """Output channel of every flat weight index."""
     w = case["q_w"]
-    if case["kind"] == "depthwise":
+    if case["kind"].startswith("depthwise"):
         return np.broadcast_to(np.arange(w.shape[3]), w.shape).reshape(-1)
     return np.repeat(np.arange(w.shape[0]), w.size // w.shape[0])
 
 
 # ---------------------------------------------------------------- layers
 
-KINDS = ["conv", "depthwise", "fc"]
+KINDS = ["conv", "depthwise", "fc", "depthwise_m"]  # seeds follow the index
 
 
 @pytest.mark.parametrize("kind", KINDS)

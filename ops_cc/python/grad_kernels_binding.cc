@@ -160,8 +160,8 @@ py::dict ConvLikeGrad(bool depthwise, const Array<int8_t>& x, float x_scale,
   const int out_c = a.y_shape.dims[3];
   if (depthwise)
     Require(a.filter_shape.dims[0] == 1 && a.filter_shape.dims[3] == out_c &&
-                a.x_shape.dims[3] == out_c,
-            "depthwise filter must be [1, KH, KW, C]");
+                a.x_shape.dims[3] > 0 && out_c % a.x_shape.dims[3] == 0,
+            "depthwise filter must be [1, KH, KW, C * multiplier]");
   else
     Require(a.filter_shape.dims[0] == out_c &&
                 a.filter_shape.dims[3] == a.x_shape.dims[3],

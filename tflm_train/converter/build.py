@@ -497,7 +497,7 @@ class _TrainingGraph:
                      "dilation_h": options.dilationHFactor, "dilation_w": options.dilationWFactor,
                      "padding": options.padding}
         if name == "DEPTHWISE_CONV_2D":
-            attrs["depth_multiplier"] = 1
+            attrs["depth_multiplier"] = graph.depthwise_multiplier(self.sg, layer)
         opt = self.scheme.optimizer
         attrs.update(activation=getattr(options, "fusedActivationFunction", 0),
                      update_weights=update_weights, update_bias=update.bias,

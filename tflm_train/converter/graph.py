@@ -238,12 +238,7 @@ class _Checker:
             return (f"has fused activation {ACTIVATION_NAMES.get(activation, activation)} "
                     "(gradients exist for NONE, RELU, RELU6)")
         inputs = [int(t) for t in op.inputs]
-        if name == "DEPTHWISE_CONV_2D":
-            multiplier = (int(self.tensor(inputs[1]).shape[3])
-                          // int(self.tensor(inputs[0]).shape[-1]))
-            if multiplier > 1:
-                return f"has depth multiplier {multiplier}"
-        elif name == "MEAN":
+        if name == "MEAN":
             axes = sorted(int(a) % 4 for a in
                           tflite.tensor_data(self.model, self.tensor(inputs[1])).ravel())
             if len(self.tensor(inputs[0]).shape) != 4 or axes != [1, 2]:
@@ -272,9 +267,6 @@ class _Checker:
             self.expect_type(i, inputs[2], "bias", tflite.INT32)
             self.expect_constant(i, inputs[2], "bias")
         if name == "DEPTHWISE_CONV_2D":
-            # A multiplier above 1 runs forward (a frozen prefix); the
-            # training graph refuses it where a gradient must pass
-            # (build.py, depthwise_multiplier).
             in_channels = int(self.tensor(inputs[0]).shape[-1])
             if in_channels < 1 or out_channels % in_channels != 0:
                 raise ConversionError(

@@ -6,7 +6,9 @@ void DepthwiseConvInputGrad(const ConvGradArgs& a, float* dx) {
   const int batches = a.x_shape.dims[0];
   const int in_h = a.x_shape.dims[1];
   const int in_w = a.x_shape.dims[2];
-  const int channels = a.x_shape.dims[3];
+  const int in_channels = a.x_shape.dims[3];
+  const int channels = a.filter_shape.dims[3];  // in_channels * multiplier
+  const int multiplier = channels / in_channels;
   const int filter_h = a.filter_shape.dims[1];
   const int filter_w = a.filter_shape.dims[2];
   const int out_h = a.y_shape.dims[1];
@@ -32,7 +34,8 @@ void DepthwiseConvInputGrad(const ConvGradArgs& a, float* dx) {
             for (int c = 0; c < channels; ++c) {
               const float g = MaskedGrad(a.mask, a.dy, a.y, out + c);
               if (g == 0.0f) continue;
-              d[c] += g * a.filter_scales[c] * static_cast<float>(w[c]);
+              d[c / multiplier] +=
+                  g * a.filter_scales[c] * static_cast<float>(w[c]);
             }
           }
         }
@@ -42,7 +45,8 @@ void DepthwiseConvInputGrad(const ConvGradArgs& a, float* dx) {
 }
 
 float DepthwiseConvFilterGrad(const ConvGradArgs& a, int ky, int kx, int c) {
-  return ConvFilterGrad(a, c, ky, kx, c);
+  const int multiplier = a.filter_shape.dims[3] / a.x_shape.dims[3];
+  return ConvFilterGrad(a, c, ky, kx, c / multiplier);
 }
 
 void DepthwiseConvGrad(const ConvGradArgs& a, float* dx,

@@ -1,6 +1,7 @@
-// Backward of an int8 DEPTHWISE_CONV_2D with depth multiplier 1 (input
-// [N, H, W, C], filter [1, KH, KW, C], output [N, OH, OW, C]) with the fused
-// SGD update of its weights and bias. Arguments as for conv (ConvGradArgs).
+// Backward of an int8 DEPTHWISE_CONV_2D with depth multiplier M (input
+// [N, H, W, C], filter [1, KH, KW, C·M], output [N, OH, OW, C·M]; output
+// channel c reads input channel c / M) with the fused SGD update of its
+// weights and bias. Arguments as for conv (ConvGradArgs).
 #ifndef TFLM_TRAIN_KERNELS_GRAD_DEPTHWISE_CONV_GRAD_H_
 #define TFLM_TRAIN_KERNELS_GRAD_DEPTHWISE_CONV_GRAD_H_
 
@@ -11,11 +12,12 @@
 
 namespace tflm_train {
 
-// dL/dx: zeroed, then for each (n, oy, ox), (ky, kx), c in row-major order
-// with g != 0, g * s_w[c] * q_w[ky, kx, c] is added to its input cell.
+// dL/dx: zeroed, then for each (n, oy, ox), (ky, kx), output channel c in
+// row-major order with g != 0, g * s_w[c] * q_w[ky, kx, c] is added to input
+// channel c / M of its cell.
 void DepthwiseConvInputGrad(const ConvGradArgs& args, float* dx);
 
-// dL/dW[0, ky, kx, c] = s_x * sum over (n, oy, ox) of g * (q_x - z_x).
+// dL/dW[0, ky, kx, c] = s_x * sum over (n, oy, ox) of g[c] * (q_x[c / M] - z_x).
 float DepthwiseConvFilterGrad(const ConvGradArgs& args, int ky, int kx, int c);
 
 // dL/db[c] is ConvBiasGrad(args, c).

@@ -142,13 +142,14 @@ Status CheckLayerShapes(PrepareContext& c, const char* op, Layer layer,
                     static_cast<int>(x != nullptr ? x->dims[3]
                                                   : filter.shape.dims[3]));
   } else {
-    if (data->depth_multiplier != 1)
-      return c.Fail("%s: depth_multiplier must be 1, got %d", op,
-                    data->depth_multiplier);
+    const int m = data->depth_multiplier;
+    if (m < 1 || out % m != 0)
+      return c.Fail("%s: depth_multiplier %d does not divide the %d output "
+                    "channels", op, m, out);
     if (filter.shape.dims[0] != 1 || filter.shape.dims[3] != out ||
-        (x != nullptr && x->dims[3] != out))
+        (x != nullptr && x->dims[3] * m != out))
       return c.Fail("%s: filter must be [1, KH, KW, %d] and x must have %d "
-                    "channels", op, out, out);
+                    "channels", op, out, out / m);
   }
   if (out < 1) return c.Fail("%s: y has no channels", op);
   if (x != nullptr)
