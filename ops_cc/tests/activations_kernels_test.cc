@@ -19,12 +19,6 @@
 namespace tflm_train {
 namespace {
 
-Shape MakeShape(std::initializer_list<int32_t> dims) {
-  Shape s;
-  for (int32_t d : dims) s.dims[s.rank++] = d;
-  return s;
-}
-
 double FromQ(int32_t raw, int integer_bits) {
   return std::ldexp(static_cast<double>(raw), integer_bits - 31);
 }
@@ -204,12 +198,6 @@ TEST(LeakyRelu, RefusesRatiosOutsideTheShiftRange) {
 }
 
 // ---- op wrappers: Prepare refusals -----------------------------------------
-
-Status RunBuiltin(FakeOp& op, int builtin_code) {
-  const OpKernel* kernel = FindForwardKernel(builtin_code);
-  if (kernel == nullptr) return Status::kUnsupportedOp;
-  return op.RunFresh(*kernel);
-}
 
 TEST(ActivationOps, KernelTable) {
   for (int code : {kBuiltinLogistic, kBuiltinTanh, kBuiltinHardSwish,

@@ -19,12 +19,6 @@
 namespace tflm_train {
 namespace {
 
-Shape MakeShape(std::initializer_list<int32_t> dims) {
-  Shape s;
-  for (int32_t d : dims) s.dims[s.rank++] = d;
-  return s;
-}
-
 std::vector<int8_t> Values(const FakeTensor& t) {
   return std::vector<int8_t>(t.data.begin(), t.data.end());
 }

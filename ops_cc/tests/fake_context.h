@@ -8,11 +8,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "ops_cc/core/shape.h"
+#include "ops_cc/ops/forward_ops.h"
 #include "ops_cc/ops/kernel_context.h"
 
 namespace tflm_train {
@@ -43,6 +45,12 @@ FakeTensor MakeTensor(DataType type, std::vector<int> dims,
   t.data.resize(sizeof(T) * static_cast<size_t>(t.shape.FlatSize()));
   if (!values.empty()) std::memcpy(t.data.data(), values.data(), t.data.size());
   return t;
+}
+
+inline Shape MakeShape(std::initializer_list<int32_t> dims) {
+  Shape s;
+  for (int32_t d : dims) s.dims[s.rank++] = d;
+  return s;
 }
 
 inline void Quantize(FakeTensor* t, std::vector<float> scales,
@@ -203,6 +211,13 @@ class FakeOp : public InitContext, public PrepareContext, public EvalContext {
   bool initialized_ = false;
   std::string error_;
 };
+
+// Runs the standalone runtime's forward kernel of a builtin on a fresh op.
+inline Status RunBuiltin(FakeOp& op, int builtin_code) {
+  const OpKernel* kernel = FindForwardKernel(builtin_code);
+  if (kernel == nullptr) return Status::kUnsupportedOp;
+  return op.RunFresh(*kernel);
+}
 
 }  // namespace tflm_train
 

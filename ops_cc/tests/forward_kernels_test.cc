@@ -29,12 +29,6 @@
 namespace tflm_train {
 namespace {
 
-Shape MakeShape(std::initializer_list<int32_t> dims) {
-  Shape s;
-  for (int32_t d : dims) s.dims[s.rank++] = d;
-  return s;
-}
-
 // ---- fixed-point primitives ----------------------------------------------
 
 // Floor division by 2^n of a signed 64-bit value.
@@ -636,12 +630,6 @@ TEST(Quantize, DequantizeAndRequantize) {
 // ---- op wrappers through a fake context ----------------------------------
 
 // Runs a forward builtin through a fresh Init/Prepare/Eval.
-Status RunBuiltin(FakeOp& op, int builtin_code) {
-  const OpKernel* kernel = FindForwardKernel(builtin_code);
-  if (kernel == nullptr) return Status::kUnsupportedOp;
-  return op.RunFresh(*kernel);
-}
-
 TEST(ForwardOps, KernelTable) {
   for (int code :
        {kBuiltinConv2D, kBuiltinDepthwiseConv2D, kBuiltinFullyConnected,

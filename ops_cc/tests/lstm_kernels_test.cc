@@ -16,12 +16,6 @@
 namespace tflm_train {
 namespace {
 
-Shape MakeShape(std::initializer_list<int32_t> dims) {
-  Shape s;
-  for (int32_t d : dims) s.dims[s.rank++] = d;
-  return s;
-}
-
 int16_t Sigmoid(int16_t x) {
   int16_t y = 0;
   ref::LstmSigmoid(1, &x, &y);

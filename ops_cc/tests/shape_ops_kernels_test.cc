@@ -21,12 +21,6 @@
 namespace tflm_train {
 namespace {
 
-Shape MakeShape(std::initializer_list<int32_t> dims) {
-  Shape s;
-  for (int32_t d : dims) s.dims[s.rank++] = d;
-  return s;
-}
-
 // int8 tensor with values 0, 1, 2, ... (scale 0.5, zero point -3).
 FakeTensor Iota(Shape shape) {
   FakeTensor t = Int8Tensor(shape, 0.5f, -3);
