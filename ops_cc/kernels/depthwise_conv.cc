@@ -1,5 +1,7 @@
 #include "ops_cc/kernels/depthwise_conv.h"
 
+#include <cstring>
+
 #include "ops_cc/core/quantization.h"
 
 namespace tflm_train {
@@ -54,6 +56,70 @@ void DepthwiseConvPerChannel(const ConvParams& params,
         }
       }
     }
+  }
+}
+
+}  // namespace ref
+
+namespace {
+
+// Bytes at the start of the buffer no output row from `next_row` on reads:
+// the input rows above the first one output row `next_row` reads (all of it
+// once every row is computed).
+int64_t FreeInputBytes(const ConvParams& params, const Shape& input_shape,
+                       int out_h, int next_row) {
+  const int64_t in_row = static_cast<int64_t>(input_shape.dims[2]) *
+                         input_shape.dims[3];
+  if (next_row >= out_h) return in_row * input_shape.dims[1];
+  const int first = next_row * params.stride_h - params.pad_h;
+  return first > 0 ? first * in_row : 0;
+}
+
+}  // namespace
+
+int DepthwiseInPlaceRows(const ConvParams& params, const Shape& input_shape,
+                         const Shape& output_shape) {
+  const int out_h = output_shape.dims[1];
+  const int64_t out_row = static_cast<int64_t>(output_shape.dims[2]) *
+                          output_shape.dims[3];
+  int flushed = 0, most = 0;
+  for (int oy = 0; oy < out_h; ++oy) {
+    if (oy + 1 - flushed > most) most = oy + 1 - flushed;
+    const int64_t free = FreeInputBytes(params, input_shape, out_h, oy + 1);
+    while (flushed <= oy && (flushed + 1) * out_row <= free) ++flushed;
+  }
+  return most;
+}
+
+namespace ref {
+
+void DepthwiseConvPerChannelInPlace(const ConvParams& params,
+                                    const int32_t* output_multiplier,
+                                    const int32_t* output_shift,
+                                    const Shape& input_shape, int8_t* data,
+                                    const Shape& filter_shape,
+                                    const int8_t* filter, const int32_t* bias,
+                                    const Shape& output_shape,
+                                    int8_t* row_buffer) {
+  const int out_h = output_shape.dims[1];
+  const int64_t out_row = static_cast<int64_t>(output_shape.dims[2]) *
+                          output_shape.dims[3];
+  const int ring = DepthwiseInPlaceRows(params, input_shape, output_shape);
+  Shape row_shape = output_shape;
+  row_shape.dims[1] = 1;
+  ConvParams row_params = params;
+  int flushed = 0;
+  for (int oy = 0; oy < out_h; ++oy) {
+    // Output row oy alone: the same window, shifted by the padding.
+    row_params.pad_h = params.pad_h - oy * params.stride_h;
+    int8_t* slot = row_buffer + (oy % ring) * out_row;
+    DepthwiseConvPerChannel(row_params, output_multiplier, output_shift,
+                            input_shape, data, filter_shape, filter, bias,
+                            row_shape, slot);
+    const int64_t free = FreeInputBytes(params, input_shape, out_h, oy + 1);
+    for (; flushed <= oy && (flushed + 1) * out_row <= free; ++flushed)
+      memcpy(data + flushed * out_row, row_buffer + (flushed % ring) * out_row,
+             static_cast<size_t>(out_row));
   }
 }
 

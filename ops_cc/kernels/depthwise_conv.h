@@ -23,7 +23,28 @@ void DepthwiseConvPerChannel(const ConvParams& params,
                              const int32_t* bias, const Shape& output_shape,
                              int8_t* output);
 
+// In place: `data` holds the input [1, H, W, C] and receives the output
+// [1, OH, OW, C] (depth multiplier 1, output no larger than the input).
+// Each output row is computed from the intact input into a ring of
+// `DepthwiseInPlaceRows` rows of `row_buffer` (OW * C bytes each) and copied
+// to its place once no later output row reads the input bytes it covers;
+// the results equal DepthwiseConvPerChannel's.
+void DepthwiseConvPerChannelInPlace(const ConvParams& params,
+                                    const int32_t* output_multiplier,
+                                    const int32_t* output_shift,
+                                    const Shape& input_shape, int8_t* data,
+                                    const Shape& filter_shape,
+                                    const int8_t* filter, const int32_t* bias,
+                                    const Shape& output_shape,
+                                    int8_t* row_buffer);
+
 }  // namespace ref
+
+// Rows of output the in-place depthwise convolution holds at once (its
+// row_buffer is this many output rows).
+int DepthwiseInPlaceRows(const ConvParams& params, const Shape& input_shape,
+                         const Shape& output_shape);
+
 }  // namespace tflm_train
 
 #endif  // TFLM_TRAIN_KERNELS_DEPTHWISE_CONV_H_

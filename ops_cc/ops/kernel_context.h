@@ -77,6 +77,18 @@ class PrepareContext {
   virtual void* AllocatePersistent(size_t bytes) = 0;
   // Scratch memory valid during this op's Eval, fetched by index there.
   virtual Status RequestScratch(size_t bytes, int* index) = 0;
+  // Asks that output `output` be placed over input `input`'s buffer (the
+  // op then computes in place, e.g. a depthwise convolution writing output
+  // rows over consumed input rows). True only where the runtime can: the
+  // input is a planned tensor that no later op reads and the output is no
+  // larger. The standalone runtime grants it (docs/architecture.md, "The
+  // standalone runtime"); TFLM's planner cannot express it, so its adapter
+  // keeps this default.
+  virtual bool ShareInputBuffer(int input, int output) {
+    (void)input;
+    (void)output;
+    return false;
+  }
   // Reports a one-line error naming the op; returns kError for convenience.
   virtual Status Fail(const char* format, ...) = 0;
 };

@@ -11,7 +11,9 @@
 
 namespace tflm_train {
 
-enum TensorKind : uint8_t { kUnused = 0, kPlanned, kConstant, kVariable };
+// kAlias: a planned tensor placed over another one's buffer (an op computing
+// in place); its AliasRecord names the tensor that owns the buffer.
+enum TensorKind : uint8_t { kUnused = 0, kPlanned, kConstant, kVariable, kAlias };
 
 struct Interpreter::TensorRecord {
   uint8_t* data;
@@ -29,6 +31,14 @@ struct Interpreter::ScratchRecord {
   uint32_t offset;
   uint8_t* data;
   ScratchRecord* next;
+};
+
+// Few (one per in-place op), so kept in a list instead of a field of every
+// tensor record.
+struct Interpreter::AliasRecord {
+  int32_t tensor;
+  int32_t owner;  // a kPlanned tensor
+  AliasRecord* next;
 };
 
 struct Interpreter::OpRecord {
@@ -115,6 +125,11 @@ class Interpreter::PrepareContextImpl : public PrepareContext {
     *link = record;
     *index = op_.num_scratch++;
     return Status::kOk;
+  }
+  bool ShareInputBuffer(int input, int output) override {
+    return HasInput(input) && HasOutput(output) &&
+           interpreter_->ShareInputBuffer(op_index_, op_.inputs[input],
+                                          op_.outputs[output]);
   }
   Status Fail(const char* format, ...) override {
     va_list args;
@@ -398,6 +413,35 @@ Status Interpreter::PrepareOperators() {
   return Status::kOk;
 }
 
+int Interpreter::AliasRoot(int tensor) const {
+  for (const AliasRecord* a = aliases_; a != nullptr; a = a->next)
+    if (a->tensor == tensor) return a->owner;
+  return tensor;
+}
+
+bool Interpreter::ShareInputBuffer(int op, int input_tensor,
+                                   int output_tensor) {
+  if (preserve_all_tensors_ || input_tensor == output_tensor) return false;
+  for (int k = 0; k < model_.num_inputs(); ++k)
+    if (model_.input(k) == input_tensor) return false;  // the caller's data
+  const TensorRecord& in = tensors_[input_tensor];
+  TensorRecord& out = tensors_[output_tensor];
+  // The input's last reader is this op, the output is first written here.
+  if ((in.kind != kPlanned && in.kind != kAlias) || in.last_op != op ||
+      out.kind != kPlanned || out.first_op != op || out.bytes > in.bytes)
+    return false;
+  auto* record = static_cast<AliasRecord*>(AllocatePersistent(sizeof(AliasRecord)));
+  if (record == nullptr) return false;  // computes out of place instead
+  const int owner = AliasRoot(input_tensor);
+  *record = AliasRecord{output_tensor, owner, aliases_};
+  aliases_ = record;
+  out.kind = kAlias;
+  // The owner's buffer now lives as long as the output.
+  TensorRecord& root = tensors_[owner];
+  if (root.last_op < out.last_op) root.last_op = out.last_op;
+  return true;
+}
+
 Status Interpreter::PlanArena() {
   int count = 0;
   for (int t = 0; t < model_.num_tensors(); ++t)
@@ -440,6 +484,8 @@ Status Interpreter::PlanArena() {
       s->offset = buffers[b++].offset;
       s->data = arena_ + s->offset;
     }
+  for (const AliasRecord* a = aliases_; a != nullptr; a = a->next)
+    tensors_[a->tensor].data = tensors_[a->owner].data;
   return Status::kOk;
 }
 

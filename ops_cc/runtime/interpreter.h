@@ -89,6 +89,7 @@ class Interpreter {
   struct TensorRecord;
   struct OpRecord;
   struct ScratchRecord;
+  struct AliasRecord;
   class InitContextImpl;
   class PrepareContextImpl;
   class EvalContextImpl;
@@ -97,6 +98,8 @@ class Interpreter {
   Status LoadTensors();
   Status LoadOperators();
   Status PrepareOperators();
+  bool ShareInputBuffer(int op, int input_tensor, int output_tensor);
+  int AliasRoot(int tensor) const;
   Status PlanArena();
   void ResetVariables();
   Status OpErrorV(int op, const char* format, va_list args);
@@ -113,6 +116,7 @@ class Interpreter {
   TensorRecord* tensors_ = nullptr;
   OpRecord* ops_ = nullptr;
   ScratchRecord* scratch_ = nullptr;
+  AliasRecord* aliases_ = nullptr;  // outputs placed over an input's buffer
   int num_scratch_ = 0;
   int scratch_capacity_ = 0;
   size_t planned_bytes_ = 0;

@@ -13,6 +13,9 @@ struct ConvOpData {
   ConvParams params;
   ChannelRequant requant;
   bool has_bias = false;
+  // Depthwise in place: scratch index of its output rows (int8_t: fits the
+  // padding after has_bias, no per-op RAM).
+  int8_t in_place_rows = -1;
 };
 
 struct WindowOptions {
@@ -110,12 +113,40 @@ Status DepthwiseConvPrepare(PrepareContext& c) {
   }
   const WindowOptions w = {o->padding,    o->stride_h,   o->stride_w,
                            o->dilation_h, o->dilation_w, o->activation};
-  return PrepareConvLike(c, op, w, o->depth_multiplier);
+  TT_RETURN_IF_ERROR(PrepareConvLike(c, op, w, o->depth_multiplier));
+  // In place when the runtime can put the output over the input (no later
+  // op reads it): the output never needs a buffer of its own, only a few
+  // output rows of scratch.
+  TensorDesc input, output;
+  TT_RETURN_IF_ERROR(c.Input(0, &input));
+  TT_RETURN_IF_ERROR(c.Output(0, &output));
+  if (o->depth_multiplier != 1 || input.shape.dims[0] != 1 ||
+      !c.ShareInputBuffer(0, 0))
+    return Status::kOk;
+  auto* data = static_cast<ConvOpData*>(c.OpData());
+  const size_t rows = static_cast<size_t>(
+      DepthwiseInPlaceRows(data->params, input.shape, output.shape));
+  int index = -1;
+  TT_RETURN_IF_ERROR(c.RequestScratch(
+      rows * static_cast<size_t>(output.shape.dims[2]) *
+          static_cast<size_t>(output.shape.dims[3]),
+      &index));
+  data->in_place_rows = static_cast<int8_t>(index);
+  return Status::kOk;
 }
 
 Status DepthwiseConvEval(EvalContext& c) {
   const auto* d = static_cast<const ConvOpData*>(c.OpData());
   const int32_t* multipliers = ComputeChannelRequant(c, d->requant);
+  if (d->in_place_rows >= 0) {
+    ref::DepthwiseConvPerChannelInPlace(
+        d->params, multipliers, multipliers + d->requant.channels,
+        c.InputShape(0), c.Output<int8_t>(0), c.InputShape(1),
+        c.Input<const int8_t>(1),
+        d->has_bias ? c.Input<const int32_t>(2) : nullptr, c.OutputShape(0),
+        static_cast<int8_t*>(c.Scratch(d->in_place_rows)));
+    return Status::kOk;
+  }
   ref::DepthwiseConvPerChannel(
       d->params, multipliers, multipliers + d->requant.channels,
       c.InputShape(0), c.Input<const int8_t>(0), c.InputShape(1),
