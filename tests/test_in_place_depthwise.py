@@ -99,3 +99,23 @@ def test_not_in_place_when_the_input_is_read_later():
     op, input_bytes, out_shape = _depthwise_op(model_bytes)
     assert ours.timeline()[op]["live_bytes"] >= input_bytes + int(np.prod(out_shape))
     assert tflm_parity.assert_every_tensor_matches_tflm(model_bytes, samples=2) > 0
+
+
+def test_plan_lists_the_in_place_ops():
+    """`tflm-train plan` names each in-place depthwise op of a training
+    model and the output buffer it no longer needs; training numerics are
+    the firmware's (tests/test_firmware.py runs these models)."""
+    import tflm_train
+
+    training = tflm_train.convert(models.tflite_model("mobilenet", 0), {"preset": "last-k:2"})
+    report = tflm_train.plan(training)
+    m = tflite.read_model(training)
+    graph = m.subgraphs[0]
+    expected = [i for i, op in enumerate(graph.operators)
+                if tflite.op_name(m, op) == "DEPTHWISE_CONV_2D"]
+    assert expected
+    savings = report["memory_savings"]
+    assert [s["op"] for s in savings] == expected
+    for s in savings:
+        out = graph.tensors[int(graph.operators[s["op"]].outputs[0])]
+        assert s["was_bytes"] == int(np.prod(out.shape)) and s["now_bytes"] == 0

@@ -68,6 +68,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(f"    {label:<41}{kib(size)}")
     print(f"peak RAM                                     {kib(report['peak_ram_bytes'])}")
     print(f"flash (model)                                {kib(report['flash_bytes'])}")
+    savings = report["memory_savings"]
+    if savings:
+        saved = sum(s["was_bytes"] - s["now_bytes"] for s in savings)
+        print(f"memory techniques applied ({len(savings)} places; tensor bytes was -> now, "
+              f"{saved:,d} B in all, not all live at once):")
+        for s in savings:
+            print(f"  op {s['op']:>4} {s['name']:<34} {s['was_bytes']:>9,d} -> "
+                  f"{s['now_bytes']:>9,d} B  {s['what']}: {s['tensor']}")
     return 0
 
 

@@ -42,7 +42,24 @@ def plan(model: ModelSource) -> dict:
         "peak_ram_bytes": mem["planned_bytes"] + mem["persistent_bytes"],
         "num_operators": interp.num_operators,
         "timeline": interp.timeline(),
+        "memory_savings": memory_savings(interp),
     })
+
+
+def memory_savings(interp) -> list[dict]:
+    """What the memory techniques save in this training model, one entry per
+    place: `what`, the operator (`op`, `name`), the tensor concerned and
+    its bytes before (`was_bytes`) and after (`now_bytes`)."""
+    savings = []
+    for op, entry in enumerate(interp.timeline()):
+        for t in entry["outputs"]:
+            info = interp.tensor_info(t)
+            if info["buffer_owner"] >= 0:
+                savings.append({
+                    "what": "in place over its input (plus a few output rows of scratch)",
+                    "op": op, "name": entry["name"], "tensor": info["name"].split(";")[0],
+                    "was_bytes": info["bytes"], "now_bytes": 0})
+    return savings
 
 
 def state_breakdown(info: TrainingInfo, size: Callable[[int], int]) -> dict:

@@ -46,6 +46,7 @@ class Plan(_Record):
     peak_ram_bytes: int  # peak_arena_bytes + persistent_bytes
     num_operators: int
     timeline: list  # per operator: live bytes of the planned region
+    memory_savings: list  # per place a memory technique applies: was / now bytes
 
 
 @dataclasses.dataclass(eq=True)

@@ -151,6 +151,7 @@ class HostInterpreter {
     d["dtype"] = NumpyType(interpreter_->tensor_type(index));
     d["bytes"] = interpreter_->tensor_bytes(index);
     d["is_variable"] = interpreter_->tensor_is_variable(index);
+    d["buffer_owner"] = interpreter_->tensor_buffer_owner(index);
     TensorMeta meta;
     Check(interpreter_->model().ReadTensor(index, &meta));
     d["name"] = Text(meta.name);
@@ -202,6 +203,9 @@ class HostInterpreter {
       d["op"] = i;
       d["name"] = Text(interpreter_->OperatorName(i));
       d["live_bytes"] = interpreter_->LiveBytesAt(i);
+      OperatorMeta meta;
+      Check(interpreter_->model().ReadOperator(i, &meta));
+      d["outputs"] = std::vector<int>(meta.outputs, meta.outputs + meta.num_outputs);
       ops.push_back(d);
     }
     return ops;

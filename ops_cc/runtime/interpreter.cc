@@ -552,6 +552,13 @@ bool Interpreter::tensor_is_variable(int index) const {
          tensors_[index].kind == kVariable;
 }
 
+int Interpreter::tensor_buffer_owner(int index) const {
+  if (!allocated_ || index < 0 || index >= model_.num_tensors() ||
+      tensors_[index].kind != kAlias)
+    return -1;
+  return AliasRoot(index);
+}
+
 Shape Interpreter::tensor_shape(int index) const {
   Shape s;
   if (tensors_ == nullptr || index < 0 || index >= model_.num_tensors()) return s;

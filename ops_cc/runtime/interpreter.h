@@ -66,6 +66,9 @@ class Interpreter {
   DataType tensor_type(int index) const;
   Shape tensor_shape(int index) const;
   bool tensor_is_variable(int index) const;
+  // The tensor whose buffer tensor `index` was placed over (an in-place
+  // op's output), or -1.
+  int tensor_buffer_owner(int index) const;
   // Copies `bytes` into tensor `index`; kBadInput if type or size differ.
   Status SetTensor(int index, DataType type, const void* data, size_t bytes);
 
