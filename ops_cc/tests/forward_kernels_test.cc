@@ -2,6 +2,7 @@
 // exact integer re-derivations of the rounding primitives, properties, and
 // the op wrappers' validation through a fake context. (Bit-exactness against
 // TFLite Micro itself is checked at model level elsewhere.)
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -315,6 +316,59 @@ TEST(DepthwiseConv, ChannelsAndMultiplier) {
   EXPECT_EQ(out[1], -10);
   EXPECT_EQ(out[2], 50);
   EXPECT_EQ(out[3], 7);
+}
+
+// In place over a buffer exactly the input's size (ASan sees any write or
+// read past it), every output equals the out-of-place kernel's.
+TEST(DepthwiseConv, InPlaceEqualsOutOfPlace) {
+  std::mt19937 rng(7);
+  struct Case { int h, w, c, kh, kw, stride_h, stride_w, pad_h, pad_w; };
+  const Case cases[] = {{12, 10, 8, 3, 3, 1, 1, 1, 1}, {13, 12, 8, 3, 3, 2, 2, 0, 0},
+                        {11, 9, 4, 5, 5, 1, 1, 0, 0},  {16, 16, 6, 7, 7, 2, 2, 2, 2},
+                        {9, 7, 4, 3, 1, 2, 1, 1, 0},   {5, 5, 3, 5, 5, 1, 1, 2, 2},
+                        {8, 8, 2, 2, 2, 2, 2, 0, 0},   {6, 4, 5, 3, 3, 3, 1, 1, 1}};
+  for (const Case& k : cases) {
+    ConvParams p;
+    p.stride_h = k.stride_h;
+    p.stride_w = k.stride_w;
+    p.pad_h = k.pad_h;
+    p.pad_w = k.pad_w;
+    p.input_offset = 3;
+    p.output_offset = -5;
+    const int out_h = (k.h + 2 * k.pad_h - k.kh) / k.stride_h + 1;
+    const int out_w = (k.w + 2 * k.pad_w - k.kw) / k.stride_w + 1;
+    const Shape in_shape = MakeShape({1, k.h, k.w, k.c});
+    const Shape filter_shape = MakeShape({1, k.kh, k.kw, k.c});
+    const Shape out_shape = MakeShape({1, out_h, out_w, k.c});
+    std::vector<int8_t> input(static_cast<size_t>(k.h * k.w * k.c));
+    std::vector<int8_t> filter(static_cast<size_t>(k.kh * k.kw * k.c));
+    for (auto& v : input) v = static_cast<int8_t>(rng() % 256 - 128);
+    for (auto& v : filter) v = static_cast<int8_t>(rng() % 256 - 128);
+    std::vector<int32_t> bias(static_cast<size_t>(k.c)), m(bias.size()), s(bias.size());
+    std::vector<float> scales(bias.size());
+    for (int c = 0; c < k.c; ++c) {
+      bias[c] = static_cast<int32_t>(rng() % 2001) - 1000;
+      scales[c] = 0.001f * static_cast<float>(1 + c);
+    }
+    ASSERT_TRUE(ComputePerChannelMultipliers(0.05f, scales.data(), k.c, 0.1f,
+                                             k.c, m.data(), s.data()));
+    std::vector<int8_t> expected(static_cast<size_t>(out_h * out_w * k.c));
+    ref::DepthwiseConvPerChannel(p, m.data(), s.data(), in_shape, input.data(),
+                                 filter_shape, filter.data(), bias.data(),
+                                 out_shape, expected.data());
+    const int rows = DepthwiseInPlaceRows(p, in_shape, out_shape);
+    ASSERT_GE(rows, 1);
+    ASSERT_LE(rows, k.kh + 1);
+    std::vector<int8_t> row_buffer(static_cast<size_t>(rows * out_w * k.c));
+    std::vector<int8_t> data = input;  // sized exactly as the input
+    ref::DepthwiseConvPerChannelInPlace(p, m.data(), s.data(), in_shape,
+                                        data.data(), filter_shape,
+                                        filter.data(), bias.data(), out_shape,
+                                        row_buffer.data());
+    EXPECT_TRUE(std::equal(expected.begin(), expected.end(), data.begin()))
+        << "case " << k.h << "x" << k.w << " kernel " << k.kh << "x" << k.kw
+        << " stride " << k.stride_h;
+  }
 }
 
 TEST(FullyConnected, PerTensorAndPerChannel) {
