@@ -133,7 +133,31 @@ Status CheckMode(PrepareContext& c, const char* op, int i);
 Status MaskFor(PrepareContext& c, const char* op, int activation,
                const TensorDesc& y, ActivationMask* mask);
 
+// The activation mask a gradient op reads at input `i`, for its output
+// gradient `dy`: the int8 output y (per tensor, shaped like dy; range from
+// `activation` by MaskFor), or the packed bits of TFLMTRAIN_PACK_MASK
+// (uint8, ceil(elements(dy) / 8) elements; the range was applied there).
+struct OutputMaskDesc {
+  bool packed = false;
+  ActivationMask range;
+};
+Status ReadOutputMask(PrepareContext& c, const char* op, int i, int activation,
+                      const TensorDesc& dy, OutputMaskDesc* mask);
+
 inline bool TrainMode(EvalContext& c) { return *c.Input<int32_t>(0) != 0; }
+
+// Eval: dy (input dy_input) masked by the mask at input mask_input.
+inline OutputGrad MaskedOutputGrad(EvalContext& c, int dy_input,
+                                   int mask_input, const OutputMaskDesc& m) {
+  OutputGrad g;
+  g.dy = c.Input<float>(dy_input);
+  if (m.packed)
+    g.bits = c.Input<uint8_t>(mask_input);
+  else
+    g.q_y = c.Input<int8_t>(mask_input);
+  g.range = m.range;
+  return g;
+}
 
 
 // ---- Forward ops ----------------------------------------------------------

@@ -50,6 +50,15 @@ Shape ShapeOf(const py::array& a) {
   return s;
 }
 
+// dy masked by the int8 y and its activation range [act_min, act_max].
+OutputGrad Masked(const float* dy, const int8_t* y, int act_min, int act_max) {
+  OutputGrad g;
+  g.dy = dy;
+  g.q_y = y;
+  g.range = ActivationMask{act_min, act_max};
+  return g;
+}
+
 Shape ShapeOf(const std::vector<int>& dims) {
   if (dims.size() > kMaxRank) throw std::invalid_argument("rank above 6");
   Shape s;
@@ -178,10 +187,8 @@ py::dict ConvLikeGrad(bool depthwise, const Array<int8_t>& x, float x_scale,
           "y shape does not match x, filter, strides and padding");
   a.input_scale = x_scale;
   a.input_zero_point = x_zero_point;
-  a.mask = ActivationMask{act_min, act_max};
   a.x = x.data();
-  a.y = y.data();
-  a.dy = dy.data();
+  a.g = Masked(dy.data(), y.data(), act_min, act_max);
   const std::vector<float> scales = ExpandScales(filter_scales, out_c);
   a.filter_scales = scales.data();
   Array<int8_t> new_filter = Copy(filter);
@@ -239,10 +246,8 @@ py::dict FullyConnectedGradPy(
           "y and dy must have B * O elements");
   a.input_scale = x_scale;
   a.input_zero_point = x_zero_point;
-  a.mask = ActivationMask{act_min, act_max};
   a.x = x.data();
-  a.y = y.data();
-  a.dy = dy.data();
+  a.g = Masked(dy.data(), y.data(), act_min, act_max);
   const std::vector<float> scales = ExpandScales(filter_scales, a.output_depth);
   a.filter_scales = scales.data();
   Array<int8_t> new_filter = Copy(filter);
@@ -302,7 +307,7 @@ py::tuple SgdUpdatePy(const Array<T>& q, const Array<float>& grad, float lr,
 
 PoolGradParams PoolParams(const Shape& x, const Shape& y,
                           std::array<int, 2> stride, std::array<int, 2> filter,
-                          int padding, int act_min, int act_max) {
+                          int padding) {
   Require(x.rank == 4 && y.rank == 4 && x.dims[0] == y.dims[0] &&
               x.dims[3] == y.dims[3],
           "x and y must be [N, H, W, C] with equal N and C");
@@ -311,7 +316,6 @@ PoolGradParams PoolParams(const Shape& x, const Shape& y,
   p.stride_w = stride[1];
   p.filter_h = filter[0];
   p.filter_w = filter[1];
-  p.mask = ActivationMask{act_min, act_max};
   int out_h = 0, out_w = 0;
   Require(ComputeWindowGeometry(padding, x.dims[1], p.filter_h, p.stride_h, 1,
                                 &out_h, &p.pad_h) &&
@@ -416,16 +420,36 @@ void BindGradKernels(py::module_& m) {
   m.def(
       "add_grad",
       [](const Array<float>& dy, const Array<int8_t>& y, int act_min,
-         int act_max) {
+         int act_max, const std::optional<Array<uint8_t>>& mask_bits) {
         Require(dy.size() == y.size(), "dy must match y");
         Array<float> dx(
             std::vector<py::ssize_t>(y.shape(), y.shape() + y.ndim()));
-        AddGrad(dy.data(), y.data(), y.size(), ActivationMask{act_min, act_max},
-                dx.mutable_data(), nullptr);
+        OutputGrad g = Masked(dy.data(), y.data(), act_min, act_max);
+        if (mask_bits) {
+          Require(mask_bits->size() == (y.size() + 7) / 8,
+                  "mask_bits must have ceil(y.size / 8) bytes");
+          g.q_y = nullptr;
+          g.bits = mask_bits->data();
+        }
+        AddGrad(g, y.size(), dx.mutable_data(), nullptr);
         return dx;
       },
       py::arg("dy"), py::arg("y"), py::arg("act_min") = -128,
-      py::arg("act_max") = 127);
+      py::arg("act_max") = 127, py::arg("mask_bits") = py::none(),
+      "dx = mask * dy; mask from y and [act_min, act_max], or from "
+      "mask_bits (TFLMTRAIN_PACK_MASK's packing) when given.");
+
+  m.def(
+      "pack_mask",
+      [](const Array<int8_t>& y, int act_min, int act_max) {
+        Array<uint8_t> bits(std::vector<py::ssize_t>{(y.size() + 7) / 8});
+        PackMask(y.data(), y.size(), ActivationMask{act_min, act_max},
+                 bits.mutable_data());
+        return bits;
+      },
+      py::arg("y"), py::arg("act_min"), py::arg("act_max"),
+      "TFLMTRAIN_PACK_MASK: bit k (LSB first in byte k / 8) = "
+      "act_min < y[k] < act_max.");
 
   m.def(
       "add_grad_broadcast",
@@ -437,9 +461,8 @@ void BindGradKernels(py::module_& m) {
                 "x does not broadcast to y");
         Require(dy.size() == y.size(), "dy must match y");
         Array<float> dx(DimsOf(xs));
-        BinaryBroadcastGrad(walk, dy.data(), y.data(),
-                            ActivationMask{act_min, act_max}, BinaryGradArgs{},
-                            dx.mutable_data(), nullptr);
+        BinaryBroadcastGrad(walk, Masked(dy.data(), y.data(), act_min, act_max),
+                            BinaryGradArgs{}, dx.mutable_data(), nullptr);
         return dx;
       },
       py::arg("dy"), py::arg("y"), py::arg("x_shape"),
@@ -454,9 +477,10 @@ void BindGradKernels(py::module_& m) {
         const Shape xs = ShapeOf(x_shape);
         Require(dy.size() == y.size(), "dy must match y");
         const PoolGradParams p = PoolParams(xs, ShapeOf(y), stride, filter,
-                                            padding, act_min, act_max);
+                                            padding);
         Array<float> dx(DimsOf(xs));
-        AveragePoolGrad(p, ShapeOf(y), dy.data(), y.data(), xs,
+        AveragePoolGrad(p, ShapeOf(y),
+                        Masked(dy.data(), y.data(), act_min, act_max), xs,
                         dx.mutable_data());
         return dx;
       },
@@ -472,10 +496,10 @@ void BindGradKernels(py::module_& m) {
         const Shape xs = ShapeOf(x);
         Require(dy.size() == y.size(), "dy must match y");
         const PoolGradParams p = PoolParams(xs, ShapeOf(y), stride, filter,
-                                            padding, act_min, act_max);
+                                            padding);
         Array<float> dx(DimsOf(xs));
-        MaxPoolGrad(p, ShapeOf(y), dy.data(), y.data(), xs, x.data(),
-                    dx.mutable_data());
+        MaxPoolGrad(p, ShapeOf(y), Masked(dy.data(), y.data(), act_min, act_max),
+                    xs, x.data(), dx.mutable_data());
         return dx;
       },
       py::arg("dy"), py::arg("y"), py::arg("x"), py::arg("stride"),
@@ -681,9 +705,8 @@ void BindGradKernels(py::module_& m) {
         args.b_real = Dequantizer{b_scale, b_zero_point};
         Array<float> da(DimsOf(ShapeOf(a)));
         Array<float> db(DimsOf(ShapeOf(b)));
-        BinaryBroadcastGrad(walk, dy.data(), y.data(),
-                            ActivationMask{act_min, act_max}, args,
-                            da.mutable_data(), db.mutable_data());
+        BinaryBroadcastGrad(walk, Masked(dy.data(), y.data(), act_min, act_max),
+                            args, da.mutable_data(), db.mutable_data());
         return py::make_tuple(da, db);
       },
       py::arg("dy"), py::arg("y"), py::arg("a"), py::arg("a_scale"),

@@ -18,6 +18,11 @@ INIT_VARIABLES = "TFLMTRAIN_INIT_VARIABLES"
 GRAD_SUM = "TFLMTRAIN_GRAD_SUM"
 OPTIMIZER_STEP = "TFLMTRAIN_OPTIMIZER_STEP"
 IMPRINT = "TFLMTRAIN_IMPRINT"
+PACK_MASK = "TFLMTRAIN_PACK_MASK"
+# Private switch (tests compare training with and without it): gradient ops
+# that read an int8 output only as their activation mask read a 1-bit packed
+# mask instead (pack_masks).
+_PACK_MASKS = True
 # Output layer op -> the op that recomputes its real-valued output.
 REAL_OUTPUT_OPS = {"FULLY_CONNECTED": "TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT",
                    "CONV_2D": "TFLMTRAIN_CONV_2D_REAL_OUTPUT"}
@@ -173,8 +178,11 @@ class _TrainingGraph:
         operators.append(self.custom_op(loss_op, [self.real_output, self.label, self.mode],
                                         [self.loss, real_grad]))
         operators += self.optimizer_ops(head)
+        self.mask_reads = []
         operators += self.backward(real_grad)
         operators += self.clear_recurrent_states()
+        if _PACK_MASKS:
+            operators = self.pack_masks(operators, 1 + len(self.forward_ops))
         sg.operators = operators
         sg.inputs = np.asarray([forward.input, self.label, self.mode], dtype=np.int32)
         # The trained state after the loss, so firmware reads it as graph outputs
@@ -413,6 +421,58 @@ class _TrainingGraph:
                         self.custom_op(GRAD_SUM, [self.mode] + partials[x], [grads[x]]))
         return operators
 
+    def pack_masks(self, operators, forward_end):
+        """Frees the int8 outputs the backward pass reads only as activation
+        masks: each such y is packed (TFLMTRAIN_PACK_MASK, 1 bit an element)
+        after its last other reader, but not before `forward_end` (the
+        forward operators stay one contiguous range, first_forward_op /
+        num_forward_ops), and its mask readers read the bits instead. A y
+        that a later operator reads for its values (a weight gradient's x,
+        HARD_SWISH, MUL...), or that is a graph output, stays int8. Each y
+        has one mask reader, its producer's gradient (masks of different
+        ranges would each need their own packing: a y with mask reads of
+        different ranges stays int8)."""
+        by_y = collections.defaultdict(list)
+        for op, slot, y, bounds in self.mask_reads:
+            by_y[y].append((op, slot, bounds))
+        outputs = {int(t) for t in self.sg.outputs}
+        inserts = collections.defaultdict(list)  # position -> PACK_MASK ops
+        for y, reads in by_y.items():
+            if y in outputs or len({bounds for _, _, bounds in reads}) != 1:
+                continue
+            mask_slots = {(id(op), slot) for op, slot, _ in reads}
+            mask_at, value_at = [], []
+            for k, op in enumerate(operators):
+                for slot, t in enumerate(op.inputs):
+                    if int(t) == y:
+                        (mask_at if (id(op), slot) in mask_slots else value_at).append(k)
+            if max(value_at, default=-1) > min(mask_at):
+                continue
+            elements = int(np.prod(self.sg.tensors[y].shape))
+            bits = self.add_tensor(tflite.name_of(self.sg.tensors[y]) + "/mask",
+                                   tflite.UINT8, [(elements + 7) // 8])
+            act_min, act_max = reads[0][2]
+            inserts[max(max(value_at, default=-1) + 1, forward_end)].append(
+                self.custom_op(PACK_MASK, [self.mode, y], [bits],
+                               {"act_min": act_min, "act_max": act_max}))
+            for op, slot, _ in reads:
+                op.inputs[slot] = bits
+        packed = []
+        for k, op in enumerate(operators):
+            packed += inserts.get(k, [])
+            packed.append(op)
+        return packed
+
+    def mask_read(self, op, slot, i):
+        """Records that gradient op `op` reads forward op i's int8 output at
+        input `slot` only as its activation mask (pack_masks)."""
+        forward = self.forward_ops[i]
+        y = int(op.inputs[slot])
+        activation = getattr(forward.builtinOptions, "fusedActivationFunction", 0)
+        self.mask_reads.append(
+            (op, slot, y, _activation_range(activation, self.sg.tensors[y])))
+        return op
+
     def grad_op(self, i, y_grad, input_grads):
         """The gradient op of forward op `i`; `input_grads` maps input slots to tensors."""
         name = self.forward.ops[i]
@@ -463,7 +523,11 @@ class _TrainingGraph:
                      "shrink_axis_mask": options.shrinkAxisMask}
         else:  # MEAN, RESHAPE, SQUEEZE, EXPAND_DIMS
             inputs = [y_grad]
-        return self.custom_op(GRAD_OPS[name], [self.mode] + inputs, outputs, attrs)
+        grad = self.custom_op(GRAD_OPS[name], [self.mode] + inputs, outputs, attrs)
+        # These read y (input 2) only as their activation mask.
+        if name in ("ADD", "QUANTIZE", "AVERAGE_POOL_2D", "MAX_POOL_2D"):
+            self.mask_read(grad, 2, i)
+        return grad
 
     def concatenation_grad(self, op, y_grad, input_grads):
         """(inputs, outputs, options) of CONCATENATION's gradient: one output
@@ -515,7 +579,30 @@ class _TrainingGraph:
         bias_slots = self.slots.get(layer.bias, [-1, -1]) if update.bias else [-1, -1]
         inputs = [self.mode, self.step_lr, y_grad, y, x, layer.filter, layer.bias, channels,
                   rng] + weight_slots + bias_slots
-        return self.custom_op(GRAD_OPS[name], inputs, [x_grad] if x_grad >= 0 else [], attrs)
+        grad = self.custom_op(GRAD_OPS[name], inputs, [x_grad] if x_grad >= 0 else [], attrs)
+        if layer is not self.forward.output_layer:
+            self.mask_read(grad, 3, i)  # y (input 3) is only the mask
+        return grad
+
+
+def _activation_range(activation, tensor):
+    """(act_min, act_max) of a fused activation on int8 `tensor`, as the
+    runtime's MaskFor forms it (CalculateActivationRangeInt8): bounds
+    zero_point + round(bound / scale), the division in single precision and
+    rounding half away from zero, clamped to int8."""
+    q = tensor.quantization
+    scale, zero_point = np.float32(q.scale[0]), int(q.zeroPoint[0])
+
+    def bound(value):
+        v = float(np.float32(value) / scale)  # exact in double
+        return zero_point + int(math.copysign(math.floor(abs(v) + 0.5), v))
+
+    lo, hi = -128, 127
+    if activation in (1, 2, 3):  # RELU, RELU_N1_TO_1, RELU6
+        lo = max(lo, bound(-1.0 if activation == 2 else 0.0))
+    if activation in (2, 3):
+        hi = min(hi, bound(1.0 if activation == 2 else 6.0))
+    return lo, hi
 
 
 def _int8_range(tensor):

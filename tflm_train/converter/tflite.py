@@ -20,7 +20,7 @@ TFLITE_FILE_IDENTIFIER = b"TFL3"
 BUFFER_ALIGNMENT = 16
 
 # TensorType values used here.
-FLOAT32, INT32, INT16, INT8 = 0, 2, 7, 9
+FLOAT32, INT32, UINT8, INT16, INT8 = 0, 2, 3, 7, 9
 TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64",
               6: "bool", 7: "int16", 9: "int8", 10: "float64"}
 NUMPY_TYPES = {FLOAT32: np.float32, INT32: np.int32, INT16: np.int16, INT8: np.int8}

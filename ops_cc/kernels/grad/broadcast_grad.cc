@@ -25,8 +25,7 @@ bool MakeBroadcastWalk(const Shape& a, const Shape& b, const Shape& y,
   return true;
 }
 
-void BinaryBroadcastGrad(const BroadcastWalk& walk, const float* dy,
-                         const int8_t* y, const ActivationMask& mask,
+void BinaryBroadcastGrad(const BroadcastWalk& walk, const OutputGrad& grad,
                          const BinaryGradArgs& args, float* da, float* db) {
   if (da != nullptr)
     for (int64_t i = 0; i < walk.a_size; ++i) da[i] = 0.0f;
@@ -42,7 +41,7 @@ void BinaryBroadcastGrad(const BroadcastWalk& walk, const float* dy,
     // One innermost row: y[k + r] reads a[a_offset + r * a_step] and
     // b[b_offset + r * b_step].
     for (int32_t r = 0; r < row; ++r) {
-      const float g = y == nullptr ? dy[k + r] : mask.Apply(dy[k + r], y[k + r]);
+      const float g = grad.At(k + r);
       const int64_t ia = a_offset + static_cast<int64_t>(r) * a_step;
       const int64_t ib = b_offset + static_cast<int64_t>(r) * b_step;
       if (da != nullptr)

@@ -35,14 +35,13 @@ struct BinaryGradArgs {
   Dequantizer b_real;
 };
 
-// With g = mask(y) * dy over the elements of y in row-major order:
+// With g = the masked dy (OutputGrad) over the elements of y in row-major
+// order:
 //   da[i] = sum of g * b_real over the elements of y that read a[i],
 //   db[j] = sum of g * a_real over the elements of y that read b[j],
 // each sum accumulated in single precision in that order, starting from 0. For MUL pass a (needed for db) and b (needed for
-// da); for ADD neither (the factors are 1). Either output may be null; y may
-// be null for no mask.
-void BinaryBroadcastGrad(const BroadcastWalk& walk, const float* dy,
-                         const int8_t* y, const ActivationMask& mask,
+// da); for ADD neither (the factors are 1). Either output may be null.
+void BinaryBroadcastGrad(const BroadcastWalk& walk, const OutputGrad& g,
                          const BinaryGradArgs& args, float* da, float* db);
 
 }  // namespace tflm_train

@@ -23,7 +23,7 @@ void ConvInputGrad(const ConvGradArgs& a, float* dx) {
         const int x0 = ox * a.stride_w - a.pad_w;
         for (int o = 0; o < out_c; ++o) {
           const int64_t out = Offset4(a.y_shape, b, oy, ox, o);
-          const float g = MaskedGrad(a.mask, a.dy, a.y, out);
+          const float g = a.g.At(out);
           if (g == 0.0f) continue;
           const float gs = g * a.filter_scales[o];
           for (int ky = 0; ky < filter_h; ++ky) {
@@ -64,7 +64,7 @@ float ConvFilterGrad(const ConvGradArgs& a, int o, int ky, int kx, int i) {
         const int ix = ox * a.stride_w - a.pad_w + kx * a.dilation_w;
         if (ix < 0 || ix >= in_w) continue;
         const int out = y_base + (oy * out_w + ox) * out_c;
-        const float g = MaskedGrad(a.mask, a.dy, a.y, out);
+        const float g = a.g.At(out);
         if (g == 0.0f) continue;
         const int32_t xq = x[(iy * in_w + ix) * in_c];
         acc += g * static_cast<float>(xq - a.input_zero_point);
@@ -80,7 +80,7 @@ float ConvBiasGrad(const ConvGradArgs& a, int o) {
   float acc = 0.0f;
   for (int64_t k = 0; k < cells; ++k) {
     const int64_t out = k * out_c + o;
-    acc += MaskedGrad(a.mask, a.dy, a.y, out);
+    acc += a.g.At(out);
   }
   return acc;
 }

@@ -2,7 +2,7 @@
 // fused SGD update of its weights and bias.
 //
 // Real values: x = s_x (q_x - z_x), W[o] = s_w[o] q_w[o], the output gradient
-// g = mask(q_y) * dy. Float sums run in the loop orders documented below.
+// g = OutputGrad::At (the masked dy, grad_common.h). Float sums run in the loop orders documented below.
 #ifndef TFLM_TRAIN_KERNELS_GRAD_CONV_GRAD_H_
 #define TFLM_TRAIN_KERNELS_GRAD_CONV_GRAD_H_
 
@@ -22,15 +22,13 @@ struct ConvGradArgs {
   int pad_h = 0, pad_w = 0;  // implicit zero rows above / columns left
   float input_scale = 0.0f;
   int32_t input_zero_point = 0;
-  ActivationMask mask;
   Shape x_shape;             // [N, H, W, I]
   const int8_t* x = nullptr;
   Shape filter_shape;
   int8_t* filter = nullptr;  // updated in place by ConvGrad
   const float* filter_scales = nullptr;  // s_w per output channel
   Shape y_shape;             // [N, OH, OW, O]
-  const int8_t* y = nullptr;  // null: no activation mask (MaskedGrad)
-  const float* dy = nullptr;
+  OutputGrad g;              // of y
 };
 
 // dL/dx, written to dx (shape of x): zeroed, then for each (n, oy, ox, o) in

@@ -32,7 +32,7 @@ void DepthwiseConvInputGrad(const ConvGradArgs& a, float* dx) {
             const int8_t* w = a.filter + Offset4(a.filter_shape, 0, ky, kx, 0);
             float* d = dx + Offset4(a.x_shape, b, iy, ix, 0);
             for (int c = 0; c < channels; ++c) {
-              const float g = MaskedGrad(a.mask, a.dy, a.y, out + c);
+              const float g = a.g.At(out + c);
               if (g == 0.0f) continue;
               d[c / multiplier] +=
                   g * a.filter_scales[c] * static_cast<float>(w[c]);

@@ -4,10 +4,9 @@
 
 namespace tflm_train {
 
-void AddGrad(const float* dy, const int8_t* y, int64_t n,
-             const ActivationMask& mask, float* da, float* db) {
+void AddGrad(const OutputGrad& grad, int64_t n, float* da, float* db) {
   for (int64_t k = 0; k < n; ++k) {
-    const float g = mask.Apply(dy[k], y[k]);
+    const float g = grad.At(k);
     if (da != nullptr) da[k] = g;
     if (db != nullptr) db[k] = g;
   }

@@ -11,10 +11,9 @@
 
 namespace tflm_train {
 
-// da = db = mask(y) * dy over n elements; either output may be null. Also
-// the gradient of an int8 requantize (QUANTIZE), mask = the int8 range.
-void AddGrad(const float* dy, const int8_t* y, int64_t n,
-             const ActivationMask& mask, float* da, float* db);
+// da = db = g (the masked dy) over n elements; either output may be null.
+// Also the gradient of an int8 requantize (QUANTIZE), mask = the int8 range.
+void AddGrad(const OutputGrad& g, int64_t n, float* da, float* db);
 
 // dx[b, h, w, c] = dy[b, c] / (H * W) for x_shape [N, H, W, C].
 void MeanGrad(const float* dy, const Shape& x_shape, float* dx);

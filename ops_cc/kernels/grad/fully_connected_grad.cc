@@ -9,7 +9,7 @@ void FullyConnectedInputGrad(const FullyConnectedGradArgs& a, float* dx) {
   for (int b = 0; b < a.batches; ++b) {
     float* d = dx + b * in;
     for (int o = 0; o < out; ++o) {
-      const float g = MaskedGrad(a.mask, a.dy, a.y, b * out + o);
+      const float g = a.g.At(b * out + o);
       if (g == 0.0f) continue;
       const float gs = g * a.filter_scales[o];
       const int8_t* w = a.filter + o * in;
@@ -22,7 +22,7 @@ float FullyConnectedFilterGrad(const FullyConnectedGradArgs& a, int o, int i) {
   float acc = 0.0f;
   for (int b = 0; b < a.batches; ++b) {
     const int k = b * a.output_depth + o;
-    const float g = MaskedGrad(a.mask, a.dy, a.y, k);
+    const float g = a.g.At(k);
     if (g == 0.0f) continue;
     const int32_t xq = a.x[b * a.input_depth + i];
     acc += g * static_cast<float>(xq - a.input_zero_point);
@@ -34,7 +34,7 @@ float FullyConnectedBiasGrad(const FullyConnectedGradArgs& a, int o) {
   float acc = 0.0f;
   for (int b = 0; b < a.batches; ++b) {
     const int k = b * a.output_depth + o;
-    acc += MaskedGrad(a.mask, a.dy, a.y, k);
+    acc += a.g.At(k);
   }
   return acc;
 }

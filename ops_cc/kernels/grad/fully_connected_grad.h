@@ -17,12 +17,10 @@ struct FullyConnectedGradArgs {
   int output_depth = 0; // O
   float input_scale = 0.0f;
   int32_t input_zero_point = 0;
-  ActivationMask mask;
   const int8_t* x = nullptr;   // [B, I]
   int8_t* filter = nullptr;    // [O, I], updated in place
   const float* filter_scales = nullptr;  // s_w per output channel
-  const int8_t* y = nullptr;   // [B, O]; null: no mask (MaskedGrad)
-  const float* dy = nullptr;   // [B, O]
+  OutputGrad g;                // of y [B, O]
 };
 
 // dL/dx [B, I]: zeroed, then for each (b, o) with g != 0,

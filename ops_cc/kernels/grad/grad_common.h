@@ -1,4 +1,5 @@
-// The activation mask shared by the backward kernels.
+// The activation mask shared by the backward kernels, and the view of a
+// layer's output gradient they read through it.
 #ifndef TFLM_TRAIN_KERNELS_GRAD_GRAD_COMMON_H_
 #define TFLM_TRAIN_KERNELS_GRAD_GRAD_COMMON_H_
 
@@ -13,18 +14,38 @@ struct ActivationMask {
   int32_t act_min = -128;
   int32_t act_max = 127;
 
+  bool Passes(int8_t q_y) const { return q_y > act_min && q_y < act_max; }
   float Apply(float grad, int8_t q_y) const {
-    return (q_y > act_min && q_y < act_max) ? grad : 0.0f;
+    return Passes(q_y) ? grad : 0.0f;
   }
 };
 
-// The masked gradient of element k of a layer output. A null q_y means no
-// mask: the output layer, whose loss reads its real-valued output
-// (TFLMTRAIN_*_REAL_OUTPUT) instead of the clamped int8 one.
-inline float MaskedGrad(const ActivationMask& mask, const float* dy,
-                        const int8_t* q_y, int64_t k) {
-  return q_y == nullptr ? dy[k] : mask.Apply(dy[k], q_y[k]);
-}
+// The gradient g of a forward op's output as the backward kernels read it:
+// g[k] = dy[k] where the output's activation mask passes, else 0. The mask
+// comes from one of
+//   * q_y: the int8 output itself, passing where range.Passes(q_y[k]);
+//   * bits: the packed mask of TFLMTRAIN_PACK_MASK, bit k % 8 (LSB first) of
+//     byte k / 8, 1 where the mask passes (the range was applied there);
+//   * neither: no mask (the output layer, whose loss reads its real-valued
+//     output, TFLMTRAIN_*_REAL_OUTPUT, instead of the clamped int8 one).
+struct OutputGrad {
+  const float* dy = nullptr;
+  const int8_t* q_y = nullptr;
+  const uint8_t* bits = nullptr;
+  ActivationMask range;
+
+  bool Passes(int64_t k) const {
+    if (q_y != nullptr) return range.Passes(q_y[k]);
+    if (bits != nullptr) return (bits[k >> 3] >> (k & 7)) & 1;
+    return true;
+  }
+  float At(int64_t k) const { return Passes(k) ? dy[k] : 0.0f; }
+};
+
+// Packs the mask of n int8 outputs: bit k % 8 of bits[k / 8] (LSB first) is
+// 1 iff range.Passes(q_y[k]); the unused high bits of the last byte are 0.
+void PackMask(const int8_t* q_y, int64_t n, const ActivationMask& range,
+              uint8_t* bits);
 
 }  // namespace tflm_train
 

@@ -28,8 +28,7 @@ void Zero(float* dx, int64_t n) {
 }  // namespace
 
 void AveragePoolGrad(const PoolGradParams& p, const Shape& y_shape,
-                     const float* dy, const int8_t* y, const Shape& x_shape,
-                     float* dx) {
+                     const OutputGrad& grad, const Shape& x_shape, float* dx) {
   Zero(dx, x_shape.FlatSize());
   for (int b = 0; b < y_shape.dims[0]; ++b)
     for (int oy = 0; oy < y_shape.dims[1]; ++oy)
@@ -40,7 +39,7 @@ void AveragePoolGrad(const PoolGradParams& p, const Shape& y_shape,
         const int cells = (w.y_end - w.y_begin) * (w.x_end - w.x_begin);
         for (int c = 0; c < y_shape.dims[3]; ++c) {
           const int64_t out = Offset4(y_shape, b, oy, ox, c);
-          const float g = p.mask.Apply(dy[out], y[out]);
+          const float g = grad.At(out);
           if (g == 0.0f) continue;
           const float share = g / static_cast<float>(cells);
           for (int iy = w.y_begin; iy < w.y_end; ++iy)
@@ -51,8 +50,8 @@ void AveragePoolGrad(const PoolGradParams& p, const Shape& y_shape,
 }
 
 void MaxPoolGrad(const PoolGradParams& p, const Shape& y_shape,
-                 const float* dy, const int8_t* y, const Shape& x_shape,
-                 const int8_t* x, float* dx) {
+                 const OutputGrad& grad, const Shape& x_shape, const int8_t* x,
+                 float* dx) {
   Zero(dx, x_shape.FlatSize());
   for (int b = 0; b < y_shape.dims[0]; ++b)
     for (int oy = 0; oy < y_shape.dims[1]; ++oy)
@@ -62,7 +61,7 @@ void MaxPoolGrad(const PoolGradParams& p, const Shape& y_shape,
         if (w.y_end <= w.y_begin || w.x_end <= w.x_begin) continue;
         for (int c = 0; c < y_shape.dims[3]; ++c) {
           const int64_t out = Offset4(y_shape, b, oy, ox, c);
-          const float g = p.mask.Apply(dy[out], y[out]);
+          const float g = grad.At(out);
           if (g == 0.0f) continue;
           int64_t best = Offset4(x_shape, b, w.y_begin, w.x_begin, c);
           for (int iy = w.y_begin; iy < w.y_end; ++iy)

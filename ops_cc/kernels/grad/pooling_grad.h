@@ -13,21 +13,19 @@ struct PoolGradParams {
   int stride_h = 1, stride_w = 1;
   int filter_h = 1, filter_w = 1;
   int pad_h = 0, pad_w = 0;  // window rows above / columns left of the input
-  ActivationMask mask;
 };
 
 // dx zeroed, then for each output cell (n, oy, ox, c) in row-major order,
 // g / n is added to each of the n window cells inside the input.
 void AveragePoolGrad(const PoolGradParams& params, const Shape& y_shape,
-                     const float* dy, const int8_t* y, const Shape& x_shape,
-                     float* dx);
+                     const OutputGrad& g, const Shape& x_shape, float* dx);
 
 // dx zeroed, then for each output cell in row-major order, g is added to the
 // first window cell (row-major) inside the input holding the window's
 // maximum of x.
 void MaxPoolGrad(const PoolGradParams& params, const Shape& y_shape,
-                 const float* dy, const int8_t* y, const Shape& x_shape,
-                 const int8_t* x, float* dx);
+                 const OutputGrad& g, const Shape& x_shape, const int8_t* x,
+                 float* dx);
 
 }  // namespace tflm_train
 

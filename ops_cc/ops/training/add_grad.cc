@@ -14,7 +14,8 @@ constexpr char kQuantizeGrad[] = "TFLMTRAIN_QUANTIZE_GRAD";
 // Both forward ops pass their input through to a clamped int8 output (ADD
 // both operands, under its fused activation; QUANTIZE an int8 requantize,
 // clamped to int8), so both gradients are the masked pass-through
-// dx = mask(y) * dy, one output per input that needs it. An ADD operand that
+// dx = mask(y) * dy, one output per input that needs it (input 2 is the
+// int8 y or its packed mask, ReadOutputMask). An ADD operand that
 // broadcasts (its output is shaped like it) gets that summed over the
 // elements of y that repeat it (BinaryBroadcastGrad).
 
@@ -23,7 +24,7 @@ struct PassThroughGradData {
   int max_outputs = 2;
   OptionError option_error;
   int activation = kActivationNone;
-  ActivationMask mask;
+  OutputMaskDesc mask;
   bool reduce[2] = {false, false};  // output i is a broadcast operand's
 };
 
@@ -53,11 +54,11 @@ Status PassThroughGradPrepare(PrepareContext& c) {
   TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
   TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 1, data->max_outputs));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
-  TensorDesc dy, y;
+  TensorDesc dy;
   TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 2, "y", DataType::kInt8, &y));
-  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
-  TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
+  TT_RETURN_IF_ERROR(
+      ReadOutputMask(c, op, 2, data->activation, dy, &data->mask));
+  const Shape& y_shape = dy.shape;
   for (int i = 0; i < 2; ++i) {
     data->reduce[i] = false;
     if (!c.HasOutput(i)) continue;
@@ -66,37 +67,35 @@ Status PassThroughGradPrepare(PrepareContext& c) {
     TT_RETURN_IF_ERROR(ReadOutput(c, op, i, name, DataType::kFloat32, &d));
     // ADD: an operand that broadcasts gets the sum over its repeats.
     BroadcastWalk walk;
-    data->reduce[i] = data->op == kAddGrad && d.shape != y.shape &&
-                      MakeBroadcastWalk(d.shape, y.shape, y.shape, &walk);
+    data->reduce[i] = data->op == kAddGrad && d.shape != y_shape &&
+                      MakeBroadcastWalk(d.shape, y_shape, y_shape, &walk);
     if (!data->reduce[i])
-      TT_RETURN_IF_ERROR(CheckSameShape(c, op, name, d, "y", y.shape));
+      TT_RETURN_IF_ERROR(CheckSameShape(c, op, name, d, "y", y_shape));
   }
-  return MaskFor(c, op, data->activation, y, &data->mask);
+  return Status::kOk;
 }
 
 Status PassThroughGradEval(EvalContext& c) {
   if (!TrainMode(c)) return Status::kOk;
   const auto* data = static_cast<const PassThroughGradData*>(c.OpData());
-  const float* dy = c.Input<float>(1);
-  const int8_t* y = c.Input<int8_t>(2);
-  const Shape y_shape = c.InputShape(2);
+  const OutputGrad g = MaskedOutputGrad(c, 1, 2, data->mask);
+  const Shape y_shape = c.InputShape(1);
   if (!data->reduce[0] && !data->reduce[1]) {
-    AddGrad(dy, y, y_shape.FlatSize(), data->mask, c.Output<float>(0),
-            c.Output<float>(1));
+    AddGrad(g, y_shape.FlatSize(), c.Output<float>(0), c.Output<float>(1));
     return Status::kOk;
   }
   for (int i = 0; i < 2; ++i) {
     float* dx = c.Output<float>(i);
     if (dx == nullptr) continue;
     if (!data->reduce[i]) {
-      AddGrad(dy, y, y_shape.FlatSize(), data->mask, dx, nullptr);
+      AddGrad(g, y_shape.FlatSize(), dx, nullptr);
       continue;
     }
     // The walk is formed here (checked in Prepare) rather than kept in the
     // op data of every ADD gradient.
     BroadcastWalk walk;
     MakeBroadcastWalk(c.OutputShape(i), y_shape, y_shape, &walk);
-    BinaryBroadcastGrad(walk, dy, y, data->mask, BinaryGradArgs{}, dx, nullptr);
+    BinaryBroadcastGrad(walk, g, BinaryGradArgs{}, dx, nullptr);
   }
   return Status::kOk;
 }

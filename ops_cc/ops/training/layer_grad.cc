@@ -24,6 +24,8 @@ enum LayerInput {
   kLayerMode = 0,
   kLayerHparams,
   kLayerDy,
+  // The int8 output y, the packed mask of TFLMTRAIN_PACK_MASK, or (the
+  // output layer) its float32 real-valued output.
   kLayerY,
   kLayerX,
   kLayerFilter,
@@ -53,7 +55,7 @@ struct LayerGradData {
   float input_scale = 0.0f;
   // Filled by Prepare.
   int pad_h = 0, pad_w = 0;
-  ActivationMask mask;
+  OutputMaskDesc mask;
   // y is the real-valued output (float32) of the output layer: no int8 mask;
   // with a fused activation, dy is masked by the real bounds into
   // `masked_dy_scratch` first.
@@ -193,11 +195,11 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
       TT_RETURN_IF_ERROR(c.RequestScratch(
           sizeof(float) * static_cast<size_t>(y.shape.FlatSize()),
           &data->masked_dy_scratch));
+    TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
   } else {
-    TT_RETURN_IF_ERROR(CheckType(c, op, "y", y, DataType::kInt8));
-    TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
+    TT_RETURN_IF_ERROR(
+        ReadOutputMask(c, op, kLayerY, data->activation, dy, &data->mask));
   }
-  TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
   // x is read only by the weight gradient; without it, x/grad (if any) gives
   // its shape and the `input_scale` option s_x for the bias update.
   const bool has_x = data->update_weights || c.HasInput(kLayerX);
@@ -215,10 +217,9 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   TT_RETURN_IF_ERROR(
       ReadInput(c, op, kLayerFilter, "filter", DataType::kInt8, &filter));
   int channels = 0;
+  // y's shape is dy's (checked against y above, or y is a packed mask).
   TT_RETURN_IF_ERROR(
-      CheckLayerShapes(c, op, layer, data, x_shape, filter, y, &channels));
-  if (!data->real_y)
-    TT_RETURN_IF_ERROR(MaskFor(c, op, data->activation, y, &data->mask));
+      CheckLayerShapes(c, op, layer, data, x_shape, filter, dy, &channels));
   if (has_x) {
     data->input_scale = x.quant.scales[0];
     data->input_zero_point = x.quant.zero_points[0];
@@ -398,7 +399,8 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
 
   // The output layer's y is its real-valued output: masked here by the real
   // activation bounds (if any), then no int8 mask in the kernels.
-  const int8_t* y = data->real_y ? nullptr : c.Input<int8_t>(kLayerY);
+  OutputGrad g;
+  if (!data->real_y) g = MaskedOutputGrad(c, kLayerDy, kLayerY, data->mask);
   const float* dy = c.Input<float>(kLayerDy);
   if (data->masked_dy_scratch >= 0) {
     auto* masked = static_cast<float*>(c.Scratch(data->masked_dy_scratch));
@@ -410,6 +412,7 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
                       : 0.0f;
     dy = masked;
   }
+  g.dy = dy;
 
   float* dx = c.Output<float>(0);
   if (layer == Layer::kFullyConnected) {
@@ -418,15 +421,13 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     a.output_depth = filter_shape.dims[0];
     a.input_depth = filter_shape.dims[1];
     a.batches =
-        static_cast<int>(c.InputShape(kLayerY).FlatSize() / a.output_depth);
+        static_cast<int>(c.InputShape(kLayerDy).FlatSize() / a.output_depth);
     a.input_scale = data->input_scale;
     a.input_zero_point = data->input_zero_point;
-    a.mask = data->mask;
     a.x = c.Input<int8_t>(kLayerX);
     a.filter = c.Input<int8_t>(kLayerFilter);
     a.filter_scales = weight_scales;
-    a.y = y;
-    a.dy = dy;
+    a.g = g;
     FullyConnectedGrad(a, dx, update);
   } else {
     ConvGradArgs a;
@@ -438,15 +439,13 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     a.pad_w = data->pad_w;
     a.input_scale = data->input_scale;
     a.input_zero_point = data->input_zero_point;
-    a.mask = data->mask;
     a.x = c.Input<int8_t>(kLayerX);
     a.x_shape = a.x != nullptr ? c.InputShape(kLayerX) : c.OutputShape(0);
     a.filter_shape = c.InputShape(kLayerFilter);
     a.filter = c.Input<int8_t>(kLayerFilter);
     a.filter_scales = weight_scales;
-    a.y_shape = c.InputShape(kLayerY);
-    a.y = y;
-    a.dy = dy;
+    a.y_shape = c.InputShape(kLayerDy);
+    a.g = g;
     if (layer == Layer::kConv)
       ConvGrad(a, dx, update);
     else

@@ -107,8 +107,11 @@ Status MulGradEval(EvalContext& c) {
   }
   float* da = data->grad_a ? c.Output<float>(0) : nullptr;
   float* db = data->grad_b ? c.Output<float>(data->grad_a) : nullptr;
-  BinaryBroadcastGrad(data->walk, c.Input<float>(1), c.Input<int8_t>(2),
-                      data->mask, args, da, db);
+  OutputGrad g;
+  g.dy = c.Input<float>(1);
+  g.q_y = c.Input<int8_t>(2);
+  g.range = data->mask;
+  BinaryBroadcastGrad(data->walk, g, args, da, db);
   return Status::kOk;
 }
 

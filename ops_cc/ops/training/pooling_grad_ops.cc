@@ -16,6 +16,7 @@ struct PoolGradData {
   int padding = kPaddingSame;
   int activation = kActivationNone;
   PoolGradParams params;
+  OutputMaskDesc mask;  // input 2: the int8 y or its packed mask
 };
 
 void* PoolGradInit(InitContext& c) {
@@ -38,15 +39,15 @@ Status PoolGradPrepare(PrepareContext& c, const char* op, bool max_pool) {
   TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
   TT_RETURN_IF_ERROR(CheckArity(c, op, max_pool ? 4 : 3, 1));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
-  TensorDesc dy, y, dx;
+  TensorDesc dy, dx;
   TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 2, "y", DataType::kInt8, &y));
-  TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
-  TT_RETURN_IF_ERROR(CheckRank(c, op, "y", y, 4));
-  TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
+  TT_RETURN_IF_ERROR(CheckRank(c, op, "y/grad", dy, 4));
+  TT_RETURN_IF_ERROR(
+      ReadOutputMask(c, op, 2, data->activation, dy, &data->mask));
+  const Shape& y_shape = dy.shape;
   TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
   TT_RETURN_IF_ERROR(CheckRank(c, op, "x/grad", dx, 4));
-  if (dx.shape.dims[3] != y.shape.dims[3])
+  if (dx.shape.dims[3] != y_shape.dims[3])
     return c.Fail("%s: x/grad and y differ in channels", op);
   if (max_pool) {
     TensorDesc x;
@@ -55,9 +56,9 @@ Status PoolGradPrepare(PrepareContext& c, const char* op, bool max_pool) {
   }
   PoolGradParams& p = data->params;
   TT_RETURN_IF_ERROR(WindowPadding(c, op, data->padding, p.stride_h, p.stride_w, 1, 1,
-                            p.filter_h, p.filter_w, dx.shape, y.shape,
+                            p.filter_h, p.filter_w, dx.shape, y_shape,
                             &p.pad_h, &p.pad_w));
-  return MaskFor(c, op, data->activation, y, &p.mask);
+  return Status::kOk;
 }
 
 Status AveragePoolGradPrepare(PrepareContext& c) {
@@ -70,17 +71,18 @@ Status MaxPoolGradPrepare(PrepareContext& c) {
 Status AveragePoolGradEval(EvalContext& c) {
   if (!TrainMode(c)) return Status::kOk;
   const auto* data = static_cast<const PoolGradData*>(c.OpData());
-  AveragePoolGrad(data->params, c.InputShape(2), c.Input<float>(1),
-                  c.Input<int8_t>(2), c.OutputShape(0), c.Output<float>(0));
+  AveragePoolGrad(data->params, c.InputShape(1),
+                  MaskedOutputGrad(c, 1, 2, data->mask), c.OutputShape(0),
+                  c.Output<float>(0));
   return Status::kOk;
 }
 
 Status MaxPoolGradEval(EvalContext& c) {
   if (!TrainMode(c)) return Status::kOk;
   const auto* data = static_cast<const PoolGradData*>(c.OpData());
-  MaxPoolGrad(data->params, c.InputShape(2), c.Input<float>(1),
-              c.Input<int8_t>(2), c.OutputShape(0), c.Input<int8_t>(3),
-              c.Output<float>(0));
+  MaxPoolGrad(data->params, c.InputShape(1),
+              MaskedOutputGrad(c, 1, 2, data->mask), c.OutputShape(0),
+              c.Input<int8_t>(3), c.Output<float>(0));
   return Status::kOk;
 }
 
