@@ -118,25 +118,26 @@ Status MaskFor(PrepareContext& c, const char* op, int activation,
 }
 
 Status ReadOutputMask(PrepareContext& c, const char* op, int i, int activation,
-                      const TensorDesc& dy, OutputMaskDesc* mask) {
+                      const Shape& y_shape, OutputMaskDesc* mask) {
   TensorDesc y;
   TT_RETURN_IF_ERROR(ReadInput(c, op, i, &y));
   mask->packed = y.type == DataType::kUInt8;
   if (mask->packed) {
-    const int64_t bytes = (dy.shape.FlatSize() + 7) / 8;
+    const int64_t bytes = (y_shape.FlatSize() + 7) / 8;
     if (y.shape.FlatSize() != bytes)
       return c.Fail("%s: packed mask (input %d) has %ld bytes, expected %ld "
-                    "for the %ld elements of y/grad", op, i,
+                    "for the %ld elements of y", op, i,
                     static_cast<long>(y.shape.FlatSize()),
                     static_cast<long>(bytes),
-                    static_cast<long>(dy.shape.FlatSize()));
+                    static_cast<long>(y_shape.FlatSize()));
     return Status::kOk;
   }
   if (y.type != DataType::kInt8)
     return c.Fail("%s: input %d (y) must be int8 or a packed uint8 mask, got "
                   "%s", op, i, DataTypeName(y.type));
   TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "y", y));
-  TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
+  if (y.shape != y_shape)
+    return c.Fail("%s: y/grad shape differs from y shape", op);
   return MaskFor(c, op, activation, y, &mask->range);
 }
 

@@ -133,16 +133,16 @@ Status CheckMode(PrepareContext& c, const char* op, int i);
 Status MaskFor(PrepareContext& c, const char* op, int activation,
                const TensorDesc& y, ActivationMask* mask);
 
-// The activation mask a gradient op reads at input `i`, for its output
-// gradient `dy`: the int8 output y (per tensor, shaped like dy; range from
+// The activation mask a gradient op reads at input `i`, for an output of
+// shape `y_shape`: the int8 output y (per tensor, of that shape; range from
 // `activation` by MaskFor), or the packed bits of TFLMTRAIN_PACK_MASK
-// (uint8, ceil(elements(dy) / 8) elements; the range was applied there).
+// (uint8, ceil(elements(y) / 8) elements; the range was applied there).
 struct OutputMaskDesc {
   bool packed = false;
   ActivationMask range;
 };
 Status ReadOutputMask(PrepareContext& c, const char* op, int i, int activation,
-                      const TensorDesc& dy, OutputMaskDesc* mask);
+                      const Shape& y_shape, OutputMaskDesc* mask);
 
 inline bool TrainMode(EvalContext& c) { return *c.Input<int32_t>(0) != 0; }
 

@@ -19,10 +19,13 @@ GRAD_SUM = "TFLMTRAIN_GRAD_SUM"
 OPTIMIZER_STEP = "TFLMTRAIN_OPTIMIZER_STEP"
 IMPRINT = "TFLMTRAIN_IMPRINT"
 PACK_MASK = "TFLMTRAIN_PACK_MASK"
-# Private switch (tests compare training with and without it): gradient ops
-# that read an int8 output only as their activation mask read a 1-bit packed
-# mask instead (pack_masks).
+# Private switches of two memory optimisations (tests compare training with
+# and without them, bit for bit): gradient ops that read an int8 output only
+# as their activation mask read a 1-bit packed mask instead (pack_masks); a
+# spatial MEAN's gradient is fused into the convolution before it
+# (fused_means).
 _PACK_MASKS = True
+_FUSE_MEAN_GRADS = True
 # Output layer op -> the op that recomputes its real-valued output.
 REAL_OUTPUT_OPS = {"FULLY_CONNECTED": "TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT",
                    "CONV_2D": "TFLMTRAIN_CONV_2D_REAL_OUTPUT"}
@@ -401,11 +404,15 @@ class _TrainingGraph:
             for _, x in needed:
                 contributors[x].append(i)
                 has_grad.add(x)
+        self.fused_means = self.fused_means_of(emitted, contributors)
         # Emit, summing the partial gradients of tensors feeding several ops.
         grads = {head_output: real_grad}
         partials = collections.defaultdict(list)
         operators = []
         for i, needed in emitted:
+            if i in self.fused_means:  # the convolution reads the MEAN's y/grad
+                grads[needed[0][1]] = grads[int(forward_ops[i].outputs[0])]
+                continue
             input_grads = {}
             for slot, x in needed:
                 if len(contributors[x]) == 1:
@@ -420,6 +427,29 @@ class _TrainingGraph:
                     operators.append(
                         self.custom_op(GRAD_SUM, [self.mode] + partials[x], [grads[x]]))
         return operators
+
+    def fused_means_of(self, emitted, contributors):
+        """{MEAN operator: its input's (H, W)} for the spatial MEANs whose
+        gradient the convolution before them computes (options
+        dy_broadcast_h / _w): the MEAN is the only reader of the
+        convolution's output, which is not the output layer's. The [N, C]
+        gradient then never spreads to a [N, H, W, C] tensor."""
+        if not _FUSE_MEAN_GRADS:
+            return {}
+        made_by = graph.producers(self.sg)
+        readers = collections.Counter(int(t) for op in self.forward_ops for t in op.inputs)
+        fused = {}
+        for i, needed in emitted:
+            if self.forward.ops[i] != "MEAN" or not needed:
+                continue
+            x = needed[0][1]
+            layer = self.layers.get(made_by.get(x))
+            if (layer is not None and layer.op in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                    and layer is not self.forward.output_layer and readers[x] == 1
+                    and x != self.forward.output and contributors[x] == [i]):
+                shape = self.sg.tensors[x].shape
+                fused[i] = (int(shape[1]), int(shape[2]))
+        return fused
 
     def pack_masks(self, operators, forward_end):
         """Frees the int8 outputs the backward pass reads only as activation
@@ -563,6 +593,10 @@ class _TrainingGraph:
         if name == "DEPTHWISE_CONV_2D":
             attrs["depth_multiplier"] = graph.depthwise_multiplier(self.sg, layer)
         opt = self.scheme.optimizer
+        fused_mean = [hw for m, hw in self.fused_means.items()
+                      if int(self.forward_ops[m].inputs[0]) == layer.output]
+        if fused_mean:
+            attrs["dy_broadcast_h"], attrs["dy_broadcast_w"] = fused_mean[0]
         attrs.update(activation=getattr(options, "fusedActivationFunction", 0),
                      update_weights=update_weights, update_bias=update.bias,
                      qas=self.scheme.qas, rounding=int(self.rounding),

@@ -28,18 +28,30 @@ struct ActivationMask {
 //     byte k / 8, 1 where the mask passes (the range was applied there);
 //   * neither: no mask (the output layer, whose loss reads its real-valued
 //     output, TFLMTRAIN_*_REAL_OUTPUT, instead of the clamped int8 one).
+// With broadcast_cells > 0, dy is the gradient of a spatial MEAN of the
+// output: [N, C] for an output [N, H, W, C], broadcast_cells = H * W, and
+// element k reads dy[n, c] / float(H * W), TFLMTRAIN_MEAN_GRAD's expression,
+// so a MEAN gradient fused into the layer's gradient is bit-identical.
 struct OutputGrad {
   const float* dy = nullptr;
   const int8_t* q_y = nullptr;
   const uint8_t* bits = nullptr;
   ActivationMask range;
+  int32_t broadcast_cells = 0;
+  int32_t channels = 0;  // C, when broadcast_cells > 0
 
   bool Passes(int64_t k) const {
     if (q_y != nullptr) return range.Passes(q_y[k]);
     if (bits != nullptr) return (bits[k >> 3] >> (k & 7)) & 1;
     return true;
   }
-  float At(int64_t k) const { return Passes(k) ? dy[k] : 0.0f; }
+  float Dy(int64_t k) const {
+    if (broadcast_cells == 0) return dy[k];
+    const int64_t per_batch = static_cast<int64_t>(broadcast_cells) * channels;
+    return dy[k / per_batch * channels + k % channels] /
+           static_cast<float>(broadcast_cells);
+  }
+  float At(int64_t k) const { return Passes(k) ? Dy(k) : 0.0f; }
 };
 
 // Packs the mask of n int8 outputs: bit k % 8 of bits[k / 8] (LSB first) is

@@ -57,7 +57,7 @@ Status PassThroughGradPrepare(PrepareContext& c) {
   TensorDesc dy;
   TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
   TT_RETURN_IF_ERROR(
-      ReadOutputMask(c, op, 2, data->activation, dy, &data->mask));
+      ReadOutputMask(c, op, 2, data->activation, dy.shape, &data->mask));
   const Shape& y_shape = dy.shape;
   for (int i = 0; i < 2; ++i) {
     data->reduce[i] = false;

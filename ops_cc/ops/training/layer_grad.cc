@@ -51,6 +51,10 @@ struct LayerGradData {
   int rounding = 0;
   int batch_size = 1;
   float momentum = 0.0f;
+  // Options dy_broadcast_h / _w > 0: y/grad is the gradient of a spatial
+  // MEAN of y [N, H, W, C] (y/grad [N, C] or [N, 1, 1, C]), fused here
+  // (OutputGrad::broadcast_cells); 0: y/grad has y's shape.
+  int broadcast_h = 0, broadcast_w = 0;
   // s_x: the `input_scale` option when x is absent, else x's scale (Prepare).
   float input_scale = 0.0f;
   // Filled by Prepare.
@@ -95,6 +99,8 @@ void* LayerGradInit(InitContext& c, Layer layer) {
   data->input_scale = options.OptionalFloat("input_scale", 0.0f);
   data->batch_size = options.Optional("batch_size", 1);
   data->momentum = options.OptionalFloat("momentum", 0.0f);
+  data->broadcast_h = options.Optional("dy_broadcast_h", 0);
+  data->broadcast_w = options.Optional("dy_broadcast_w", 0);
   data->option_error = options.error();
   return data;
 }
@@ -164,6 +170,19 @@ Status CheckLayerShapes(PrepareContext& c, const char* op, Layer layer,
   return Status::kOk;
 }
 
+// y's shape: dy's, or with a fused MEAN gradient [N, H, W, C] from dy's
+// N * C elements (C = dy's last dimension) and the broadcast options.
+Shape OutputShape(const LayerGradData* data, const Shape& dy) {
+  if (data->broadcast_h == 0) return dy;
+  Shape y;
+  y.rank = 4;
+  y.dims[3] = dy.Last();
+  y.dims[0] = y.dims[3] > 0 ? static_cast<int32_t>(dy.FlatSize() / y.dims[3]) : 0;
+  y.dims[1] = data->broadcast_h;
+  y.dims[2] = data->broadcast_w;
+  return y;
+}
+
 Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   LayerGradData* data = nullptr;
   TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
@@ -187,6 +206,23 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   if (!c.HasInput(kLayerY) || c.Input(kLayerY, &y) != Status::kOk)
     return c.Fail("%s: input %d (y) is missing", op, kLayerY);
   data->real_y = y.type == DataType::kFloat32;
+  const bool broadcast = data->broadcast_h != 0 || data->broadcast_w != 0;
+  if (broadcast) {
+    if (layer == Layer::kFullyConnected || data->real_y ||
+        data->broadcast_h < 1 || data->broadcast_w < 1 ||
+        static_cast<int64_t>(data->broadcast_h) * data->broadcast_w > INT32_MAX)
+      return c.Fail("%s: dy_broadcast_h %d / dy_broadcast_w %d need a "
+                    "convolution with an int8 y or mask and positive sizes",
+                    op, data->broadcast_h, data->broadcast_w);
+    if (dy.shape.Last() < 1 ||
+        (dy.shape.rank != 2 &&
+         !(dy.shape.rank == 4 && dy.shape.dims[1] == 1 && dy.shape.dims[2] == 1)))
+      return c.Fail("%s: with dy_broadcast_h / _w, y/grad must be [N, C] or "
+                    "[N, 1, 1, C]", op);
+  }
+  // y's shape (y may be a packed mask): dy's unless a MEAN is fused.
+  TensorDesc y_desc = dy;
+  y_desc.shape = OutputShape(data, dy.shape);
   if (data->real_y) {
     if (!RealActivationBounds(data->activation, &data->real_lower,
                               &data->real_upper))
@@ -197,8 +233,8 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
           &data->masked_dy_scratch));
     TT_RETURN_IF_ERROR(CheckSameShape(c, op, "y/grad", dy, "y", y.shape));
   } else {
-    TT_RETURN_IF_ERROR(
-        ReadOutputMask(c, op, kLayerY, data->activation, dy, &data->mask));
+    TT_RETURN_IF_ERROR(ReadOutputMask(c, op, kLayerY, data->activation,
+                                      y_desc.shape, &data->mask));
   }
   // x is read only by the weight gradient; without it, x/grad (if any) gives
   // its shape and the `input_scale` option s_x for the bias update.
@@ -217,9 +253,8 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   TT_RETURN_IF_ERROR(
       ReadInput(c, op, kLayerFilter, "filter", DataType::kInt8, &filter));
   int channels = 0;
-  // y's shape is dy's (checked against y above, or y is a packed mask).
-  TT_RETURN_IF_ERROR(
-      CheckLayerShapes(c, op, layer, data, x_shape, filter, dy, &channels));
+  TT_RETURN_IF_ERROR(CheckLayerShapes(c, op, layer, data, x_shape, filter,
+                                      y_desc, &channels));
   if (has_x) {
     data->input_scale = x.quant.scales[0];
     data->input_zero_point = x.quant.zero_points[0];
@@ -413,6 +448,11 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     dy = masked;
   }
   g.dy = dy;
+  const Shape y_shape = OutputShape(data, c.InputShape(kLayerDy));
+  if (data->broadcast_h != 0) {
+    g.broadcast_cells = data->broadcast_h * data->broadcast_w;
+    g.channels = y_shape.dims[3];
+  }
 
   float* dx = c.Output<float>(0);
   if (layer == Layer::kFullyConnected) {
@@ -421,7 +461,7 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     a.output_depth = filter_shape.dims[0];
     a.input_depth = filter_shape.dims[1];
     a.batches =
-        static_cast<int>(c.InputShape(kLayerDy).FlatSize() / a.output_depth);
+        static_cast<int>(y_shape.FlatSize() / a.output_depth);
     a.input_scale = data->input_scale;
     a.input_zero_point = data->input_zero_point;
     a.x = c.Input<int8_t>(kLayerX);
@@ -444,7 +484,7 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     a.filter_shape = c.InputShape(kLayerFilter);
     a.filter = c.Input<int8_t>(kLayerFilter);
     a.filter_scales = weight_scales;
-    a.y_shape = c.InputShape(kLayerDy);
+    a.y_shape = y_shape;
     a.g = g;
     if (layer == Layer::kConv)
       ConvGrad(a, dx, update);

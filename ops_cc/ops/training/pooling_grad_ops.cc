@@ -43,7 +43,7 @@ Status PoolGradPrepare(PrepareContext& c, const char* op, bool max_pool) {
   TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
   TT_RETURN_IF_ERROR(CheckRank(c, op, "y/grad", dy, 4));
   TT_RETURN_IF_ERROR(
-      ReadOutputMask(c, op, 2, data->activation, dy, &data->mask));
+      ReadOutputMask(c, op, 2, data->activation, dy.shape, &data->mask));
   const Shape& y_shape = dy.shape;
   TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
   TT_RETURN_IF_ERROR(CheckRank(c, op, "x/grad", dx, 4));
