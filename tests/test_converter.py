@@ -49,6 +49,7 @@ OPTION_KEYS = {
     "TFLMTRAIN_OPTIMIZER_STEP": {"schedule", "warmup_steps", "decay_steps", "alpha",
                                  "decay_rate", "batch_size"},
     "TFLMTRAIN_IMPRINT": {"shots"},
+    "TFLMTRAIN_PACK_MASK": {"act_min", "act_max"},
 }
 BOOL_KEYS = {"update_weights", "update_bias", "qas"}
 
@@ -200,8 +201,13 @@ def check_training_model(source, training, updates):
     src, trn = tflite.read_model(source), tflite.read_model(training)
     ssg, tsg = src.subgraphs[0], trn.subgraphs[0]
     info = C.read_training_info(training)
-    src_ops, trn_ops = names(src), names(trn)
+    src_ops, all_ops = names(src), names(trn)
     n_forward = len(src_ops)
+    # The 1-bit masks: checked by check_packed_masks, then read as the y
+    # they pack (trn_ops / trn_operators leave them out).
+    packed = check_packed_masks(trn, n_forward)
+    trn_operators = [op for op, n in zip(tsg.operators, all_ops) if n != PACK_MASK]
+    trn_ops = [n for n in all_ops if n != PACK_MASK]
     stochastic = info.optimizer.rounding == C.Rounding.STOCHASTIC
     assert info.format_version == 3
     assert (info.first_forward_op, info.num_forward_ops) == (1, n_forward)
@@ -263,7 +269,7 @@ def check_training_model(source, training, updates):
             assert quantization(t) == quantization(s)
 
     # Every custom op: CUSTOM code, flexbuffer map options with the spec's keys.
-    for k, op in enumerate(tsg.operators):
+    for k, op in enumerate(trn_operators):
         if 1 <= k <= n_forward:
             continue
         code = trn.operatorCodes[op.opcodeIndex]
@@ -273,6 +279,8 @@ def check_training_model(source, training, updates):
         keys = OPTION_KEYS[trn_ops[k]]
         if "update_bias" in keys and op.inputs[4] == -1 and opts["update_bias"].AsBool:
             keys = keys | {"input_scale"}  # s_x of a bias update without x
+        if "dy_broadcast_h" in opts.Keys.Value:  # a fused MEAN gradient
+            keys = keys | {"dy_broadcast_h", "dy_broadcast_w"}
         assert set(opts.Keys.Value) == keys, trn_ops[k]
         for key in opts.Keys.Value:
             if key in ("input_scale", "alpha", "decay_rate", "momentum"):
@@ -337,7 +345,7 @@ def check_training_model(source, training, updates):
     assert list(zip(tsg.operators[0].inputs, tsg.operators[0].outputs, strict=True)) == pairs
 
     # The output layer's real-valued output, then the loss on it.
-    real_op = tsg.operators[n_forward + 1]
+    real_op = trn_operators[n_forward + 1]
     assert trn_ops[n_forward + 1] == f"TFLMTRAIN_{src_ops[head]}_REAL_OUTPUT"
     head_op = tsg.operators[head + 1]
     head_bias = int(head_op.inputs[2]) if len(head_op.inputs) > 2 else -1
@@ -345,7 +353,7 @@ def check_training_model(source, training, updates):
         [head_bias, info.output_range]
     assert list(real_op.outputs) == [info.real_output]
     assert options(real_op)["activation"].AsInt == head_op.builtinOptions.fusedActivationFunction
-    loss_op = tsg.operators[n_forward + 2]
+    loss_op = trn_operators[n_forward + 2]
     assert trn_ops[n_forward + 2] == "TFLMTRAIN_SOFTMAX_CROSS_ENTROPY_V2"
     assert list(loss_op.inputs) == [info.real_output, info.label, info.mode]
     assert loss_op.outputs[0] == info.loss
@@ -353,7 +361,7 @@ def check_training_model(source, training, updates):
     assert (tsg.tensors[real_grad].type, shape(trn, real_grad)) == (FLOAT32,
                                                                      shape(src, head_output))
     # This sample's learning rates and mini-batch phase, from the step counter.
-    step_op = tsg.operators[n_forward + 3]
+    step_op = trn_operators[n_forward + 3]
     assert trn_ops[n_forward + 3] == "TFLMTRAIN_OPTIMIZER_STEP"
     assert list(step_op.inputs) == [info.mode, info.hparams, info.step, -1]
     step_lr = int(step_op.outputs[0])
@@ -361,12 +369,54 @@ def check_training_model(source, training, updates):
         "tflm_train/optimizer_step", [3])
     assert options(step_op)["batch_size"].AsInt == 1
 
-    check_backward(src, trn, info, updates, tsg.operators[n_forward + 4:],
-                   trn_ops[n_forward + 4:], real_grad, step_lr)
+    check_backward(src, trn, info, updates, trn_operators[n_forward + 4:],
+                   trn_ops[n_forward + 4:], real_grad, step_lr, packed)
     check_dataflow(trn)
 
 
-def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr):
+PACK_MASK = "TFLMTRAIN_PACK_MASK"
+
+
+def check_packed_masks(trn, n_forward):
+    """Each PACK_MASK packs an int8 y into `<y>/mask`, uint8 [ceil(n / 8)],
+    after the forward ops and after every reader of y's values, and exactly
+    one gradient op reads the mask. Returns {mask tensor: y}."""
+    sg = trn.subgraphs[0]
+    ops = names(trn)
+    packed = {}
+    for k, op in enumerate(sg.operators):
+        if ops[k] != PACK_MASK:
+            continue
+        assert k > n_forward
+        mode, y = (int(t) for t in op.inputs)
+        (bits,) = (int(t) for t in op.outputs)
+        assert tflite.name_of(sg.tensors[mode]) == "tflm_train/mode"
+        assert sg.tensors[y].type == INT8
+        assert (tflite.name_of(sg.tensors[bits]), sg.tensors[bits].type, shape(trn, bits)) == (
+            tflite.name_of(sg.tensors[y]) + "/mask", tflite.UINT8,
+            [(int(np.prod(shape(trn, y))) + 7) // 8])
+        assert all(y not in [int(t) for t in later.inputs] for later in sg.operators[k + 1:])
+        readers = [ops[j] for j, later in enumerate(sg.operators)
+                   if bits in [int(t) for t in later.inputs]]
+        assert len(readers) == 1 and readers[0].endswith("_GRAD")
+        packed[bits] = y
+    return packed
+
+
+def fused_mean(ssg, src_ops, i, head):
+    """Whether MEAN operator i's gradient is fused into the conv before it:
+    its input is a non-output conv / depthwise output only it reads."""
+    if src_ops[i] != "MEAN":
+        return False
+    x = int(ssg.operators[i].inputs[0])
+    made_by = {int(t): j for j, op in enumerate(ssg.operators) for t in op.outputs}
+    readers = sum(x in [int(t) for t in op.inputs] for op in ssg.operators)
+    j = made_by.get(x)
+    return (j is not None and src_ops[j] in ("CONV_2D", "DEPTHWISE_CONV_2D") and j != head
+            and readers == 1)
+
+
+def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr, packed):
     """Pruning, order, inputs/outputs and options of the backward operators.
 
     Every op of the test models depends on all ops before it, so a tensor
@@ -386,8 +436,10 @@ def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr):
     head = output_layer_of(src)
     emitted = [i for i in reversed(range(len(src_ops))) if src_ops[i] in ACTIVATION_SLOTS
                and first <= i <= head]
+    fused = {int(ssg.operators[i].inputs[0]): i for i in emitted
+             if fused_mean(ssg, src_ops, i, head)}
     assert [n for n in op_names if n != "TFLMTRAIN_GRAD_SUM"] == \
-        [f"TFLMTRAIN_{src_ops[i]}_GRAD" for i in emitted]
+        [f"TFLMTRAIN_{src_ops[i]}_GRAD" for i in emitted if i not in fused.values()]
     contributions = collections.Counter(
         int(ssg.operators[i].inputs[s]) for i in emitted for s in ACTIVATION_SLOTS[src_ops[i]]
         if wanted(int(ssg.operators[i].inputs[s])))
@@ -395,9 +447,13 @@ def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr):
     partials = collections.defaultdict(list)
     k = 0
     for i in emitted:
-        op, name, sop = ops[k], op_names[k], ssg.operators[i]
-        k += 1
+        sop = ssg.operators[i]
         x, y = int(sop.inputs[0]), int(sop.outputs[0])
+        if i in fused.values():  # the conv reads the MEAN's y/grad itself
+            grads[x] = grads[y]
+            continue
+        op, name = ops[k], op_names[k]
+        k += 1
         assert op.inputs[0] == info.mode
         opts = options(op)
         fwd = sop.builtinOptions
@@ -408,8 +464,8 @@ def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr):
             bias_index = int(top.inputs[2]) if len(top.inputs) > 2 else -1
             # x only for a weight update; a bias update alone gets its scale as an option.
             # The output layer's mask reads its real-valued output.
-            assert list(op.inputs[1:7]) == [step_lr, grads[y],
-                                            info.real_output if i == head else y,
+            assert [packed.get(int(t), int(t)) for t in op.inputs[1:7]] == [
+                step_lr, grads[y], info.real_output if i == head else y,
                                             x if channels is not None else -1,
                                             int(sop.inputs[1]), bias_index]
             if channels is None and bias:
@@ -434,6 +490,11 @@ def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr):
                      fwd.padding]
             if src_ops[i] == "DEPTHWISE_CONV_2D":
                 assert opts["depth_multiplier"].AsInt == 1
+            if y in fused:
+                assert [opts["dy_broadcast_h"].AsInt, opts["dy_broadcast_w"].AsInt] == \
+                    shape(src, y)[1:3]
+            else:
+                assert "dy_broadcast_h" not in opts.Keys.Value
             # No accumulators or velocities without batch_size / momentum.
             assert len(op.inputs) == 13 and list(op.inputs[9:]) == [-1] * 4
             assert (opts["batch_size"].AsInt, opts["momentum"].AsFloat) == (1, 0.0)
@@ -447,7 +508,7 @@ def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr):
                 rest.append(x)
             if src_ops[i] == "PAD":
                 rest.append(int(sop.inputs[1]))
-            assert list(op.inputs[1:]) == rest
+            assert [packed.get(int(t), int(t)) for t in op.inputs[1:]] == rest
             # Absent outputs are omitted: the listed ones belong, in order,
             # to the input slots whose gradient is wanted.
             wanted_slots = [k for k in ACTIVATION_SLOTS[src_ops[i]]
@@ -563,6 +624,8 @@ def test_bias_step_without_x_equals_the_step_with_x():
             # The layer's x: input 0 of the layer, or input 1 of the output
             # layer's REAL_OUTPUT op (whose output is the mask input y).
             producer = made_by[int(op.inputs[3])]
+            if tflite.op_name(model, producer) == "TFLMTRAIN_PACK_MASK":  # y's 1-bit mask
+                producer = made_by[int(producer.inputs[1])]
             x_slot = 1 if tflite.op_name(model, producer).endswith("_REAL_OUTPUT") else 0
             op.inputs[4] = producer.inputs[x_slot]
             restored += 1

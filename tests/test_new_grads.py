@@ -270,7 +270,11 @@ def test_broadcast_add_gradient():
     grad = _custom_op(m, ops, "TFLMTRAIN_ADD_GRAD")
     _, dy_i, y_i = (int(t) for t in grad.inputs)
     q_y, dy = trainer.tensor(y_i), trainer.tensor(dy_i)
-    g = np.where((q_y > -128) & (q_y < 127), dy, _f32(0)).astype(np.float32)
+    # y is read only as the mask: packed (TFLMTRAIN_PACK_MASK, 1 bit per
+    # element, LSB first), the int8 limits applied there.
+    assert q_y.dtype == np.uint8 and q_y.size == dy.size // 8
+    mask = np.unpackbits(q_y, bitorder="little").reshape(dy.shape).astype(bool)
+    g = np.where(mask, dy, _f32(0)).astype(np.float32)
     grads = [trainer.tensor(int(t)) for t in grad.outputs]
     assert sorted(d.shape for d in grads) == [(1, 1, 1, 8), (1, 8, 8, 8)]
     want = np.zeros(8, np.float32)

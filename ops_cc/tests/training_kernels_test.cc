@@ -675,8 +675,8 @@ TEST(TrainingOps, FullyConnectedGradMatchesKernelAndHonoursMode) {
   a.x = f.t[FcFixture::kX].As<int8_t>();
   a.filter = filter.data();
   a.filter_scales = scales;
-  a.y = f.t[FcFixture::kY].As<int8_t>();
-  a.dy = f.t[FcFixture::kDy].As<float>();
+  a.g.q_y = f.t[FcFixture::kY].As<int8_t>();
+  a.g.dy = f.t[FcFixture::kDy].As<float>();
   LayerUpdate u;
   u.update_weights = true;
   u.channels = channels;
