@@ -36,6 +36,8 @@ const OpKernel* const kKernels[kNumTrainingOps] = {
     &kConcatenationGradKernel,
     &kTransposeGradKernel,
     &kStridedSliceGradKernel,
+    &kConvSlicedKernel,
+    &kFullyConnectedSlicedKernel,
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "ops_cc/kernels/filter_slice.h"
 #include "ops_cc/kernels/grad/grad_common.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
 
@@ -19,7 +20,10 @@ struct FullyConnectedGradArgs {
   int32_t input_zero_point = 0;
   ActivationMask mask;
   const int8_t* x = nullptr;   // [B, I]
-  int8_t* filter = nullptr;    // [O, I], updated in place
+  int8_t* filter = nullptr;    // [O, I], updated in place (no slice)
+  // With a slice: the weights are the merged filter, the filter is frozen
+  // and the update writes the slice's rows (= update.channels) instead.
+  FilterSlice slice;
   const float* filter_scales = nullptr;  // s_w per output channel
   const int8_t* y = nullptr;   // [B, O]; null: no mask (MaskedGrad)
   const float* dy = nullptr;   // [B, O]

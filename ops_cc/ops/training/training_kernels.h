@@ -35,6 +35,8 @@ extern const OpKernel kMulGradKernel;
 extern const OpKernel kConcatenationGradKernel;
 extern const OpKernel kTransposeGradKernel;
 extern const OpKernel kStridedSliceGradKernel;
+extern const OpKernel kConvSlicedKernel;
+extern const OpKernel kFullyConnectedSlicedKernel;
 
 }  // namespace tflm_train
 
