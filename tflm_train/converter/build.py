@@ -576,7 +576,8 @@ class _TrainingGraph:
         # The output layer's gradient is masked by its real-valued output
         # (never by the saturated int8 one).
         y = self.real_output if layer is self.forward.output_layer else layer.output
-        weight_slots = self.slots.get(layer.filter, [-1, -1]) if update_weights else [-1, -1]
+        weight_variable = self.slices[i][0] if i in self.slices else layer.filter
+        weight_slots = self.slots.get(weight_variable, [-1, -1]) if update_weights else [-1, -1]
         bias_slots = self.slots.get(layer.bias, [-1, -1]) if update.bias else [-1, -1]
         inputs = [self.mode, self.step_lr, y_grad, y, x, layer.filter, layer.bias, channels,
                   rng] + weight_slots + bias_slots + weight_slice
