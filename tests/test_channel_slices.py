@@ -173,3 +173,29 @@ def test_malformed_channels_is_an_error(name, bad):
     message = str(e.value)
     assert "channels" in message or "slice" in message, message
     assert "_SLICED" in message or "_GRAD" in message, message
+
+
+def test_partial_per_tensor_output_layer_has_one_slot_per_trained_weight():
+    """The output layer keeps its whole filter as the variable; with one
+    per-tensor scale its optimizer slots still count only the trained
+    channels' weights (k * I floats), as the gradient op requires."""
+    model = tflm_train.convert(models.tflite_model("mlp", per_tensor_dense=True),
+                               {"weight_update": {"classifier": 0.5},
+                                "optimizer": {"lr": 0.05, "momentum": 0.9}})
+    info = read_training_info(model)
+    (weights,) = [t for t in info.trainables if t.kind == 0]
+    assert len(weights.scales) == 1 and weights.channels
+    sg = tflite.read_model(model).subgraphs[0]
+    out_channels, depth = (int(d) for d in sg.tensors[weights.variable].shape)
+    assert len(weights.channels) < out_channels
+    (velocity,) = [v for v in info.optimizer_state if tflite.name_of(sg.tensors[v]) ==
+                   tflite.name_of(sg.tensors[weights.variable]) + "/velocity"]
+    assert [int(d) for d in sg.tensors[velocity].shape] == [len(weights.channels) * depth]
+    trainer = tflm_train.Trainer(model)
+    before = trainer.trainable_weights()
+    for x, y in _samples("mlp", 4):
+        assert np.isfinite(trainer.step(x, y))
+    after = trainer.trainable_weights()
+    name = tflite.name_of(sg.tensors[weights.variable])
+    frozen = [c for c in range(out_channels) if c not in weights.channels]
+    np.testing.assert_array_equal(after[name][frozen], before[name][frozen])
