@@ -34,7 +34,7 @@ from tflm_train.data import Dataset  # noqa: E402
 # Biases of the last 22 trainable layers; weights of four late pointwise
 # convolutions, partially (top-L2 output channels); the classifier fully.
 # A partially trained CONV_2D keeps only its trained channels in RAM (the
-# rest of its filter stays in flash), so these weights take about 35 KB;
+# rest of its filter stays in flash), so all trainables take about 52 KB;
 # --scheme can add e.g. "Conv_1": 0.125 (18 KB of its 143 KB filter).
 SCHEME = {
     "bias_update_layers": 22,
