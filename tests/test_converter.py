@@ -50,7 +50,13 @@ OPTION_KEYS = {
                                  "decay_rate", "batch_size"},
     "TFLMTRAIN_IMPRINT": {"shots"},
     "TFLMTRAIN_PACK_MASK": {"act_min", "act_max"},
+    "TFLMTRAIN_CONV_2D_SLICED": {"activation", "stride_h", "stride_w", "dilation_h",
+                                 "dilation_w", "padding"},
+    "TFLMTRAIN_FULLY_CONNECTED_SLICED": {"activation", "keep_num_dims"},
 }
+# Builtin -> its channel-sliced forward op (docs/format.md, "Channel-sliced weights").
+SLICED = {"CONV_2D": "TFLMTRAIN_CONV_2D_SLICED",
+          "FULLY_CONNECTED": "TFLMTRAIN_FULLY_CONNECTED_SLICED"}
 BOOL_KEYS = {"update_weights", "update_bias", "qas"}
 
 SCHEMES = {
@@ -245,18 +251,56 @@ def check_training_model(source, training, updates):
     np.testing.assert_array_equal(data(trn, info.hparams),
                                   np.float32([info.optimizer.lr, info.optimizer.bias_lr]))
 
-    # Forward operators unchanged.
+    # Forward operators unchanged, except that a CONV_2D / FULLY_CONNECTED
+    # training a strict subset of its channels (not the output layer, not a
+    # grouped conv) becomes its sliced op: options as custom options, the
+    # slice and the channel list as inputs 3 and 4.
+    sliced = {}  # op index -> (slice variable, channels)
+    for i, (bias, channels) in updates.items():
+        sop = ssg.operators[i]
+        filter_shape = shape(src, sop.inputs[1])
+        if (src_ops[i] in SLICED and i != head and channels is not None
+                and len(channels) < filter_shape[0]
+                and (src_ops[i] == "FULLY_CONNECTED"
+                     or filter_shape[3] == shape(src, sop.inputs[0])[3])):
+            sliced[i] = (int(tsg.operators[i + 1].inputs[3]), channels)
     added_bias = set()
     for i, sop in enumerate(ssg.operators):
         top = tsg.operators[i + 1]
-        assert trn_ops[i + 1] == src_ops[i]
-        assert top.builtinOptionsType == sop.builtinOptionsType
-        assert attributes(top.builtinOptions) == attributes(sop.builtinOptions)
-        assert list(top.outputs) == list(sop.outputs)
         src_inputs, trn_inputs = list(sop.inputs), list(top.inputs)
+        assert list(top.outputs) == list(sop.outputs)
+        if i in sliced:
+            assert trn_ops[i + 1] == SLICED[src_ops[i]]
+            variable, channels = sliced[i]
+            opts = options(top)
+            builtin = attributes(sop.builtinOptions)
+            assert opts["activation"].AsInt == builtin["fusedActivationFunction"]
+            if src_ops[i] == "CONV_2D":
+                assert [opts[k].AsInt for k in ("stride_h", "stride_w", "dilation_h",
+                                                "dilation_w", "padding")] == \
+                    [builtin[k] for k in ("strideH", "strideW", "dilationHFactor",
+                                          "dilationWFactor", "padding")]
+            filt = tsg.tensors[trn_inputs[1]]
+            assert not filt.isVariable
+            np.testing.assert_array_equal(data(trn, trn_inputs[1]), data(src, src_inputs[1]))
+            np.testing.assert_array_equal(data(trn, trn_inputs[4]), channels)
+            assert tflite.name_of(tsg.tensors[variable]) == \
+                tflite.name_of(filt) + "/slice"
+            assert shape(trn, variable) == [len(channels)] + shape(src, src_inputs[1])[1:]
+            s_w = np.float32(ssg.tensors[src_inputs[1]].quantization.scale)
+            q = tsg.tensors[variable].quantization
+            np.testing.assert_array_equal(np.float32(q.scale),
+                                          s_w if len(s_w) == 1 else s_w[channels])
+            src_inputs = src_inputs + [-1] * (3 - len(src_inputs))
+            trn_inputs = trn_inputs[:3]
+        else:
+            assert trn_ops[i + 1] == src_ops[i]
+            assert top.builtinOptionsType == sop.builtinOptionsType
+            assert attributes(top.builtinOptions) == attributes(sop.builtinOptions)
         if src_ops[i] in TRAINABLE and (len(src_inputs) < 3 or src_inputs[2] < 0) \
                 and updates.get(i, (False,))[0]:
             assert trn_inputs[:2] == src_inputs[:2] and len(trn_inputs) == 3
+            src_inputs = src_inputs[:2]
             added_bias.add(trn_inputs[2])
         else:
             assert trn_inputs == src_inputs
@@ -270,7 +314,7 @@ def check_training_model(source, training, updates):
 
     # Every custom op: CUSTOM code, flexbuffer map options with the spec's keys.
     for k, op in enumerate(trn_operators):
-        if 1 <= k <= n_forward:
+        if 1 <= k <= n_forward and k - 1 not in sliced:
             continue
         code = trn.operatorCodes[op.opcodeIndex]
         assert code.builtinCode == code.deprecatedBuiltinCode == CUSTOM
@@ -295,7 +339,8 @@ def check_training_model(source, training, updates):
         sop = ssg.operators[i]
         filter_channels = shape(src, sop.inputs[1])[out_dim(src_ops[i])]
         if channels is not None:
-            expected.append((C.TrainableKind.WEIGHT, i, int(sop.inputs[1]),
+            expected.append((C.TrainableKind.WEIGHT, i,
+                             sliced[i][0] if i in sliced else int(sop.inputs[1]),
                              [] if len(channels) == filter_channels else channels))
         if bias:
             expected.append((C.TrainableKind.BIAS, i, int(tsg.operators[i + 1].inputs[2]), []))
@@ -307,10 +352,12 @@ def check_training_model(source, training, updates):
         assert tflite.name_of(init) == tflite.name_of(var) + "/init"
         assert (init.type, shape(trn, t.initializer)) == (var.type, shape(trn, t.variable))
         assert quantization(init) == quantization(var)
+        sop = ssg.operators[t.op_index - 1]
         source_value = (np.zeros(shape(trn, t.variable), np.int32) if t.variable in added_bias
+                        else data(src, sop.inputs[1])[t.channels]
+                        if t.op_index - 1 in sliced and t.kind == C.TrainableKind.WEIGHT
                         else data(src, t.variable))
         np.testing.assert_array_equal(data(trn, t.initializer), source_value)
-        sop = ssg.operators[t.op_index - 1]
         w_scales = np.float32(tsg.tensors[sop.inputs[1]].quantization.scale)
         if t.kind == C.TrainableKind.WEIGHT:
             np.testing.assert_array_equal(np.float32(t.scales), w_scales)
@@ -370,7 +417,7 @@ def check_training_model(source, training, updates):
     assert options(step_op)["batch_size"].AsInt == 1
 
     check_backward(src, trn, info, updates, trn_operators[n_forward + 4:],
-                   trn_ops[n_forward + 4:], real_grad, step_lr, packed)
+                   trn_ops[n_forward + 4:], real_grad, step_lr, packed, sliced)
     check_dataflow(trn)
 
 
@@ -416,7 +463,8 @@ def fused_mean(ssg, src_ops, i, head):
             and readers == 1)
 
 
-def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr, packed):
+def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr, packed,
+                   sliced):
     """Pruning, order, inputs/outputs and options of the backward operators.
 
     Every op of the test models depends on all ops before it, so a tensor
@@ -464,10 +512,12 @@ def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr, p
             bias_index = int(top.inputs[2]) if len(top.inputs) > 2 else -1
             # x only for a weight update; a bias update alone gets its scale as an option.
             # The output layer's mask reads its real-valued output.
+            # A sliced layer's filter stays the frozen one; its slice is input 13.
             assert [packed.get(int(t), int(t)) for t in op.inputs[1:7]] == [
                 step_lr, grads[y], info.real_output if i == head else y,
                                             x if channels is not None else -1,
                                             int(sop.inputs[1]), bias_index]
+            assert list(op.inputs[13:]) == ([sliced[i][0]] if i in sliced else [])
             if channels is None and bias:
                 assert opts["input_scale"].AsFloat == \
                     np.float32(tsg.tensors[x].quantization.scale[0])
@@ -496,7 +546,7 @@ def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr, p
             else:
                 assert "dy_broadcast_h" not in opts.Keys.Value
             # No accumulators or velocities without batch_size / momentum.
-            assert len(op.inputs) == 13 and list(op.inputs[9:]) == [-1] * 4
+            assert list(op.inputs[9:13]) == [-1] * 4
             assert (opts["batch_size"].AsInt, opts["momentum"].AsFloat) == (1, 0.0)
             assert len(op.outputs) <= 1
             outputs = {0: int(op.outputs[0]) if len(op.outputs) else -1}

@@ -2,7 +2,7 @@
 converted from tests/models.py that cover every training op — conv,
 depthwise, FC (per-channel and per-tensor), ADD, pooling, MEAN, PAD,
 RESHAPE, float input/output, stochastic and nearest rounding, partial
-channels, the three losses, a fresh imprinted head, momentum, mini-batch
+channels (channel-sliced CONV_2D / FULLY_CONNECTED), the three losses, a fresh imprinted head, momentum, mini-batch
 accumulators, a learning-rate schedule, and the gradients of HARD_SWISH,
 LOGISTIC, TANH, LEAKY_RELU, MUL, TRANSPOSE, STRIDED_SLICE and CONCATENATION. Run from the repository root:
 
@@ -36,6 +36,9 @@ CASES = {
         optimizer={"momentum": 0.9, "batch_size": 4, "schedule": "cosine",
                    "warmup_steps": 2, "decay_steps": 10})),
     "new_ops_last6": (lambda: _every_new_op_int8(), {"preset": "last-k:6"}),
+    "mlp_sliced_momentum": (models.mlp, {"bias_update_layers": 3,
+                                         "weight_update": {"fc1": 0.25, "fc2": 0.5},
+                                         "optimizer": {"momentum": 0.9}}),
 }
 
 

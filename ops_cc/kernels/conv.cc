@@ -27,7 +27,8 @@ void ConvPerChannel(const ConvParams& params, const int32_t* output_multiplier,
                     const int32_t* output_shift, const Shape& input_shape,
                     const int8_t* input, const Shape& filter_shape,
                     const int8_t* filter, const int32_t* bias,
-                    const Shape& output_shape, int8_t* output) {
+                    const Shape& output_shape, int8_t* output,
+                    const FilterSlice& slice) {
   const int batches = input_shape.dims[0];
   const int in_h = input_shape.dims[1];
   const int in_w = input_shape.dims[2];
@@ -39,6 +40,7 @@ void ConvPerChannel(const ConvParams& params, const int32_t* output_multiplier,
   const int out_h = output_shape.dims[1];
   const int out_w = output_shape.dims[2];
   const int filters_per_group = out_c / (in_c / filter_c);
+  const int64_t row_size = static_cast<int64_t>(filter_h) * filter_w * filter_c;
 
   for (int b = 0; b < batches; ++b) {
     const int8_t* in_batch = input + b * in_h * in_w * in_c;
@@ -46,11 +48,12 @@ void ConvPerChannel(const ConvParams& params, const int32_t* output_multiplier,
       const int y0 = oy * params.stride_h - params.pad_h;
       for (int ox = 0; ox < out_w; ++ox) {
         const int x0 = ox * params.stride_w - params.pad_w;
+        int cursor = 0;
         for (int oc = 0; oc < out_c; ++oc) {
           const int8_t* in_group =
               in_batch + (oc / filters_per_group) * filter_c;
           const int8_t* filter_oc =
-              filter + oc * filter_h * filter_w * filter_c;
+              MergedFilterRow(filter, row_size, slice, oc, &cursor);
           int32_t acc = ConvWindowSum(params, in_group, in_h, in_w, in_c,
                                       filter_oc, filter_h, filter_w, filter_c,
                                       y0, x0);

@@ -7,6 +7,7 @@
 
 #include "ops_cc/core/quantization.h"
 #include "ops_cc/core/shape.h"
+#include "ops_cc/kernels/filter_slice.h"
 
 namespace tflm_train {
 
@@ -66,12 +67,14 @@ namespace ref {
 // input [N, H, W, Cin], filter [Cout, KH, KW, Cin / groups], bias [Cout] (may
 // be null), output [N, OH, OW, Cout]; groups = Cin / filter depth, each group
 // of Cout / groups output channels reads its own slice of input channels.
-// Weights are symmetric (zero point 0).
+// Weights are symmetric (zero point 0). With a slice, the weights are the
+// merged filter (filter_slice.h).
 void ConvPerChannel(const ConvParams& params, const int32_t* output_multiplier,
                     const int32_t* output_shift, const Shape& input_shape,
                     const int8_t* input, const Shape& filter_shape,
                     const int8_t* filter, const int32_t* bias,
-                    const Shape& output_shape, int8_t* output);
+                    const Shape& output_shape, int8_t* output,
+                    const FilterSlice& slice = FilterSlice());
 
 }  // namespace ref
 }  // namespace tflm_train

@@ -23,15 +23,20 @@ void FullyConnected(const FullyConnectedParams& params,
                     const int32_t* output_shift, const int8_t* input,
                     const Shape& filter_shape, const int8_t* filter,
                     const int32_t* bias, const Shape& output_shape,
-                    int8_t* output) {
+                    int8_t* output, const FilterSlice& slice) {
   const int units = output_shape.Last();
   const int rows = static_cast<int>(output_shape.FlatSizeSkipLast());
   const int depth = filter_shape.dims[1];
   for (int r = 0; r < rows; ++r) {
     const int8_t* in_row = input + r * depth;
+    int cursor = 0;
     for (int u = 0; u < units; ++u) {
+      // The accumulator indexes row u of its filter argument: hand it the
+      // merged row as row 0, and u's bias.
+      const int8_t* row = MergedFilterRow(filter, depth, slice, u, &cursor);
       int32_t acc = FullyConnectedAccumulator(params.input_offset, in_row,
-                                              depth, filter, bias, u);
+                                              depth, row, nullptr, 0);
+      if (bias != nullptr) acc = WrappingAdd(acc, bias[u]);
       const int q = params.per_channel ? u : 0;
       acc = MultiplyByQuantizedMultiplier(acc, output_multiplier[q],
                                           output_shift[q]);

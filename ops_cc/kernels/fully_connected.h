@@ -7,6 +7,7 @@
 
 #include "ops_cc/core/quantization.h"
 #include "ops_cc/core/shape.h"
+#include "ops_cc/kernels/filter_slice.h"
 
 namespace tflm_train {
 
@@ -48,13 +49,14 @@ inline int32_t FullyConnectedAccumulator(int32_t input_offset,
 namespace ref {
 
 // filter [units, depth], bias [units] (may be null), output [..., units]; the
-// input is read as [rows, depth] with rows = output elements / units.
+// input is read as [rows, depth] with rows = output elements / units. With a
+// slice, the weights are the merged filter (filter_slice.h).
 void FullyConnected(const FullyConnectedParams& params,
                     const int32_t* output_multiplier,
                     const int32_t* output_shift, const int8_t* input,
                     const Shape& filter_shape, const int8_t* filter,
                     const int32_t* bias, const Shape& output_shape,
-                    int8_t* output);
+                    int8_t* output, const FilterSlice& slice = FilterSlice());
 
 }  // namespace ref
 }  // namespace tflm_train

@@ -294,6 +294,49 @@ Status CheckFilterScales(PrepareContext& c, const char* op,
   return Status::kOk;
 }
 
+Status CheckFilterSlice(PrepareContext& c, const char* op, int slice_input,
+                        int channels_input, const TensorDesc& filter,
+                        int out_channels, const int32_t** channels) {
+  TensorDesc slice, list;
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, slice_input, "slice", DataType::kInt8, &slice));
+  TT_RETURN_IF_ERROR(CheckVariable(c, op, "slice", slice));
+  TT_RETURN_IF_ERROR(
+      ReadInput(c, op, channels_input, "channels", DataType::kInt32, &list));
+  const auto* index =
+      static_cast<const int32_t*>(c.ConstantInputData(channels_input));
+  if (list.shape.rank != 1 || index == nullptr)
+    return c.Fail("%s: channels must be a constant int32 [k]", op);
+  const int k = list.shape.dims[0];
+  if (k < 1 || k >= out_channels)
+    return c.Fail("%s: channels has %d entries; a slice holds 1 to %d of the "
+                  "%d channels", op, k, out_channels - 1, out_channels);
+  for (int j = 0; j < k; ++j) {
+    if (index[j] < 0 || index[j] >= out_channels ||
+        (j > 0 && index[j] <= index[j - 1]))
+      return c.Fail("%s: channels must be increasing and in [0, %d)", op,
+                    out_channels);
+  }
+  bool shape_ok = slice.shape.rank == filter.shape.rank && slice.shape.dims[0] == k;
+  for (int d = 1; shape_ok && d < filter.shape.rank; ++d)
+    shape_ok = slice.shape.dims[d] == filter.shape.dims[d];
+  if (!shape_ok)
+    return c.Fail("%s: slice must be the filter's shape with %d rows (one per "
+                  "channel listed)", op, k);
+  const QuantParams& fq = filter.quant;
+  const QuantParams& sq = slice.quant;
+  bool quant_ok = sq.count == (fq.count == 1 ? 1 : k) &&
+                  (sq.count == 1 || sq.quantized_dimension == 0);
+  for (int j = 0; quant_ok && j < sq.count; ++j)
+    quant_ok = sq.zero_points[j] == 0 &&
+               sq.scales[j] == fq.scales[fq.count == 1 ? 0 : index[j]];
+  if (!quant_ok)
+    return c.Fail("%s: slice must carry the filter's scales of its channels "
+                  "(zero points 0)", op);
+  *channels = index;
+  return Status::kOk;
+}
+
 Status ReadBias(PrepareContext& c, const char* op, int channels,
                 bool* present) {
   *present = c.NumInputs() > 2 && c.HasInput(2);

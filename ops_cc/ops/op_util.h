@@ -222,6 +222,16 @@ Status CheckFilterScales(PrepareContext& c, const char* op,
 
 // Reads the optional int32 bias (input 2) into `desc`; *present tells
 // whether there is one.
+// A channel-sliced filter (kernels/filter_slice.h) of `filter` (already
+// checked, output channels along dimension 0): input `slice_input` an int8
+// variable [k, filter dims 1..] quantized as the filter's channels it holds
+// (their k scales, or the filter's one per-tensor scale), input
+// `channels_input` a constant int32 [k] strictly increasing in
+// [0, out_channels), 0 < k < out_channels. Returns the channel list.
+Status CheckFilterSlice(PrepareContext& c, const char* op, int slice_input,
+                        int channels_input, const TensorDesc& filter,
+                        int out_channels, const int32_t** channels);
+
 Status ReadBias(PrepareContext& c, const char* op, int channels,
                 bool* present);
 

@@ -37,6 +37,8 @@ const OpKernel* const kKernels[kNumTrainingOps] = {
     &kTransposeGradKernel,
     &kStridedSliceGradKernel,
     &kPackMaskKernel,
+    &kConvSlicedKernel,
+    &kFullyConnectedSlicedKernel,
 };
 
 }  // namespace

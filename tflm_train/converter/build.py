@@ -26,6 +26,10 @@ PACK_MASK = "TFLMTRAIN_PACK_MASK"
 # (fused_means).
 _PACK_MASKS = True
 _FUSE_MEAN_GRADS = True
+# Layer op -> its forward op when its weights train on a strict subset of
+# output channels (docs/format.md, "Channel-sliced weights").
+SLICED_OPS = {"CONV_2D": "TFLMTRAIN_CONV_2D_SLICED",
+              "FULLY_CONNECTED": "TFLMTRAIN_FULLY_CONNECTED_SLICED"}
 # Output layer op -> the op that recomputes its real-valued output.
 REAL_OUTPUT_OPS = {"FULLY_CONNECTED": "TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT",
                    "CONV_2D": "TFLMTRAIN_CONV_2D_REAL_OUTPUT"}
@@ -140,6 +144,8 @@ class _TrainingGraph:
                         for layer, update in zip(forward.layers, updates, strict=True)
                         if update.bias or update.channels is not None}
         self.layers = {layer.op_index: layer for layer in forward.layers}
+        # op index -> (slice variable, channels tensor) of channel-sliced layers
+        self.slices = {}
         trainables = self.make_trainables()
         pairs = [(t.initializer, t.variable) for t in trainables]
         self.rng = -1
@@ -176,7 +182,8 @@ class _TrainingGraph:
         real_grad = self.add_tensor(REAL_OUTPUT + "/grad", tflite.FLOAT32, head_shape)
 
         operators = [self.custom_op(INIT_VARIABLES, [i for i, _ in pairs], [v for _, v in pairs])]
-        operators += self.forward_ops
+        operators += [self.sliced_op(i) if i in self.slices else op
+                      for i, op in enumerate(self.forward_ops)]
         operators.append(self.real_output_op(head))
         operators.append(self.custom_op(loss_op, [self.real_output, self.label, self.mode],
                                         [self.loss, real_grad]))
@@ -310,11 +317,13 @@ class _TrainingGraph:
         (-1 when not kept): one float per trained element."""
         opt = self.scheme.optimizer
         slots = {}
+        sliced = {v for v, _ in self.slices.values()}
         for t in trainables:
             tensor = self.sg.tensors[t.variable]
             elements = int(np.prod(tensor.shape))
-            if t.channels:
-                elements = elements // len(t.scales) * len(t.channels)
+            if t.channels and t.variable not in sliced:
+                out_channels = self.layers[t.op_index - 1].out_channels
+                elements = elements // out_channels * len(t.channels)
             name = tflite.name_of(tensor)
             slots[t.variable] = [
                 self.add_state(f"{name}/accumulator", tflite.FLOAT32, [elements],
@@ -345,12 +354,65 @@ class _TrainingGraph:
                         f"{layer.op} at operator {op_index} is shared with another operator; "
                         "shared weights cannot be trained")
                 all_channels = len(channels) == layer.out_channels
+                if kind == TrainableKind.WEIGHT and not all_channels and self.sliceable(layer):
+                    variable, initializer = self.make_slice(layer, channels)
+                else:
+                    variable, initializer = index, self.make_variable(index)
                 trainables.append(Trainable(
-                    variable=index, initializer=self.make_variable(index), kind=kind,
+                    variable=variable, initializer=initializer, kind=kind,
                     op_index=op_index + 1, layer_name=layer.name,
                     channels=[] if all_channels else list(channels),
                     scales=[float(s) for s in scales]))
         return trainables
+
+    def sliceable(self, layer):
+        """Whether a partial weight update of `layer` keeps only the trained
+        channels in RAM: CONV_2D / FULLY_CONNECTED except the output layer
+        (its real-valued output and imprinting read the whole filter) and
+        grouped convolutions; DEPTHWISE_CONV_2D keeps the whole variable."""
+        if layer.op not in SLICED_OPS or layer is self.forward.output_layer:
+            return False
+        filter_shape = self.sg.tensors[layer.filter].shape
+        return layer.op != "CONV_2D" or \
+            int(filter_shape[3]) == int(self.sg.tensors[layer.input].shape[3])
+
+    def make_slice(self, layer, channels):
+        """The variable [k, ...] holding the trained output channels of
+        `layer`'s filter (which stays a constant), its initialiser and the
+        channels tensor; returns (variable, initializer)."""
+        tensor = self.sg.tensors[layer.filter]
+        name = tflite.name_of(tensor)
+        rows = tflite.tensor_data(self.model, tensor)[np.asarray(channels)]
+        q = tflite.schema().QuantizationParametersT()
+        scales = np.asarray(tensor.quantization.scale, np.float32)
+        q.scale = (scales if len(scales) == 1 else scales[np.asarray(channels)]).tolist()
+        q.zeroPoint = [0] * len(q.scale)
+        q.quantizedDimension = 0
+        shape = [len(channels)] + [int(d) for d in tensor.shape[1:]]
+        variable = self.add_tensor(name + "/slice", tflite.INT8, shape,
+                                   quantization=q, variable=True)
+        initializer = self.add_tensor(name + "/slice/init", tflite.INT8, shape, data=rows,
+                                      quantization=copy.deepcopy(q))
+        channel_list = self.add_tensor(name + "/channels", tflite.INT32, [len(channels)],
+                                       data=channels)
+        self.slices[layer.op_index] = (variable, channel_list)
+        return variable, initializer
+
+    def sliced_op(self, i):
+        """The forward op of channel-sliced layer i: the builtin's options,
+        inputs [x, filter, bias, slice, channels]."""
+        op, layer = self.forward_ops[i], self.layers[i]
+        options = op.builtinOptions
+        attrs = {"activation": getattr(options, "fusedActivationFunction", 0)}
+        if layer.op == "CONV_2D":
+            attrs.update(stride_h=options.strideH, stride_w=options.strideW,
+                         dilation_h=options.dilationHFactor,
+                         dilation_w=options.dilationWFactor, padding=options.padding)
+        else:
+            attrs["keep_num_dims"] = int(bool(getattr(options, "keepNumDims", False)))
+        inputs = [int(t) for t in op.inputs[:3]] + [-1] * (3 - len(op.inputs))
+        return self.custom_op(SLICED_OPS[layer.op], inputs + list(self.slices[i]),
+                              [int(op.outputs[0])], attrs)
 
     def add_zero_bias(self, layer, scales):
         """Gives a bias-less layer a zero int32 bias so that it can train."""
@@ -578,8 +640,11 @@ class _TrainingGraph:
         layer = self.layers[i]
         update = self.updates.get(i, LayerUpdate())
         update_weights = update.channels is not None
-        channels = -1
-        if update_weights and len(update.channels) < layer.out_channels:
+        channels, weight_slice = -1, []
+        if i in self.slices:
+            weight_slice = [self.slices[i][0]]
+            channels = self.slices[i][1]
+        elif update_weights and len(update.channels) < layer.out_channels:
             channels = self.add_tensor(
                 tflite.name_of(self.sg.tensors[layer.filter]) + "/channels",
                 tflite.INT32, [len(update.channels)], data=update.channels)
@@ -609,10 +674,11 @@ class _TrainingGraph:
         # The output layer's gradient is masked by its real-valued output
         # (never by the saturated int8 one).
         y = self.real_output if layer is self.forward.output_layer else layer.output
-        weight_slots = self.slots.get(layer.filter, [-1, -1]) if update_weights else [-1, -1]
+        weight_variable = self.slices[i][0] if i in self.slices else layer.filter
+        weight_slots = self.slots.get(weight_variable, [-1, -1]) if update_weights else [-1, -1]
         bias_slots = self.slots.get(layer.bias, [-1, -1]) if update.bias else [-1, -1]
         inputs = [self.mode, self.step_lr, y_grad, y, x, layer.filter, layer.bias, channels,
-                  rng] + weight_slots + bias_slots
+                  rng] + weight_slots + bias_slots + weight_slice
         grad = self.custom_op(GRAD_OPS[name], inputs, [x_grad] if x_grad >= 0 else [], attrs)
         if layer is not self.forward.output_layer:
             self.mask_read(grad, 3, i)  # y (input 3) is only the mask

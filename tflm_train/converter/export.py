@@ -1,5 +1,6 @@
 """Reading, patching and exporting training models."""
 import numpy as np
+from flatbuffers import flexbuffers
 
 from . import graph, tflite, training_info
 from .errors import ConversionError
@@ -148,18 +149,25 @@ def export_inference_model(training_tflite):
     """The plain inference .tflite with the current initialiser values.
 
     Keeps the forward operators; every trainable variable becomes a constant
-    holding its initialiser's data; the training ops, tensors and metadata go.
+    holding its initialiser's data (a channel slice is merged into its
+    layer's filter and the sliced op becomes the builtin again); the
+    training ops, tensors and metadata go.
     After training, the output layer's int8 output is requantized to the
     output range training recorded (`_fit_output_range`).
     """
     model, info = _read_checked(training_tflite)
     sg = model.subgraphs[0]
     _fit_output_range(model, info)
+    first = info.first_forward_op
+    sliced = {int(op.inputs[3]): op for op in sg.operators[first:first + info.num_forward_ops]
+              if tflite.op_name(model, op) in _SLICED_BUILTINS}
     for trainable in info.trainables:
+        if trainable.variable in sliced:
+            _merge_slice(model, sliced[trainable.variable], trainable)
+            continue
         variable = sg.tensors[trainable.variable]
         variable.isVariable = False
         variable.buffer = sg.tensors[trainable.initializer].buffer
-    first = info.first_forward_op
     sg.operators = sg.operators[first:first + info.num_forward_ops]
     sg.inputs = sg.inputs[:1]
     sg.outputs = sg.outputs[:1]
@@ -169,6 +177,57 @@ def export_inference_model(training_tflite):
                       if tflite.name_of(m) != training_info.METADATA_NAME] or None
     tflite.drop_unused_buffers(model)
     return tflite.write_model(model)
+
+
+# Channel-sliced forward op (build.SLICED_OPS) -> its builtin.
+_SLICED_BUILTINS = {"TFLMTRAIN_CONV_2D_SLICED": "CONV_2D",
+                    "TFLMTRAIN_FULLY_CONNECTED_SLICED": "FULLY_CONNECTED"}
+
+
+def _merge_slice(model, op, trainable):
+    """Writes the slice's initialiser rows into a copy of the frozen filter
+    (row channels[j] = slice row j) and turns the sliced op back into its
+    builtin with the same options."""
+    sg = model.subgraphs[0]
+    filter_tensor = sg.tensors[int(op.inputs[1])]
+    merged = np.array(tflite.tensor_data(model, filter_tensor))
+    merged[np.asarray(trainable.channels)] = tflite.tensor_data(
+        model, sg.tensors[trainable.initializer])
+    filter_tensor.buffer = tflite.new_buffer(model, merged)
+    s = tflite.schema()
+    name = _SLICED_BUILTINS[tflite.op_name(model, op)]
+    attrs = flexbuffers.Loads(bytes(op.customOptions))
+    if name == "CONV_2D":
+        options = s.Conv2DOptionsT()
+        options.padding, options.strideH, options.strideW = (
+            attrs["padding"], attrs["stride_h"], attrs["stride_w"])
+        options.dilationHFactor, options.dilationWFactor = attrs["dilation_h"], attrs["dilation_w"]
+        op.builtinOptionsType = s.BuiltinOptions.Conv2DOptions
+    else:
+        options = s.FullyConnectedOptionsT()
+        options.keepNumDims = bool(attrs["keep_num_dims"])
+        op.builtinOptionsType = s.BuiltinOptions.FullyConnectedOptions
+    options.fusedActivationFunction = attrs["activation"]
+    op.builtinOptions = options
+    op.customOptions = None
+    op.customOptionsFormat = 0
+    op.opcodeIndex = _builtin_opcode(model, getattr(s.BuiltinOperator, name))
+    inputs = [int(t) for t in op.inputs[:3]]
+    op.inputs = np.asarray(inputs if inputs[2] >= 0 else inputs[:2], dtype=np.int32)
+
+
+def _builtin_opcode(model, code):
+    """Index of the operator code of builtin `code` (the inference model's,
+    kept in the training model), added if missing."""
+    for i, entry in enumerate(model.operatorCodes):
+        if max(entry.builtinCode, entry.deprecatedBuiltinCode) == code:
+            return i
+    entry = tflite.schema().OperatorCodeT()
+    entry.builtinCode = code
+    entry.deprecatedBuiltinCode = min(code, 127)
+    entry.version = 1
+    model.operatorCodes.append(entry)
+    return len(model.operatorCodes) - 1
 
 
 def _fit_output_range(model, info):

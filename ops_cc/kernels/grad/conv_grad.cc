@@ -12,6 +12,8 @@ void ConvInputGrad(const ConvGradArgs& a, float* dx) {
   const int out_h = a.y_shape.dims[1];
   const int out_w = a.y_shape.dims[2];
   const int out_c = a.y_shape.dims[3];
+  const int64_t row_size =
+      static_cast<int64_t>(filter_h) * filter_w * a.filter_shape.dims[3];
 
   const int64_t n = a.x_shape.FlatSize();
   for (int64_t k = 0; k < n; ++k) dx[k] = 0.0f;
@@ -21,8 +23,12 @@ void ConvInputGrad(const ConvGradArgs& a, float* dx) {
       const int y0 = oy * a.stride_h - a.pad_h;
       for (int ox = 0; ox < out_w; ++ox) {
         const int x0 = ox * a.stride_w - a.pad_w;
+        int cursor = 0;
         for (int o = 0; o < out_c; ++o) {
           const int64_t out = Offset4(a.y_shape, b, oy, ox, o);
+          // Looked up before the skip: the cursor must see every o.
+          const int8_t* w_o =
+              MergedFilterRow(a.filter, row_size, a.slice, o, &cursor);
           const float g = a.g.At(out);
           if (g == 0.0f) continue;
           const float gs = g * a.filter_scales[o];
@@ -32,8 +38,7 @@ void ConvInputGrad(const ConvGradArgs& a, float* dx) {
             for (int kx = 0; kx < filter_w; ++kx) {
               const int ix = x0 + kx * a.dilation_w;
               if (ix < 0 || ix >= in_w) continue;
-              const int8_t* w =
-                  a.filter + Offset4(a.filter_shape, o, ky, kx, 0);
+              const int8_t* w = w_o + (ky * filter_w + kx) * in_c;
               float* d = dx + Offset4(a.x_shape, b, iy, ix, 0);
               for (int i = 0; i < in_c; ++i)
                 d[i] += gs * static_cast<float>(w[i]);
@@ -97,10 +102,14 @@ void ConvGrad(const ConvGradArgs& a, float* dx, const LayerUpdate& update) {
     for (int k = 0; k < count; ++k) {
       const int o = update.channels != nullptr ? update.channels[k] : k;
       const float scale = a.filter_scales[o];
+      int8_t* row = a.slice.rows != nullptr
+                        ? a.slice.rows + static_cast<int64_t>(k) * filter_h *
+                                             filter_w * in_c
+                        : a.filter + Offset4(a.filter_shape, o, 0, 0, 0);
       for (int ky = 0; ky < filter_h; ++ky)
         for (int kx = 0; kx < filter_w; ++kx)
           for (int i = 0; i < in_c; ++i) {
-            int8_t* w = a.filter + Offset4(a.filter_shape, o, ky, kx, i);
+            int8_t* w = row + (ky * filter_w + kx) * in_c + i;
             *w = SgdUpdateInt8(*w, ConvFilterGrad(a, o, ky, kx, i),
                                update.weight_lr, scale, update.rule,
                                update.weight_slots, slot++);

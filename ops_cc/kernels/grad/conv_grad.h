@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "ops_cc/core/shape.h"
+#include "ops_cc/kernels/filter_slice.h"
 #include "ops_cc/kernels/grad/grad_common.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
 
@@ -25,7 +26,11 @@ struct ConvGradArgs {
   Shape x_shape;             // [N, H, W, I]
   const int8_t* x = nullptr;
   Shape filter_shape;
-  int8_t* filter = nullptr;  // updated in place by ConvGrad
+  int8_t* filter = nullptr;  // updated in place by ConvGrad (no slice)
+  // With a slice (CONV_2D only): the weights are the merged filter, the
+  // filter is frozen and the update writes the slice's rows instead, which
+  // must be update.channels.
+  FilterSlice slice;
   const float* filter_scales = nullptr;  // s_w per output channel
   Shape y_shape;             // [N, OH, OW, O]
   OutputGrad g;              // of y

@@ -8,11 +8,13 @@ void FullyConnectedInputGrad(const FullyConnectedGradArgs& a, float* dx) {
   for (int k = 0; k < a.batches * in; ++k) dx[k] = 0.0f;
   for (int b = 0; b < a.batches; ++b) {
     float* d = dx + b * in;
+    int cursor = 0;
     for (int o = 0; o < out; ++o) {
+      // Looked up before the skip: the cursor must see every o.
+      const int8_t* w = MergedFilterRow(a.filter, in, a.slice, o, &cursor);
       const float g = a.g.At(b * out + o);
       if (g == 0.0f) continue;
       const float gs = g * a.filter_scales[o];
-      const int8_t* w = a.filter + o * in;
       for (int i = 0; i < in; ++i) d[i] += gs * static_cast<float>(w[i]);
     }
   }
@@ -47,7 +49,8 @@ void FullyConnectedGrad(const FullyConnectedGradArgs& a, float* dx,
         update.channels != nullptr ? update.num_channels : a.output_depth;
     for (int k = 0; k < count; ++k) {
       const int o = update.channels != nullptr ? update.channels[k] : k;
-      int8_t* w = a.filter + o * a.input_depth;
+      int8_t* w = (a.slice.rows != nullptr ? a.slice.rows + k * a.input_depth
+                                           : a.filter + o * a.input_depth);
       for (int i = 0; i < a.input_depth; ++i)
         w[i] = SgdUpdateInt8(w[i], FullyConnectedFilterGrad(a, o, i),
                              update.weight_lr, a.filter_scales[o], update.rule,

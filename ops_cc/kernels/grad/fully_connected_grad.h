@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "ops_cc/kernels/filter_slice.h"
 #include "ops_cc/kernels/grad/grad_common.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
 
@@ -18,7 +19,10 @@ struct FullyConnectedGradArgs {
   float input_scale = 0.0f;
   int32_t input_zero_point = 0;
   const int8_t* x = nullptr;   // [B, I]
-  int8_t* filter = nullptr;    // [O, I], updated in place
+  int8_t* filter = nullptr;    // [O, I], updated in place (no slice)
+  // With a slice: the weights are the merged filter, the filter is frozen
+  // and the update writes the slice's rows (= update.channels) instead.
+  FilterSlice slice;
   const float* filter_scales = nullptr;  // s_w per output channel
   OutputGrad g;                // of y [B, O]
 };

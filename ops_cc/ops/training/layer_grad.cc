@@ -38,6 +38,10 @@ enum LayerInput {
   kLayerWeightVelocity,
   kLayerBiasAccumulator,
   kLayerBiasVelocity,
+  // Optional, absent from models without it: the variable [k, ...] rows of a
+  // channel-sliced filter (kernels/filter_slice.h); the filter is then the
+  // frozen full filter and `channels` names the rows.
+  kLayerSlice,
   kLayerNumInputs,
 };
 
@@ -76,6 +80,7 @@ struct LayerGradData {
   // scale broadcast to every channel, then the bias scales s_x * s_w[c].
   int scales_scratch = -1;
   bool uses_rng = false;
+  bool sliced = false;
 };
 
 void* LayerGradInit(InitContext& c, Layer layer) {
@@ -187,7 +192,10 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   LayerGradData* data = nullptr;
   TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
   TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
-  TT_RETURN_IF_ERROR(CheckArity(c, op, kLayerNumInputs, 0, 1));
+  // Models without a slice may end before its slot.
+  TT_RETURN_IF_ERROR(CheckArity(
+      c, op, c.NumInputs() == kLayerSlice ? kLayerSlice : kLayerNumInputs, 0,
+      1));
   if (data->rounding != 0 && data->rounding != 1)
     return c.Fail("%s: rounding must be 0 or 1, got %d", op, data->rounding);
 
@@ -286,8 +294,18 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
     TT_RETURN_IF_ERROR(c.RequestScratch(
         sizeof(float) * static_cast<size_t>(scratch_floats),
         &data->scales_scratch));
-  if (data->update_weights)
+  data->sliced = c.HasInput(kLayerSlice);
+  if (data->sliced) {
+    if (layer == Layer::kDepthwise)
+      return c.Fail("%s: a depthwise filter cannot be channel-sliced", op);
+    if (!data->update_weights)
+      return c.Fail("%s: a slice is given but update_weights is not set", op);
+    const int32_t* index = nullptr;
+    TT_RETURN_IF_ERROR(CheckFilterSlice(c, op, kLayerSlice, kLayerChannels,
+                                        filter, channels, &index));
+  } else if (data->update_weights) {
     TT_RETURN_IF_ERROR(CheckVariable(c, op, "filter", filter));
+  }
 
   if (c.HasInput(kLayerBias)) {
     TensorDesc bias;
@@ -468,6 +486,9 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     a.filter = c.Input<int8_t>(kLayerFilter);
     a.filter_scales = weight_scales;
     a.g = g;
+    if (data->sliced)
+      a.slice = {c.Input<int8_t>(kLayerSlice), update.channels,
+                 update.num_channels};
     FullyConnectedGrad(a, dx, update);
   } else {
     ConvGradArgs a;
@@ -486,6 +507,9 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     a.filter_scales = weight_scales;
     a.y_shape = y_shape;
     a.g = g;
+    if (data->sliced)
+      a.slice = {c.Input<int8_t>(kLayerSlice), update.channels,
+                 update.num_channels};
     if (layer == Layer::kConv)
       ConvGrad(a, dx, update);
     else

@@ -36,6 +36,8 @@ extern const OpKernel kConcatenationGradKernel;
 extern const OpKernel kTransposeGradKernel;
 extern const OpKernel kStridedSliceGradKernel;
 extern const OpKernel kPackMaskKernel;
+extern const OpKernel kConvSlicedKernel;
+extern const OpKernel kFullyConnectedSlicedKernel;
 
 }  // namespace tflm_train
 
