@@ -82,6 +82,10 @@ def per_channel_op_data(train_model: bytes) -> dict[str, int]:
         if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             channels = int(graph.tensors[op.outputs[0]].shape[-1])
             forward += 2 * align(4 * channels)
+        elif name == "TFLMTRAIN_EXPAND_DEPTHWISE_CONV_2D":  # a fused 1x1 CONV_2D + depthwise
+            for channels in (int(graph.tensors[op.inputs[1]].shape[0]),
+                             int(graph.tensors[op.outputs[0]].shape[-1])):
+                forward += 2 * align(4 * channels)
         elif name in ("TFLMTRAIN_CONV_2D_GRAD", "TFLMTRAIN_DEPTHWISE_CONV_2D_GRAD",
                       "TFLMTRAIN_FULLY_CONNECTED_GRAD"):
             channels = int(graph.tensors[op.inputs[2]].shape[-1])  # y/grad

@@ -36,6 +36,7 @@ const OpKernel* const kKernels[kNumTrainingOps] = {
     &kConcatenationGradKernel,
     &kTransposeGradKernel,
     &kStridedSliceGradKernel,
+    &kExpandDepthwiseConvKernel,
 };
 
 }  // namespace

@@ -1,7 +1,7 @@
 """Reading, patching and exporting training models."""
 import numpy as np
 
-from . import graph, tflite, training_info
+from . import fusion, graph, tflite, training_info
 from .errors import ConversionError
 from .training_info import TrainableKind
 
@@ -147,7 +147,8 @@ def set_hparams(training_tflite, lr=None, bias_lr=None):
 def export_inference_model(training_tflite):
     """The plain inference .tflite with the current initialiser values.
 
-    Keeps the forward operators; every trainable variable becomes a constant
+    Keeps the forward operators (a fused expand -> depthwise pair back as
+    its two builtins, fusion.py); every trainable variable becomes a constant
     holding its initialiser's data; the training ops, tensors and metadata go.
     After training, the output layer's int8 output is requantized to the
     output range training recorded (`_fit_output_range`).
@@ -160,7 +161,7 @@ def export_inference_model(training_tflite):
         variable.isVariable = False
         variable.buffer = sg.tensors[trainable.initializer].buffer
     first = info.first_forward_op
-    sg.operators = sg.operators[first:first + info.num_forward_ops]
+    sg.operators = fusion.unfuse(model, sg.operators[first:first + info.num_forward_ops])
     sg.inputs = sg.inputs[:1]
     sg.outputs = sg.outputs[:1]
     _drop_unused_tensors(model)

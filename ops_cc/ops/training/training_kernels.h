@@ -35,6 +35,7 @@ extern const OpKernel kMulGradKernel;
 extern const OpKernel kConcatenationGradKernel;
 extern const OpKernel kTransposeGradKernel;
 extern const OpKernel kStridedSliceGradKernel;
+extern const OpKernel kExpandDepthwiseConvKernel;
 
 }  // namespace tflm_train
 
