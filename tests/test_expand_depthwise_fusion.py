@@ -175,45 +175,13 @@ def test_malformed_shapes_are_errors(slot, shape, message):
 
 # -- training: identical to the unfused conversion ----------------------------
 
-SHAPE, CLASSES = (16, 16, 3), 4
-
-
-def _inverted_residual_model():
-    """MobileNetV2-like: stem, two inverted residual blocks (1x1 expand, ReLU6
-    -> 3x3 depthwise -> 1x1 project; the first with a residual ADD, the
-    second with stride 2 and depth multiplier 2), classifier."""
-    import tf_keras as keras  # noqa: PLC0415
-    L = keras.layers
-    x = L.Input(SHAPE, name="input")
-    stem = L.Conv2D(8, 3, strides=2, padding="same", activation="relu6", name="stem")(x)
-    y = L.Conv2D(24, 1, activation="relu6", name="b1_expand")(stem)
-    y = L.DepthwiseConv2D(3, padding="same", activation="relu6", name="b1_depthwise")(y)
-    y = L.Conv2D(8, 1, name="b1_project")(y)
-    y = L.Add(name="b1_add")([stem, y])
-    y = L.Conv2D(16, 1, activation="relu6", name="b2_expand")(y)
-    y = L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2,
-                          activation="relu6", name="b2_depthwise")(y)
-    y = L.Conv2D(12, 1, activation="relu6", name="b2_project")(y)
-    y = L.GlobalAveragePooling2D(name="gap")(y)
-    y = L.Dense(CLASSES, name="classifier")(y)
-    model = models.randomize_weights(keras.Model(x, y), 3)
-    samples = np.random.default_rng(4).normal(0, 1, (32,) + SHAPE).astype(np.float32)
-    return models.quantize(model, samples)
-
-
-_INT8 = {}
-
-
-def _int8():
-    if not _INT8:
-        _INT8["model"] = _inverted_residual_model()
-    return _INT8["model"]
+SHAPE, CLASSES = models.SHAPES["inverted_residual"]
 
 
 def _convert(scheme, fuse, monkeypatch):
     monkeypatch.setattr(build, "_FUSE_EXPAND_DEPTHWISE", fuse)
     scheme = dict(scheme, optimizer={"lr": 0.05, "rounding": "stochastic"})
-    return tflm_train.convert(_int8(), scheme)
+    return tflm_train.convert(models.inverted_residual(), scheme)
 
 
 def _data(count=10):

@@ -4,7 +4,8 @@ depthwise, FC (per-channel and per-tensor), ADD, pooling, MEAN, PAD,
 RESHAPE, float input/output, stochastic and nearest rounding, partial
 channels, the three losses, a fresh imprinted head, momentum, mini-batch
 accumulators, a learning-rate schedule, and the gradients of HARD_SWISH,
-LOGISTIC, TANH, LEAKY_RELU, MUL, TRANSPOSE, STRIDED_SLICE and CONCATENATION. Run from the repository root:
+LOGISTIC, TANH, LEAKY_RELU, MUL, TRANSPOSE, STRIDED_SLICE and CONCATENATION,
+and the fused expand -> depthwise op. Run from the repository root:
 
     python ops_cc/fuzz/make_corpus.py
 """
@@ -36,6 +37,8 @@ CASES = {
         optimizer={"momentum": 0.9, "batch_size": 4, "schedule": "cosine",
                    "warmup_steps": 2, "decay_steps": 10})),
     "new_ops_last6": (lambda: _every_new_op_int8(), {"preset": "last-k:6"}),
+    # Frozen expand -> depthwise pairs: TFLMTRAIN_EXPAND_DEPTHWISE_CONV_2D.
+    "inverted_residual_fused": (models.inverted_residual, {"preset": "classifier"}),
 }
 
 
