@@ -21,6 +21,7 @@ SHAPES = {
     "mobilenet": ((12, 12, 3), 4),
     "residual": ((8, 8, 2), 6),
     "mlp": ((6, 6, 1), 10),
+    "inverted_residual": ((16, 16, 3), 4),
 }
 
 
@@ -77,7 +78,26 @@ def _mlp(L, x, classes):
     return L.Dense(classes, name="classifier")(y)
 
 
-_BODIES = {"cnn": _cnn, "mobilenet": _mobilenet, "residual": _residual, "mlp": _mlp}
+def _inverted_residual(L, x, classes):
+    """MobileNetV2-like: stem, two inverted residual blocks (1x1 expand,
+    ReLU6 -> 3x3 depthwise -> 1x1 project; the first with a residual ADD,
+    the second with stride 2 and depth multiplier 2), classifier. Frozen
+    expand -> depthwise pairs fuse (tflm_train/converter/fusion.py)."""
+    stem = L.Conv2D(8, 3, strides=2, padding="same", activation="relu6", name="stem")(x)
+    y = L.Conv2D(24, 1, activation="relu6", name="b1_expand")(stem)
+    y = L.DepthwiseConv2D(3, padding="same", activation="relu6", name="b1_depthwise")(y)
+    y = L.Conv2D(8, 1, name="b1_project")(y)
+    y = L.Add(name="b1_add")([stem, y])
+    y = L.Conv2D(16, 1, activation="relu6", name="b2_expand")(y)
+    y = L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2,
+                          activation="relu6", name="b2_depthwise")(y)
+    y = L.Conv2D(12, 1, activation="relu6", name="b2_project")(y)
+    y = L.GlobalAveragePooling2D(name="gap")(y)
+    return L.Dense(classes, name="classifier")(y)
+
+
+_BODIES = {"cnn": _cnn, "mobilenet": _mobilenet, "residual": _residual, "mlp": _mlp,
+           "inverted_residual": _inverted_residual}
 
 
 def keras_model(name, seed=0):
@@ -154,6 +174,10 @@ def residual(seed=0, float_io=False):
 
 def mlp(seed=0, float_io=False):
     return tflite_model("mlp", seed, float_io)
+
+
+def inverted_residual(seed=0, float_io=False):
+    return tflite_model("inverted_residual", seed, float_io)
 
 
 ARCHITECTURES = {"cnn": plain_cnn, "mobilenet": mobilenet_like, "residual": residual,

@@ -306,11 +306,11 @@ def _with_optimizer(part, optimizer) -> dict:
 
 
 def _updated_channels(training_model, layer) -> list[int]:
-    """The output channels the converter selected for `layer` (its op index
-    in the training model is the inference model's + 1)."""
+    """The output channels the converter selected for `layer` (its filter
+    became the trained variable)."""
     info = read_training_info(training_model)
     (weights,) = [t for t in info.trainables
-                  if t.op_index == layer.op_index + 1 and t.kind == TrainableKind.WEIGHT]
+                  if t.variable == layer.filter and t.kind == TrainableKind.WEIGHT]
     return [int(c) for c in weights.channels] or list(range(layer.out_channels))
 
 

@@ -4,7 +4,8 @@ depthwise, FC (per-channel and per-tensor), ADD, pooling, MEAN, PAD,
 RESHAPE, float input/output, stochastic and nearest rounding, partial
 channels (channel-sliced CONV_2D / FULLY_CONNECTED), the three losses, a fresh imprinted head, momentum, mini-batch
 accumulators, a learning-rate schedule, and the gradients of HARD_SWISH,
-LOGISTIC, TANH, LEAKY_RELU, MUL, TRANSPOSE, STRIDED_SLICE and CONCATENATION. Run from the repository root:
+LOGISTIC, TANH, LEAKY_RELU, MUL, TRANSPOSE, STRIDED_SLICE and CONCATENATION,
+and the fused expand -> depthwise op. Run from the repository root:
 
     python ops_cc/fuzz/make_corpus.py
 """
@@ -39,6 +40,8 @@ CASES = {
     "mlp_sliced_momentum": (models.mlp, {"bias_update_layers": 3,
                                          "weight_update": {"fc1": 0.25, "fc2": 0.5},
                                          "optimizer": {"momentum": 0.9}}),
+    # Frozen expand -> depthwise pairs: TFLMTRAIN_EXPAND_DEPTHWISE_CONV_2D.
+    "inverted_residual_fused": (models.inverted_residual, {"preset": "classifier"}),
 }
 
 

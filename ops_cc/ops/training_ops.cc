@@ -39,6 +39,7 @@ const OpKernel* const kKernels[kNumTrainingOps] = {
     &kPackMaskKernel,
     &kConvSlicedKernel,
     &kFullyConnectedSlicedKernel,
+    &kExpandDepthwiseConvKernel,
 };
 
 }  // namespace

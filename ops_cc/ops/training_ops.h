@@ -9,7 +9,7 @@
 
 namespace tflm_train {
 
-constexpr int kNumTrainingOps = 30;
+constexpr int kNumTrainingOps = 31;
 
 // The i-th training kernel (0 <= i < kNumTrainingOps), null otherwise; for
 // registering all of them with a host.

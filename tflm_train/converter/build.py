@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 from flatbuffers import flexbuffers
 
-from . import graph, head, tflite, training_info
+from . import fusion, graph, head, tflite, training_info
 from .errors import ConversionError
 from .scheme import LayerUpdate
 from .training_info import (LossFunction, Rounding, Schedule, StateKind, Trainable,
@@ -53,6 +53,9 @@ HPARAMS, RNG = "tflm_train/hparams", "tflm_train/rng"
 REAL_OUTPUT, OUTPUT_RANGE = "tflm_train/real_output", "tflm_train/output_range"
 STEP, STEP_LR = "tflm_train/step", "tflm_train/optimizer_step"
 IMPRINTED = "tflm_train/imprinted"
+# Fuse frozen 1x1 CONV_2D -> DEPTHWISE_CONV_2D pairs (fusion.py); off only in
+# tests that compare against the unfused graph.
+_FUSE_EXPAND_DEPTHWISE = True
 
 
 class ConversionWarning(UserWarning):
@@ -146,6 +149,12 @@ class _TrainingGraph:
         self.layers = {layer.op_index: layer for layer in forward.layers}
         # op index -> (slice variable, channels tensor) of channel-sliced layers
         self.slices = {}
+        wanted = self.wanted_tensors()
+        self.fused = fusion.fusable_pairs(
+            self.model, forward.ops, self.forward_ops,
+            lambda i: int(self.forward_ops[i].outputs[0]) not in wanted
+            and i != forward.output_layer.op_index,
+        ) if _FUSE_EXPAND_DEPTHWISE else []
         trainables = self.make_trainables()
         pairs = [(t.initializer, t.variable) for t in trainables]
         self.rng = -1
@@ -182,8 +191,9 @@ class _TrainingGraph:
         real_grad = self.add_tensor(REAL_OUTPUT + "/grad", tflite.FLOAT32, head_shape)
 
         operators = [self.custom_op(INIT_VARIABLES, [i for i, _ in pairs], [v for _, v in pairs])]
-        operators += [self.sliced_op(i) if i in self.slices else op
-                      for i, op in enumerate(self.forward_ops)]
+        operators += fusion.fuse(
+            self.model, [self.sliced_op(i) if i in self.slices else op
+                         for i, op in enumerate(self.forward_ops)], self.fused)
         operators.append(self.real_output_op(head))
         operators.append(self.custom_op(loss_op, [self.real_output, self.label, self.mode],
                                         [self.loss, real_grad]))
@@ -217,7 +227,7 @@ class _TrainingGraph:
             loss=self.loss, hparams=self.hparams, rng=self.rng,
             num_classes=forward.num_classes if loss_function == LossFunction.CROSS_ENTROPY else 0,
             scheme_json=json.dumps(self.scheme.to_dict(), sort_keys=True),
-            first_forward_op=1, num_forward_ops=len(forward.ops),
+            first_forward_op=1, num_forward_ops=len(forward.ops) - len(self.fused),
             loss_function=loss_function, real_output=self.real_output,
             output_range=self.output_range, output_range_initializer=range_init,
             step=self.step, optimizer_state=[v for v, _ in self.state],
@@ -229,6 +239,20 @@ class _TrainingGraph:
         self.model.metadata = (self.model.metadata or []) + [entry]
         tflite.drop_unused_buffers(self.model)
         return tflite.write_model(self.model)
+
+    def training_op_index(self, i):
+        """Index in the training graph of forward operator i (after
+        INIT_VARIABLES; each fused pair takes its depthwise's place)."""
+        return 1 + i - sum(e < i for e, _ in self.fused)
+
+    def wanted_tensors(self):
+        """Tensors whose gradient some update upstream of them needs."""
+        ops, wanted = self.forward.ops, set()
+        for i, op in enumerate(self.forward_ops):
+            if i in self.updates or any(int(op.inputs[s]) in wanted
+                                        for s in graph.activation_slots(ops[i], op)):
+                wanted.add(int(op.outputs[0]))
+        return wanted
 
     def refuse_backward(self, i):
         """Raises: op i runs forward only (graph.ForwardGraph.forward_only),
@@ -360,7 +384,7 @@ class _TrainingGraph:
                     variable, initializer = index, self.make_variable(index)
                 trainables.append(Trainable(
                     variable=variable, initializer=initializer, kind=kind,
-                    op_index=op_index + 1, layer_name=layer.name,
+                    op_index=self.training_op_index(op_index), layer_name=layer.name,
                     channels=[] if all_channels else list(channels),
                     scales=[float(s) for s in scales]))
         return trainables
@@ -442,12 +466,7 @@ class _TrainingGraph:
         """The pruned backward operators, in reverse forward order, from the
         gradient of the output layer's real-valued output."""
         ops, forward_ops = self.forward.ops, self.forward_ops
-        # Tensors whose gradient some update upstream of them needs.
-        wanted = set()
-        for i, op in enumerate(forward_ops):
-            if i in self.updates or any(int(op.inputs[s]) in wanted
-                                        for s in graph.activation_slots(ops[i], op)):
-                wanted.add(int(op.outputs[0]))
+        wanted = self.wanted_tensors()
         # Which ops emit a gradient op, and for which of their inputs.
         head_output = self.forward.output_layer.output
         has_grad = {head_output}

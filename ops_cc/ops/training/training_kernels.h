@@ -38,6 +38,7 @@ extern const OpKernel kStridedSliceGradKernel;
 extern const OpKernel kPackMaskKernel;
 extern const OpKernel kConvSlicedKernel;
 extern const OpKernel kFullyConnectedSlicedKernel;
+extern const OpKernel kExpandDepthwiseConvKernel;
 
 }  // namespace tflm_train
 
