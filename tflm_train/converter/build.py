@@ -194,6 +194,7 @@ class _TrainingGraph:
         operators += fusion.fuse(
             self.model, [self.sliced_op(i) if i in self.slices else op
                          for i, op in enumerate(self.forward_ops)], self.fused)
+        forward_end = len(operators)  # after fusion: fewer ops than self.forward_ops
         operators.append(self.real_output_op(head))
         operators.append(self.custom_op(loss_op, [self.real_output, self.label, self.mode],
                                         [self.loss, real_grad]))
@@ -202,7 +203,7 @@ class _TrainingGraph:
         operators += self.backward(real_grad)
         operators += self.clear_recurrent_states()
         if _PACK_MASKS:
-            operators = self.pack_masks(operators, 1 + len(self.forward_ops))
+            operators = self.pack_masks(operators, forward_end)
         sg.operators = operators
         sg.inputs = np.asarray([forward.input, self.label, self.mode], dtype=np.int32)
         # The trained state after the loss, so firmware reads it as graph outputs
