@@ -115,3 +115,22 @@ def test_cli_scheme(model, tmp_path, capsys):
                      "--budget-kb", "64"]) == 1
     assert "no such data file" in capsys.readouterr().err
     assert cli.main(args + ["--budget-kb", "0"]) == 2
+
+
+def test_fisher_reads_the_gradient_a_fused_mean_leaves(model, monkeypatch):
+    """conv_b feeds a spatial MEAN whose gradient its own gradient op computes
+    (no [H, W, C] gradient tensor exists): the Fisher figures equal those of
+    the same model converted without that fusion, where dL/dy is a tensor."""
+    from tflm_train.converter import build, graph, tflite
+    from tflm_train.scheme_search import _output_gradient
+    int8 = tflite.read_model(model)
+    layers = graph.analyze(int8).layers
+    trainer = tflm_train.Trainer(
+        tflm_train.convert(model, {"preset": f"last-k:{len(layers)}"}))
+    assert [_output_gradient(trainer, int8, layer)[1] for layer in layers[:-1]] == [1, 3 * 3]  # conv_b: [1, 3, 3, C]
+    fused = analyze(model, _data(), method="fisher", seed=0, lr=LR, epochs=1).reference
+    monkeypatch.setattr(build, "_FUSE_MEAN_GRADS", False)
+    unfused = analyze(model, _data(), method="fisher", seed=0, lr=LR, epochs=1).reference
+    for key in ("fisher_weights_per_layer", "fisher_bias_per_layer"):
+        assert any(v > 0 for v in fused[key])
+        np.testing.assert_allclose(fused[key], unfused[key], rtol=1e-5)

@@ -224,8 +224,8 @@ def analyze(model: Any, data: SearchData, *, method: str = "contribution", seed:
     if method == "contribution":
         reference, samples = _contribution(int8, optimizer, affordable, dataset, seed, epochs)
     else:
-        reference, samples = _fisher(int8, layers, lowest, affordable, dataset, seed,
-                                     fisher_samples)
+        reference, samples = _fisher(int8, int8_model, layers, lowest, affordable, dataset,
+                                     seed, fisher_samples)
     gain_seconds = time.perf_counter() - gain_start
     for c in bias + weights:
         c.training_model = b""  # only needed while measuring
@@ -306,11 +306,11 @@ def _with_optimizer(part, optimizer) -> dict:
 
 
 def _updated_channels(training_model, layer) -> list[int]:
-    """The output channels the converter selected for `layer` (its filter
-    became the trained variable)."""
+    """The output channels the converter selected for `layer` (its filter, or
+    a slice of it, became the trained variable)."""
     info = read_training_info(training_model)
     (weights,) = [t for t in info.trainables
-                  if t.variable == layer.filter and t.kind == TrainableKind.WEIGHT]
+                  if t.layer_name == layer.name and t.kind == TrainableKind.WEIGHT]
     return [int(c) for c in weights.channels] or list(range(layer.out_channels))
 
 
@@ -402,7 +402,25 @@ def _contribution(int8, optimizer, candidates, data, seed, epochs):
     return reference, samples
 
 
-def _fisher(int8, layers, lowest, candidates, data, seed, count):
+def _output_gradient(trainer, int8_model, layer):
+    """(tensor, spread) holding dL/d(layer's output): its own "/grad" tensor
+    (spread 1), or, when the spatial MEAN after the layer had its gradient
+    fused into the layer's gradient op (no [H, W, C] gradient exists), the
+    MEAN's [C] gradient, which spreads evenly over its H*W positions."""
+    name = trainer.tensor_info(layer.output)["name"]
+    try:
+        return trainer.tensor_index(name + "/grad"), 1
+    except KeyError:
+        pass
+    sg = int8_model.subgraphs[0]
+    (mean,) = [op for op in sg.operators
+               if tflite.op_name(int8_model, op) == "MEAN" and int(op.inputs[0]) == layer.output]
+    shape = sg.tensors[layer.output].shape
+    mean_output = trainer.tensor_info(int(mean.outputs[0]))["name"]
+    return trainer.tensor_index(mean_output + "/grad"), int(shape[1]) * int(shape[2])
+
+
+def _fisher(int8, int8_model, layers, lowest, candidates, data, seed, count):
     """Per output channel c of each layer from `lowest` on (earlier ones
     stay 0), over `count` samples n:
     weights  F_w[c] = sum_n (sum_p a[p, c] g[p, c])^2  (a channel rescaling),
@@ -418,7 +436,7 @@ def _fisher(int8, layers, lowest, candidates, data, seed, count):
     outputs = {}
     for i in range(lowest, n - 1):
         out = trainer.tensor_info(layers[i].output)
-        outputs[i] = (layers[i].output, trainer.tensor_index(out["name"] + "/grad"),
+        outputs[i] = (layers[i].output, *_output_gradient(trainer, int8_model, layers[i]),
                       np.float32(out["scales"][0]), out["zero_points"][0])
     order = np.random.default_rng(seed).permutation(len(data))[:count]
     f_w = [np.zeros(layer.out_channels) for layer in layers[:-1]]
@@ -427,11 +445,12 @@ def _fisher(int8, layers, lowest, candidates, data, seed, count):
     positions = [0] * (n - 1)
     for s in order:
         trainer.step(data.x[s], data.y[s])  # learning rate 0: the weights stay
-        for i, (a_index, g_index, scale, zero_point) in outputs.items():
+        for i, (a_index, g_index, spread, scale, zero_point) in outputs.items():
             channels = layers[i].out_channels
             a = (scale * (trainer.tensor(a_index).astype(np.float32) - zero_point))
             a = a.reshape(-1, channels).astype(np.float64)
             g = trainer.tensor(g_index).reshape(-1, channels).astype(np.float64)
+            g = np.broadcast_to(g / spread, a.shape)
             f_w[i] += np.sum(a * g, axis=0) ** 2
             f_g[i] += np.sum(g, axis=0) ** 2
             square[i] += np.sum(a * a, axis=0)
