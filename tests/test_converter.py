@@ -211,12 +211,17 @@ def check_training_model(source, training, updates):
     n_forward = len(src_ops)
     # The 1-bit masks: checked by check_packed_masks, then read as the y
     # they pack (trn_ops / trn_operators leave them out).
-    packed = check_packed_masks(trn, n_forward)
+    packed = check_packed_masks(trn)
     trn_operators = [op for op, n in zip(tsg.operators, all_ops) if n != PACK_MASK]
     trn_ops = [n for n in all_ops if n != PACK_MASK]
+    # Training-model operator index -> its index in trn_operators.
+    unpacked = {k: j for j, k in enumerate(k for k, n in enumerate(all_ops) if n != PACK_MASK)}
     stochastic = info.optimizer.rounding == C.Rounding.STOCHASTIC
     assert info.format_version == 3
-    assert (info.first_forward_op, info.num_forward_ops) == (1, n_forward)
+    # The forward range: the source's operators and the masks packed among them.
+    assert info.first_forward_op == 1
+    forward_end = info.first_forward_op + info.num_forward_ops
+    assert unpacked[forward_end] == 1 + n_forward
     assert info.logits == logits_of(src)
     assert info.num_classes == shape(src, info.logits)[-1]
     assert info.input == ssg.inputs[0]
@@ -263,10 +268,10 @@ def check_training_model(source, training, updates):
                 and len(channels) < filter_shape[0]
                 and (src_ops[i] == "FULLY_CONNECTED"
                      or filter_shape[3] == shape(src, sop.inputs[0])[3])):
-            sliced[i] = (int(tsg.operators[i + 1].inputs[3]), channels)
+            sliced[i] = (int(trn_operators[i + 1].inputs[3]), channels)
     added_bias = set()
     for i, sop in enumerate(ssg.operators):
-        top = tsg.operators[i + 1]
+        top = trn_operators[i + 1]
         src_inputs, trn_inputs = list(sop.inputs), list(top.inputs)
         assert list(top.outputs) == list(sop.outputs)
         if i in sliced:
@@ -343,8 +348,9 @@ def check_training_model(source, training, updates):
                              sliced[i][0] if i in sliced else int(sop.inputs[1]),
                              [] if len(channels) == filter_channels else channels))
         if bias:
-            expected.append((C.TrainableKind.BIAS, i, int(tsg.operators[i + 1].inputs[2]), []))
-    assert [(t.kind, t.op_index - 1, t.variable, t.channels) for t in info.trainables] == expected
+            expected.append((C.TrainableKind.BIAS, i, int(trn_operators[i + 1].inputs[2]), []))
+    assert [(t.kind, unpacked[t.op_index] - 1, t.variable, t.channels)
+            for t in info.trainables] == expected
     for t in info.trainables:
         var, init = tsg.tensors[t.variable], tsg.tensors[t.initializer]
         assert var.isVariable and data(trn, t.variable) is None
@@ -352,10 +358,11 @@ def check_training_model(source, training, updates):
         assert tflite.name_of(init) == tflite.name_of(var) + "/init"
         assert (init.type, shape(trn, t.initializer)) == (var.type, shape(trn, t.variable))
         assert quantization(init) == quantization(var)
-        sop = ssg.operators[t.op_index - 1]
+        sop = ssg.operators[unpacked[t.op_index] - 1]
         source_value = (np.zeros(shape(trn, t.variable), np.int32) if t.variable in added_bias
                         else data(src, sop.inputs[1])[t.channels]
-                        if t.op_index - 1 in sliced and t.kind == C.TrainableKind.WEIGHT
+                        if unpacked[t.op_index] - 1 in sliced
+                        and t.kind == C.TrainableKind.WEIGHT
                         else data(src, t.variable))
         np.testing.assert_array_equal(data(trn, t.initializer), source_value)
         w_scales = np.float32(tsg.tensors[sop.inputs[1]].quantization.scale)
@@ -394,7 +401,7 @@ def check_training_model(source, training, updates):
     # The output layer's real-valued output, then the loss on it.
     real_op = trn_operators[n_forward + 1]
     assert trn_ops[n_forward + 1] == f"TFLMTRAIN_{src_ops[head]}_REAL_OUTPUT"
-    head_op = tsg.operators[head + 1]
+    head_op = trn_operators[head + 1]
     head_bias = int(head_op.inputs[2]) if len(head_op.inputs) > 2 else -1
     assert list(real_op.inputs) == [info.mode] + [int(t) for t in head_op.inputs[:2]] + \
         [head_bias, info.output_range]
@@ -424,18 +431,19 @@ def check_training_model(source, training, updates):
 PACK_MASK = "TFLMTRAIN_PACK_MASK"
 
 
-def check_packed_masks(trn, n_forward):
+def check_packed_masks(trn):
     """Each PACK_MASK packs an int8 y into `<y>/mask`, uint8 [ceil(n / 8)],
-    after the forward ops and after every reader of y's values, and exactly
-    one gradient op reads the mask. Returns {mask tensor: y}."""
+    right after the last reader of y's values (other packs aside), and
+    exactly one gradient op reads the mask. Returns {mask tensor: y}."""
     sg = trn.subgraphs[0]
     ops = names(trn)
     packed = {}
     for k, op in enumerate(sg.operators):
         if ops[k] != PACK_MASK:
             continue
-        assert k > n_forward
         mode, y = (int(t) for t in op.inputs)
+        last_reader = max(j for j in range(k) if y in [int(t) for t in sg.operators[j].inputs])
+        assert all(ops[j] == PACK_MASK for j in range(last_reader + 1, k))
         (bits,) = (int(t) for t in op.outputs)
         assert tflite.name_of(sg.tensors[mode]) == "tflm_train/mode"
         assert sg.tensors[y].type == INT8
@@ -475,6 +483,7 @@ def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr, p
     """
     ssg, tsg = src.subgraphs[0], trn.subgraphs[0]
     src_ops = names(src)
+    forward_ops = [op for op, n in zip(tsg.operators, names(trn)) if n != PACK_MASK]
     made_by = {int(t): i for i, op in enumerate(ssg.operators) for t in op.outputs}
     first = min(updates)
 
@@ -508,7 +517,7 @@ def check_backward(src, trn, info, updates, ops, op_names, real_grad, step_lr, p
         if src_ops[i] in TRAINABLE:
             bias, channels = updates.get(i, (False, None))
             filter_channels = shape(src, sop.inputs[1])[out_dim(src_ops[i])]
-            top = tsg.operators[i + 1]
+            top = forward_ops[i + 1]
             bias_index = int(top.inputs[2]) if len(top.inputs) > 2 else -1
             # x only for a weight update; a bias update alone gets its scale as an option.
             # The output layer's mask reads its real-valued output.

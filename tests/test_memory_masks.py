@@ -19,7 +19,7 @@ import models
 import tflm_train
 from tflm_train import _native
 from tflm_train._native import testing as K
-from tflm_train.converter import build, tflite
+from tflm_train.converter import build, read_training_info, tflite
 from tflm_train.data import Dataset
 from tflm_train.firmware import TOOLS, run_firmware
 from tflm_train.training import train
@@ -134,6 +134,32 @@ def test_no_operator_reads_a_packed_int8_output_after_its_packing(converted):
         if y == stem_y:
             assert k > res_a_grad
     assert packs == names.count("TFLMTRAIN_PACK_MASK") >= 4
+
+
+def test_masks_are_packed_inside_the_forward_pass(converted):
+    """A y no backward op reads for its values is packed right after its last
+    forward reader, so its int8 buffer is free for the rest of the forward
+    pass; the forward range counts those PACK_MASK ops, every trainable's
+    op_index still names its layer's op, and export drops the packing (the
+    inference model equals the unoptimised graph's export byte for byte)."""
+    m = tflite.read_model(converted[True])
+    sg = m.subgraphs[0]
+    info = read_training_info(converted[True])
+    forward = range(info.first_forward_op, info.first_forward_op + info.num_forward_ops)
+    names = [tflite.op_name(m, op) for op in sg.operators]
+    inside = [k for k in forward if names[k] == "TFLMTRAIN_PACK_MASK"]
+    assert inside and names[forward[-1] + 1] == "TFLMTRAIN_FULLY_CONNECTED_REAL_OUTPUT"
+    for k in inside:  # right after the forward op that last reads y
+        y = int(sg.operators[k].inputs[1])
+        last_reader = max(j for j in forward if y in [int(t) for t in sg.operators[j].inputs]
+                          and j != k)
+        assert all(names[j] == "TFLMTRAIN_PACK_MASK" for j in range(last_reader + 1, k))
+    for t in info.trainables:
+        assert t.variable in [int(v) for v in sg.operators[t.op_index].inputs], t.layer_name
+    exported = {flag: tflm_train.export_inference_model(model)
+                for flag, model in converted.items()}
+    assert "TFLMTRAIN_PACK_MASK" not in _op_names(exported[True])
+    assert exported[True] == exported[False]
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 64, 1001])

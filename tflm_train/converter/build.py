@@ -194,7 +194,7 @@ class _TrainingGraph:
         operators += fusion.fuse(
             self.model, [self.sliced_op(i) if i in self.slices else op
                          for i, op in enumerate(self.forward_ops)], self.fused)
-        forward_end = len(operators)  # after fusion: fewer ops than self.forward_ops
+        num_forward_ops = len(operators) - 1  # after fusion: fewer ops than self.forward_ops
         operators.append(self.real_output_op(head))
         operators.append(self.custom_op(loss_op, [self.real_output, self.label, self.mode],
                                         [self.loss, real_grad]))
@@ -203,7 +203,10 @@ class _TrainingGraph:
         operators += self.backward(real_grad)
         operators += self.clear_recurrent_states()
         if _PACK_MASKS:
-            operators = self.pack_masks(operators, forward_end)
+            operators, moved = self.pack_masks(operators)
+            num_forward_ops = moved[num_forward_ops + 1] - 1
+            for t in trainables:
+                t.op_index = moved[t.op_index]
         sg.operators = operators
         sg.inputs = np.asarray([forward.input, self.label, self.mode], dtype=np.int32)
         # The trained state after the loss, so firmware reads it as graph outputs
@@ -228,7 +231,7 @@ class _TrainingGraph:
             loss=self.loss, hparams=self.hparams, rng=self.rng,
             num_classes=forward.num_classes if loss_function == LossFunction.CROSS_ENTROPY else 0,
             scheme_json=json.dumps(self.scheme.to_dict(), sort_keys=True),
-            first_forward_op=1, num_forward_ops=len(forward.ops) - len(self.fused),
+            first_forward_op=1, num_forward_ops=num_forward_ops,
             loss_function=loss_function, real_output=self.real_output,
             output_range=self.output_range, output_range_initializer=range_init,
             step=self.step, optimizer_state=[v for v, _ in self.state],
@@ -533,12 +536,14 @@ class _TrainingGraph:
                 fused[i] = (int(shape[1]), int(shape[2]))
         return fused
 
-    def pack_masks(self, operators, forward_end):
+    def pack_masks(self, operators):
         """Frees the int8 outputs the backward pass reads only as activation
         masks: each such y is packed (TFLMTRAIN_PACK_MASK, 1 bit an element)
-        after its last other reader, but not before `forward_end` (the
-        forward operators stay one contiguous range, first_forward_op /
-        num_forward_ops), and its mask readers read the bits instead. A y
+        right after its last other reader, inside the forward pass when that
+        is a forward op (the forward range first_forward_op / num_forward_ops
+        then counts the PACK_MASK ops in it; export drops them), and its mask
+        readers read the bits instead. Returns the operators and, for each
+        old operator index (and the end), its new index. A y
         that a later operator reads for its values (a weight gradient's x,
         HARD_SWISH, MUL...), or that is a graph output, stays int8. Each y
         has one mask reader, its producer's gradient (masks of different
@@ -564,16 +569,18 @@ class _TrainingGraph:
             bits = self.add_tensor(tflite.name_of(self.sg.tensors[y]) + "/mask",
                                    tflite.UINT8, [(elements + 7) // 8])
             act_min, act_max = reads[0][2]
-            inserts[max(max(value_at, default=-1) + 1, forward_end)].append(
+            inserts[max(value_at, default=-1) + 1].append(
                 self.custom_op(PACK_MASK, [self.mode, y], [bits],
                                {"act_min": act_min, "act_max": act_max}))
             for op, slot, _ in reads:
                 op.inputs[slot] = bits
-        packed = []
+        packed, moved = [], []
         for k, op in enumerate(operators):
             packed += inserts.get(k, [])
+            moved.append(len(packed))
             packed.append(op)
-        return packed
+        moved.append(len(packed))
+        return packed, moved
 
     def mask_read(self, op, slot, i):
         """Records that gradient op `op` reads forward op i's int8 output at

@@ -2,7 +2,7 @@
 import numpy as np
 from flatbuffers import flexbuffers
 
-from . import fusion, graph, tflite, training_info
+from . import build, fusion, graph, tflite, training_info
 from .errors import ConversionError
 from .training_info import TrainableKind
 
@@ -149,7 +149,7 @@ def export_inference_model(training_tflite):
     """The plain inference .tflite with the current initialiser values.
 
     Keeps the forward operators (a fused expand -> depthwise pair back as
-    its two builtins, fusion.py); every trainable variable becomes a constant
+    its two builtins, fusion.py; the mask packing among them dropped); every trainable variable becomes a constant
     holding its initialiser's data (a channel slice is merged into its
     layer's filter and the sliced op becomes the builtin again); the
     training ops, tensors and metadata go.
@@ -169,7 +169,9 @@ def export_inference_model(training_tflite):
         variable = sg.tensors[trainable.variable]
         variable.isVariable = False
         variable.buffer = sg.tensors[trainable.initializer].buffer
-    sg.operators = fusion.unfuse(model, sg.operators[first:first + info.num_forward_ops])
+    sg.operators = fusion.unfuse(model, [
+        op for op in sg.operators[first:first + info.num_forward_ops]
+        if tflite.op_name(model, op) != build.PACK_MASK])
     sg.inputs = sg.inputs[:1]
     sg.outputs = sg.outputs[:1]
     _drop_unused_tensors(model)
