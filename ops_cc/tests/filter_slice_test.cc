@@ -106,8 +106,8 @@ TEST(FilterSliceTest, ConvForwardAndGradEqualTheMergedFilter) {
     a.filter_shape = f_shape;
     a.filter_scales = scales.data();
     a.y_shape = y_shape;
-    a.y = y_ref.data();
-    a.dy = dy.data();
+    a.g.q_y = y_ref.data();
+    a.g.dy = dy.data();
     LayerUpdate u;
     u.update_weights = true;
     u.channels = s.channels.data();
@@ -165,8 +165,8 @@ TEST(FilterSliceTest, FullyConnectedForwardAndGradEqualTheMergedFilter) {
     a.input_scale = 0.1f;
     a.x = x.data();
     a.filter_scales = scales.data();
-    a.y = y_ref.data();
-    a.dy = dy.data();
+    a.g.q_y = y_ref.data();
+    a.g.dy = dy.data();
     LayerUpdate u;
     u.update_weights = true;
     u.channels = s.channels.data();
