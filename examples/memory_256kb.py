@@ -271,6 +271,58 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+METHOD = (
+    "Random-weight Keras models quantized to int8 (the figures do not depend on the "
+    "weights). The converter and runtime apply, with numerics unchanged (tests compare "
+    "each against the graph without it, bit for bit): channel-sliced trainable weights, "
+    "1-bit activation masks (TFLMTRAIN_PACK_MASK) packed right after each activation's "
+    "last forward reader, MEAN's gradient fused into the convolution before it, frozen "
+    "1x1 expand -> depthwise pairs run in row bands (TFLMTRAIN_EXPAND_DEPTHWISE_CONV_2D), "
+    "and in-place depthwise convolution (standalone runtime only). `tflm-train plan` "
+    "lists where each applies.")
+
+
+def misfits(results: dict) -> str:
+    """A sentence per firmware cell that did not fit its budget."""
+    lines = []
+    for name, model in results.items():
+        for scheme_name, cell in model["schemes"].items():
+            f, p = cell.get("firmware"), cell["plan"]
+            if f and not f["fits"]:
+                lines.append(
+                    f"`{name}` / `{scheme_name}` does not fit the {f['ram_budget_kb']} KiB "
+                    f"linker budget (over by {f['over_by_bytes']:,d} B; budget = arena + "
+                    f"static data + stack + heap reserve); its planned peak is "
+                    f"{p['peak_arena_bytes']:,d} B at {p['peak_op']['name']}.")
+    return "".join("\n\n" + line for line in lines)
+
+
+TECHNIQUES = {"in_place_depthwise": "in-place depthwise",
+              "packed_mask": "1-bit masks", "channel_slice": "channel slices",
+              "expand_depthwise_bands": "expand -> depthwise bands",
+              "fused_mean_grad": "fused MEAN gradient"}
+
+
+def savings_table(results: dict) -> str:
+    """Per cell and technique (`tflm-train plan`'s memory_savings): places,
+    and tensor bytes without -> with it (summed over places; they are not
+    all live at once, so the sums are not peak reductions)."""
+    lines = ["| model | scheme | " + " | ".join(TECHNIQUES.values()) + " |",
+             "|---|---|" + "---|" * len(TECHNIQUES)]
+    for name, model in results.items():
+        for scheme_name, cell in model["schemes"].items():
+            entries = collections.defaultdict(list)
+            for s in cell["plan"]["memory_savings"]:
+                entries[s["technique"]].append(s)
+            cells = []
+            for key in TECHNIQUES:
+                found = entries.get(key, [])
+                cells.append(f"{len(found)}: {sum(s['was_bytes'] for s in found):,d} -> "
+                             f"{sum(s['now_bytes'] for s in found):,d} B" if found else "—")
+            lines.append(f"| {name} | {scheme_name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS))
@@ -291,9 +343,13 @@ def main(argv=None) -> int:
     if args.results:
         import digits_adaptation as da  # noqa: PLC0415 - write_section
 
-        body = (f"`python examples/memory_256kb.py --results docs/results.md` "
-                f"({args.steps} firmware steps per cell; RAM is the firmware's own figure: "
-                "arena + static data + stack + heap reserve).\n\n" + table(results))
+        body = (f"`python examples/memory_256kb.py --steps {args.steps} --results "
+                f"docs/results.md` ({args.steps} firmware steps per cell on the Cortex-M4 "
+                "under QEMU; RAM is the firmware's own figure: arena + static data + peak "
+                "stack + heap). " + METHOD + "\n\n" + table(results) + misfits(results) +
+                "\n\nWhere each technique applies (`tflm-train plan`; places: tensor bytes "
+                "without -> with it, summed over places, which are not all live at once, so "
+                "the sums are not peak reductions):\n\n" + savings_table(results))
         da.write_section(args.results, HEADING, body)
     return 0
 

@@ -175,6 +175,27 @@ def test_malformed_channels_is_an_error(name, bad):
     assert "_SLICED" in message or "_GRAD" in message, message
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_plan_itemises_each_slice(name):
+    """`tflm-train plan` lists each sliced layer: its whole filter (what the
+    variable was) against the slice of trained rows."""
+    model = _convert(name)
+    m = tflite.read_model(model)
+    sg = m.subgraphs[0]
+    savings = [s for s in tflm_train.plan(model)["memory_savings"]
+               if s["name"].endswith("_SLICED")]
+    sliced = [k for k, op in enumerate(sg.operators)
+              if tflite.op_name(m, op).endswith("_SLICED")]
+    assert len(sliced) >= 1 and [s["op"] for s in savings] == sliced
+    for s in savings:
+        op = sg.operators[s["op"]]
+        rows = sg.tensors[int(op.inputs[4])].shape[0]
+        filter_shape = [int(d) for d in sg.tensors[int(op.inputs[1])].shape]
+        assert s["was_bytes"] == int(np.prod(filter_shape))
+        assert s["now_bytes"] == rows * int(np.prod(filter_shape[1:]))
+        assert rows < filter_shape[0]
+
+
 def test_partial_per_tensor_output_layer_has_one_slot_per_trained_weight():
     """The output layer keeps its whole filter as the variable; with one
     per-tensor scale its optimizer slots still count only the trained

@@ -251,6 +251,31 @@ def test_fusion_saves_the_expanded_tensor(monkeypatch):
     assert depthwise["live_bytes"] < fused["live_bytes"]
 
 
+def test_plan_itemises_each_fused_pair(monkeypatch):
+    """`tflm-train plan` lists each fused pair: the expanded tensor the
+    unfused expand op writes (its bytes in the unfused plan) against the
+    fused op's scratch (band of 3 expanded rows + both ops' requantization
+    scratch, 8 B per channel; b2's depthwise has multiplier 2)."""
+    scheme = SCHEMES["classifier"][0]
+    unfused = _convert(scheme, False, monkeypatch)
+    fused = _convert(scheme, True, monkeypatch)
+    savings = [s for s in tflm_train.plan(fused)["memory_savings"] if s["name"] == FUSED]
+    assert [s["op"] for s in savings] == [k for k, n in enumerate(_names(fused)) if n == FUSED]
+    trainer = tflm_train.Trainer(unfused)
+    m = tflite.read_model(unfused)
+    expand_outputs = [int(op.outputs[0]) for k, op in enumerate(m.subgraphs[0].operators)
+                      if _names(unfused)[k + 1:k + 2] == ["DEPTHWISE_CONV_2D"]
+                      and _names(unfused)[k] == "CONV_2D"]
+    assert [s["was_bytes"] for s in savings] == [trainer.tensor_info(t)["bytes"]
+                                                for t in expand_outputs]
+    fused_trainer = tflm_train.Trainer(fused)
+    for s, t in zip(savings, expand_outputs):
+        _, _, width, channels = trainer.tensor_info(t)["shape"]
+        fused_op = tflite.read_model(fused).subgraphs[0].operators[s["op"]]
+        out_channels = fused_trainer.tensor_info(int(fused_op.outputs[0]))["shape"][-1]
+        assert s["now_bytes"] == 3 * width * channels + 8 * channels + 8 * out_channels
+
+
 _TOOLS_MISSING = [t for t in TOOLS if shutil.which(t) is None]
 
 

@@ -268,3 +268,27 @@ def test_masks_after_fused_expand_depthwise_ops():
                   log=lambda *_: None) for t in (plain, packed)]
     assert runs[0]["loss_history"] == runs[1]["loss_history"]
     assert runs[0]["weights_sha256"] == runs[1]["weights_sha256"]
+
+
+def test_plan_itemises_the_masks_and_the_fused_mean(converted):
+    """`tflm-train plan` lists each packed mask (the int8 y it replaces, its
+    bits) and the fused MEAN gradient (the [N, H, W, C] float gradient the
+    unoptimised graph's TFLMTRAIN_MEAN_GRAD writes, now absent)."""
+    savings = tflm_train.plan(converted[True])["memory_savings"]
+    m = tflite.read_model(converted[True])
+    sg = m.subgraphs[0]
+    names = _op_names(converted[True])
+    masks = [s for s in savings if s["name"] == "TFLMTRAIN_PACK_MASK"]
+    assert [s["op"] for s in masks] == [k for k, n in enumerate(names)
+                                       if n == "TFLMTRAIN_PACK_MASK"]
+    for s in masks:
+        y = int(sg.operators[s["op"]].inputs[1])
+        elements = int(np.prod(sg.tensors[y].shape))
+        assert (s["was_bytes"], s["now_bytes"]) == (elements, -(-elements // 8))
+    (mean,) = [s for s in savings if "MEAN" in s["what"]]
+    assert names[mean["op"]] == "TFLMTRAIN_CONV_2D_GRAD" and mean["now_bytes"] == 0
+    plain = tflite.read_model(converted[False])
+    (mean_grad,) = [op for op in plain.subgraphs[0].operators
+                    if tflite.op_name(plain, op) == "TFLMTRAIN_MEAN_GRAD"]
+    dy = plain.subgraphs[0].tensors[int(mean_grad.outputs[0])]
+    assert mean["was_bytes"] == 4 * int(np.prod(dy.shape))

@@ -42,23 +42,72 @@ def plan(model: ModelSource) -> dict:
         "peak_ram_bytes": mem["planned_bytes"] + mem["persistent_bytes"],
         "num_operators": interp.num_operators,
         "timeline": interp.timeline(),
-        "memory_savings": memory_savings(interp),
+        "memory_savings": memory_savings(interp, data),
     })
 
 
-def memory_savings(interp) -> list[dict]:
+def memory_savings(interp, model_bytes: bytes) -> list[dict]:
     """What the memory techniques save in this training model, one entry per
-    place: `what`, the operator (`op`, `name`), the tensor concerned and
-    its bytes before (`was_bytes`) and after (`now_bytes`)."""
+    place: `technique` (in_place_depthwise, packed_mask, channel_slice,
+    expand_depthwise_bands, fused_mean_grad), `what`, the operator (`op`,
+    `name`), the tensor concerned and the bytes it would take without the
+    technique (`was_bytes`) and with it (`now_bytes`). Not all are live at once, so they do not add up to a
+    peak; the planner's peak is the figure of record."""
+    import numpy as np
+    from flatbuffers import flexbuffers
+
+    from tflm_train.converter import tflite
+
+    model = tflite.read_model(model_bytes)
+    sg = model.subgraphs[0]
+
+    def shape(t):
+        return [int(d) for d in sg.tensors[t].shape]
+
+    def name(t):
+        return tflite.name_of(sg.tensors[t]).split(";")[0]
+
+    def options(op):
+        if op.customOptions is None or len(op.customOptions) == 0:
+            return {}
+        return flexbuffers.Loads(bytes(np.asarray(op.customOptions, dtype=np.uint8)))
+
     savings = []
-    for op, entry in enumerate(interp.timeline()):
-        for t in entry["outputs"]:
+
+    def add(op, technique, what, tensor, was, now):
+        savings.append({"technique": technique, "what": what, "op": op, "name": timeline[op]["name"],
+                        "tensor": name(tensor), "was_bytes": int(was), "now_bytes": int(now)})
+
+    timeline = interp.timeline()
+    for k, op in enumerate(sg.operators):
+        op_name = timeline[k]["name"]
+        inputs = [int(t) for t in op.inputs]
+        for t in timeline[k]["outputs"]:
             info = interp.tensor_info(t)
             if info["buffer_owner"] >= 0:
-                savings.append({
-                    "what": "in place over its input (plus a few output rows of scratch)",
-                    "op": op, "name": entry["name"], "tensor": info["name"].split(";")[0],
-                    "was_bytes": info["bytes"], "now_bytes": 0})
+                add(k, "in_place_depthwise", "in place over its input (plus a few output rows of scratch)", t,
+                    info["bytes"], 0)
+        if op_name == "TFLMTRAIN_PACK_MASK":
+            y, bits = inputs[1], int(op.outputs[0])
+            add(k, "packed_mask", "1-bit activation mask kept for the backward pass instead of the int8 "
+                "tensor", y, interp.tensor_info(y)["bytes"], interp.tensor_info(bits)["bytes"])
+        elif op_name in ("TFLMTRAIN_CONV_2D_SLICED", "TFLMTRAIN_FULLY_CONNECTED_SLICED"):
+            filt, part = inputs[1], inputs[3]
+            add(k, "channel_slice", f"trained channels only in RAM ({shape(part)[0]} of {shape(filt)[0]}), "
+                "the filter stays in flash", filt, int(np.prod(shape(filt))),
+                interp.tensor_info(part)["bytes"])
+        elif op_name == "TFLMTRAIN_EXPAND_DEPTHWISE_CONV_2D":
+            x, expand_filter, expanded = inputs[0], inputs[1], inputs[3]
+            add(k, "expand_depthwise_bands", "expand -> depthwise in row bands: the expanded tensor never exists whole",
+                expanded, int(np.prod(shape(x)[:3])) * shape(expand_filter)[0],
+                timeline[k]["scratch_bytes"])
+        else:
+            o = options(op)
+            cells = o.get("dy_broadcast_h", 0) * o.get("dy_broadcast_w", 0) if o else 0
+            if cells:
+                dy = inputs[2]
+                add(k, "fused_mean_grad", "spatial MEAN's gradient fused into this gradient: no [N, H, W, C] "
+                    "float gradient", dy, 4 * cells * int(np.prod(shape(dy))), 0)
     return savings
 
 

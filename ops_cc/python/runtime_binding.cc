@@ -203,6 +203,7 @@ class HostInterpreter {
       d["op"] = i;
       d["name"] = Text(interpreter_->OperatorName(i));
       d["live_bytes"] = interpreter_->LiveBytesAt(i);
+      d["scratch_bytes"] = interpreter_->ScratchBytesAt(i);
       OperatorMeta meta;
       Check(interpreter_->model().ReadOperator(i, &meta));
       d["outputs"] = std::vector<int>(meta.outputs, meta.outputs + meta.num_outputs);

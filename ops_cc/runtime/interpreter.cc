@@ -591,9 +591,15 @@ size_t Interpreter::LiveBytesAt(int op) const {
     if (rec.kind == kPlanned && rec.first_op <= op && op <= rec.last_op)
       live += AlignUp(rec.bytes);
   }
+  return live + ScratchBytesAt(op);
+}
+
+size_t Interpreter::ScratchBytesAt(int op) const {
+  if (!allocated_ || op < 0 || op >= model_.num_operators()) return 0;
+  size_t bytes = 0;
   for (ScratchRecord* s = ops_[op].scratch; s != nullptr; s = s->next)
-    live += AlignUp(s->bytes);
-  return live;
+    bytes += AlignUp(s->bytes);
+  return bytes;
 }
 
 }  // namespace tflm_train

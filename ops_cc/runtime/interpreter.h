@@ -85,6 +85,8 @@ class Interpreter {
   }
   // Bytes of the planned region alive while operator `op` runs.
   size_t LiveBytesAt(int op) const;
+  // Bytes of operator `op`'s own scratch buffers (part of LiveBytesAt).
+  size_t ScratchBytesAt(int op) const;
   // Name of operator `op` ("CONV_2D" or the custom name).
   const char* OperatorName(int op) const;
 
