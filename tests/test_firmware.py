@@ -156,3 +156,28 @@ def test_transfer_scheme_trains_like_the_host_and_survives_a_restart(tmp_path):
                           first_step=7)
     assert second["state_loaded"]
     assert second["weights_sha256"] == unbroken["weights_sha256"]
+
+
+def test_profile_counts_every_operator(capsys):
+    """`profile=True` counts each operator's Eval on the device: one entry
+    per operator of the model, named as the host interpreter names it; the
+    train-step counts cover nearly all of the step (the rest is the session's
+    own work between Evals), the infer step runs no gradient op; training is
+    unchanged (weights = host). The CLI prints the totals per operator type."""
+    model, data = _training_model("residual"), _data("residual")
+    device = run_firmware(model, data, steps=3, seed=SEED, profile=True)
+    host = train(tflm_train.Trainer(model), data, steps=3, seed=SEED, progress=False,
+                 log=lambda *_: None)
+    assert device.weights_sha256 == host["weights_sha256"]
+    timeline = tflm_train.plan(model)["timeline"]
+    ops = device.op_instructions
+    assert [(o["op"], o["name"]) for o in ops] == [(t["op"], t["name"]) for t in timeline]
+    train_total = sum(o["train"] for o in ops)
+    assert 0.9 * device.instructions_per_train_step < train_total
+    assert train_total < device.instructions_per_train_step
+    assert sum(o["infer"] for o in ops) < device.instructions_per_infer_step
+    grads = [o for o in ops if o["name"].endswith("_GRAD")]
+    assert grads and all(0 < o["infer"] < o["train"] for o in grads)  # infer: early return
+    by_type = cli.profile_by_type(ops)
+    assert sum(r[1] for r in by_type) == len(ops)
+    assert sum(r[2] for r in by_type) == train_total

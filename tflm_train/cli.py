@@ -155,7 +155,8 @@ def cmd_firmware(args: argparse.Namespace) -> int:
 
     result = run_firmware(args.model, args.data, steps=args.steps, seed=args.seed,
                           ram_kb=args.ram_kb, log_every=args.log_every,
-                          state_file=args.state, first_step=args.first_step)
+                          state_file=args.state, first_step=args.first_step,
+                          profile=args.profile)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
@@ -173,7 +174,21 @@ def cmd_firmware(args: argparse.Namespace) -> int:
     print(f"flash {result['flash_bytes']:>9,d} B (model {result['model_bytes']:,d})")
     print(f"instructions per train step {result['instructions_per_train_step']:,d}, "
           f"per infer step {result['instructions_per_infer_step']:,d}")
+    if result.op_instructions:
+        print("instructions per operator type (train step, infer step; ops):")
+        for name, ops, train, infer in profile_by_type(result.op_instructions):
+            print(f"  {name:<42}{train:>14,d}{infer:>14,d}  {ops}")
     return 0
+
+
+def profile_by_type(op_instructions: list) -> list[tuple[str, int, int, int]]:
+    """(operator name, count, train, infer instructions) per operator type,
+    most train-step instructions first."""
+    by_type = {}
+    for o in op_instructions:
+        ops, train, infer = by_type.get(o["name"], (0, 0, 0))
+        by_type[o["name"]] = (ops + 1, train + o["train"], infer + o["infer"])
+    return sorted(((name, *v) for name, v in by_type.items()), key=lambda r: -r[2])
 
 
 def cmd_scheme(args: argparse.Namespace) -> int:
@@ -248,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(if valid) and saves it to after the steps")
     c.add_argument("--first-step", type=int, default=0,
                    help="steps already done (continuing from --state): the sample order resumes there")
+    c.add_argument("--profile", action="store_true",
+                   help="also count each operator's instructions (printed per operator type)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_firmware)
 

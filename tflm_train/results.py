@@ -85,3 +85,6 @@ class FirmwareResult(_Record):
     loss_history: list
     logged_steps: list
     logged_samples: list
+    # With profile=True: per operator, {"op", "name", "train" (instructions
+    # in its Eval per train step, mean over the steps), "infer"}.
+    op_instructions: list | None = None

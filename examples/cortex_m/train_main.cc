@@ -67,6 +67,38 @@ Status RunStep(uint32_t index, bool train, float* loss) {
 #endif
 }
 
+#ifdef TRAIN_PROFILE_OPS
+// Instructions spent in each operator's Eval, summed over the steps it
+// profiles (the counter's own cost subtracted); TRAIN_PROFILE_OPS is the
+// model's operator count.
+class InstructionProfiler : public tflm_train::OpProfiler {
+ public:
+  void set_overhead(uint64_t overhead) { overhead_ = overhead; }
+  void BeginOp(int) override { start_ = cm_instructions(); }
+  void EndOp(int op) override {
+    const uint64_t n = cm_instructions() - start_ - overhead_;
+    if (op >= 0 && op < TRAIN_PROFILE_OPS) totals_[op] += n;
+  }
+  // Prints "op_instructions PHASE OP NAME INSTRUCTIONS" per operator, then
+  // clears the totals.
+  void Print(const char* phase) {
+    for (int op = 0; op < TRAIN_PROFILE_OPS; ++op) {
+      printf("op_instructions %s %d %s %llu\n", phase, op,
+             g_session.interpreter().OperatorName(op),
+             static_cast<unsigned long long>(totals_[op]));
+      totals_[op] = 0;
+    }
+  }
+
+ private:
+  uint64_t overhead_ = 0;
+  uint64_t start_ = 0;
+  uint64_t totals_[TRAIN_PROFILE_OPS] = {};
+};
+
+InstructionProfiler g_profiler;
+#endif
+
 #ifdef TRAIN_STATE_FILE
 // The trained state's non-volatile memory: a host file (TRAIN_STATE_FILE)
 // through semihosting, standing in for two flash slots.
@@ -151,6 +183,10 @@ int main() {
   uint64_t t0 = cm_instructions();
   const uint64_t overhead = cm_instructions() - t0;
   printf("instructions_overhead %llu\n", static_cast<unsigned long long>(overhead));
+#ifdef TRAIN_PROFILE_OPS
+  g_profiler.set_overhead(overhead);
+  g_session.set_profiler(&g_profiler);
+#endif
 
 #ifdef TRAIN_STATE_FILE
   tflm_train::StateStorage storage;
@@ -181,6 +217,9 @@ int main() {
              static_cast<unsigned long>(FloatBits(loss)),
              static_cast<unsigned long long>(n));
   }
+#ifdef TRAIN_PROFILE_OPS
+  g_profiler.Print("train");
+#endif
   printf("train_steps %lu instructions_total %llu min %llu max %llu\n",
          static_cast<unsigned long>(TRAIN_NUM_STEPS),
          static_cast<unsigned long long>(total), static_cast<unsigned long long>(min),
@@ -207,6 +246,9 @@ int main() {
   status = RunStep(index, false, &loss);
   const uint64_t n = cm_instructions() - t0 - overhead;
   if (status != Status::kOk) return Fail("infer step", status);
+#ifdef TRAIN_PROFILE_OPS
+  g_profiler.Print("infer");
+#endif
   printf("infer sample %lu label %ld predicted %d loss %.9g bits %08lx instructions %llu\n",
          static_cast<unsigned long>(index), static_cast<long>(g_labels[index]),
          g_session.PredictedClass(), static_cast<double>(loss),

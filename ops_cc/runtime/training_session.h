@@ -95,6 +95,9 @@ class TrainingSession {
   Status MaterializeState();
 
   const Interpreter& interpreter() const { return interpreter_; }
+  // Per-operator hook around every Eval of the steps that follow (null to
+  // stop); see OpProfiler.
+  void set_profiler(OpProfiler* profiler) { interpreter_.set_profiler(profiler); }
   // The last error as one line.
   const char* error_message() const { return error_.message(); }
 
