@@ -52,7 +52,10 @@ float ConvBiasGrad(const ConvGradArgs& args, int o);
 
 // The fused op: dx (if non-null) from the current weights; then, for each
 // updated channel in list order, each of its weights in row-major order gets
-// its gradient and update at once; then the bias of every channel.
+// its gradient (ConvFilterGrad's value bit for bit, accumulated for up to 64
+// input channels of a tap at once, so g is read once per output cell and
+// chunk rather than per weight) and its update; then the bias of every
+// channel.
 void ConvGrad(const ConvGradArgs& args, float* dx, const LayerUpdate& update);
 
 }  // namespace tflm_train

@@ -1,0 +1,108 @@
+// ConvGrad's weight update accumulates the filter gradient for a chunk of
+// input channels at once; it must equal, bit for bit, the update of each
+// weight with ConvFilterGrad's value (the documented per-weight sum) in
+// row-major order — including the stochastic rounding draws and the momentum
+// slots, which follow the visiting order. Random shapes with more input
+// channels than one chunk, strides, dilations, padding, zero gradients and
+// masked outputs.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "ops_cc/kernels/grad/conv_grad.h"
+
+namespace tflm_train {
+namespace {
+
+struct Case {
+  int in_c, kernel, stride, dilation, pad;
+};
+
+TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
+  std::mt19937 rng(7);
+  const Case cases[] = {{150, 1, 1, 1, 0}, {70, 3, 2, 1, 1}, {64, 3, 1, 2, 2},
+                        {5, 3, 1, 1, 1},   {129, 1, 2, 1, 0}};
+  for (const Case& c : cases) {
+    const int out_c = 6, in_h = 7, in_w = 6;
+    const int span = (c.kernel - 1) * c.dilation + 1;
+    const int out_h = (in_h + 2 * c.pad - span) / c.stride + 1;
+    const int out_w = (in_w + 2 * c.pad - span) / c.stride + 1;
+    const Shape x_shape = {4, {1, in_h, in_w, c.in_c}};
+    const Shape f_shape = {4, {out_c, c.kernel, c.kernel, c.in_c}};
+    const Shape y_shape = {4, {1, out_h, out_w, out_c}};
+    std::vector<int8_t> x(x_shape.FlatSize()), q_y(y_shape.FlatSize());
+    for (auto& v : x) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    for (auto& v : q_y) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    std::vector<float> dy(y_shape.FlatSize());
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (auto& v : dy) v = rng() % 5 == 0 ? 0.0f : u(rng);
+    std::vector<int8_t> filter(f_shape.FlatSize());
+    for (auto& v : filter) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+    std::vector<float> scales(out_c);
+    for (auto& v : scales) v = 0.002f + 0.001f * static_cast<float>(rng() % 20);
+
+    ConvGradArgs a;
+    a.stride_h = a.stride_w = c.stride;
+    a.dilation_h = a.dilation_w = c.dilation;
+    a.pad_h = a.pad_w = c.pad;
+    a.input_scale = 0.03f;
+    a.input_zero_point = -5;
+    a.x_shape = x_shape;
+    a.x = x.data();
+    a.filter_shape = f_shape;
+    a.filter_scales = scales.data();
+    a.y_shape = y_shape;
+    a.g.q_y = q_y.data();
+    a.g.dy = dy.data();
+    a.g.range.act_min = -100;  // some outputs masked
+    a.g.range.act_max = 110;
+
+    const int32_t channels[] = {0, 2, 5};
+    const int64_t row = static_cast<int64_t>(c.kernel) * c.kernel * c.in_c;
+    const int64_t slots = 3 * row;
+    // Reference: one weight at a time with ConvFilterGrad, same slot order.
+    std::vector<int8_t> expected = filter;
+    std::vector<float> expected_velocity(slots, 0.1f);
+    uint32_t expected_rng = 12345;
+    {
+      LayerUpdate ref;
+      ref.rule.rounding = Rounding::kStochastic;
+      ref.rule.rng_state = &expected_rng;
+      ref.rule.momentum = 0.9f;
+      ref.weight_slots.velocity = expected_velocity.data();
+      int64_t slot = 0;
+      for (int32_t o : channels)
+        for (int ky = 0; ky < c.kernel; ++ky)
+          for (int kx = 0; kx < c.kernel; ++kx)
+            for (int i = 0; i < c.in_c; ++i) {
+              int8_t& w = expected[Offset4(f_shape, o, ky, kx, i)];
+              w = SgdUpdateInt8(w, ConvFilterGrad(a, o, ky, kx, i), 40.0f, scales[o],
+                                ref.rule, ref.weight_slots, slot++);
+            }
+    }
+    std::vector<int8_t> updated = filter;
+    std::vector<float> velocity(slots, 0.1f);
+    uint32_t state = 12345;
+    LayerUpdate update;
+    update.update_weights = true;
+    update.channels = channels;
+    update.num_channels = 3;
+    update.weight_lr = 40.0f;
+    update.rule.rounding = Rounding::kStochastic;
+    update.rule.rng_state = &state;
+    update.rule.momentum = 0.9f;
+    update.weight_slots.velocity = velocity.data();
+    a.filter = updated.data();
+    ConvGrad(a, nullptr, update);
+
+    EXPECT_EQ(updated, expected) << "in_c " << c.in_c << " kernel " << c.kernel;
+    EXPECT_EQ(velocity, expected_velocity);
+    EXPECT_EQ(state, expected_rng);
+    EXPECT_NE(updated, filter);  // the update moved weights
+  }
+}
+
+}  // namespace
+}  // namespace tflm_train
