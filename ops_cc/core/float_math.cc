@@ -81,7 +81,13 @@ int64_t FloorToInt64(float x) {
   if (x != x) return 0;
   if (x >= kLimit) return int64_t{1} << 62;
   if (x <= -kLimit) return -(int64_t{1} << 62);
-  const int64_t t = static_cast<int64_t>(x);  // truncates toward zero
+  // Within int32 the hardware conversion gives the same truncation as the
+  // 64-bit one (a library call on 32-bit cores); beyond 2^24 x is an integer.
+  if (x > -2147483648.0f && x < 2147483648.0f) {
+    const int32_t t = static_cast<int32_t>(x);  // truncates toward zero
+    return static_cast<float>(t) > x ? int64_t{t} - 1 : int64_t{t};
+  }
+  const int64_t t = static_cast<int64_t>(x);
   return static_cast<float>(t) > x ? t - 1 : t;
 }
 

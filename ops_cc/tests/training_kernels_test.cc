@@ -273,6 +273,20 @@ TEST(FloatMath, FloorToInt64) {
   EXPECT_EQ(FloorToInt64(std::numeric_limits<float>::infinity()),
             int64_t{1} << 62);
   EXPECT_EQ(FloorToInt64(std::numeric_limits<float>::quiet_NaN()), 0);
+  // Either side of the int32 fast path's bounds (+-2^31).
+  EXPECT_EQ(FloorToInt64(2147483520.0f), 2147483520LL);
+  EXPECT_EQ(FloorToInt64(2147483648.0f), 2147483648LL);
+  EXPECT_EQ(FloorToInt64(-2147483520.0f), -2147483520LL);
+  EXPECT_EQ(FloorToInt64(-2147483648.0f), -2147483648LL);
+  EXPECT_EQ(FloorToInt64(-2147483904.0f), -2147483904LL);
+  // Against std::floor on values spread over many magnitudes.
+  std::mt19937 rng(3);
+  for (int k = 0; k < 20000; ++k) {
+    const float x = std::ldexp(static_cast<float>(rng() % 2000000) / 1e6f - 1.0f,
+                               static_cast<int>(rng() % 70) - 10);
+    EXPECT_EQ(FloorToInt64(x), static_cast<int64_t>(std::floor(static_cast<double>(x))))
+        << x;
+  }
 }
 
 // ---- Flexbuffer reader ------------------------------------------------------

@@ -41,21 +41,52 @@ float FullyConnectedBiasGrad(const FullyConnectedGradArgs& a, int o) {
   return acc;
 }
 
+namespace {
+
+// Weights of one filter row whose gradients are accumulated together (a
+// float each, on the stack).
+constexpr int kFilterGradChunk = 64;
+
+// acc[j] = dL/dW[o, i0 + j] / s_x for j < len: exactly the terms of
+// FullyConnectedFilterGrad in the same batch order (bit-identical sums),
+// with g read once per batch row for the whole chunk.
+void AccumulateFilterGradChunk(const FullyConnectedGradArgs& a, int o, int i0,
+                               int len, float* acc) {
+  for (int j = 0; j < len; ++j) acc[j] = 0.0f;
+  for (int b = 0; b < a.batches; ++b) {
+    const float g = a.g.At(b * a.output_depth + o);
+    if (g == 0.0f) continue;
+    const int8_t* xq = a.x + b * a.input_depth + i0;
+    for (int j = 0; j < len; ++j)
+      acc[j] += g * static_cast<float>(static_cast<int32_t>(xq[j]) -
+                                       a.input_zero_point);
+  }
+}
+
+}  // namespace
+
 void FullyConnectedGrad(const FullyConnectedGradArgs& a, float* dx,
                         const LayerUpdate& update) {
   if (dx != nullptr) FullyConnectedInputGrad(a, dx);
   if (update.update_weights) {
     const int count =
         update.channels != nullptr ? update.num_channels : a.output_depth;
+    float acc[kFilterGradChunk];
     for (int k = 0; k < count; ++k) {
       const int o = update.channels != nullptr ? update.channels[k] : k;
       int8_t* w = (a.slice.rows != nullptr ? a.slice.rows + k * a.input_depth
                                            : a.filter + o * a.input_depth);
-      for (int i = 0; i < a.input_depth; ++i)
-        w[i] = SgdUpdateInt8(w[i], FullyConnectedFilterGrad(a, o, i),
-                             update.weight_lr, a.filter_scales[o], update.rule,
-                             update.weight_slots,
-                             static_cast<int64_t>(k) * a.input_depth + i);
+      for (int i0 = 0; i0 < a.input_depth; i0 += kFilterGradChunk) {
+        const int len = a.input_depth - i0 < kFilterGradChunk
+                            ? a.input_depth - i0
+                            : kFilterGradChunk;
+        AccumulateFilterGradChunk(a, o, i0, len, acc);
+        for (int j = 0; j < len; ++j)
+          w[i0 + j] = SgdUpdateInt8(
+              w[i0 + j], acc[j] * a.input_scale, update.weight_lr,
+              a.filter_scales[o], update.rule, update.weight_slots,
+              static_cast<int64_t>(k) * a.input_depth + i0 + j);
+      }
     }
   }
   if (update.bias != nullptr) {

@@ -39,8 +39,9 @@ float FullyConnectedFilterGrad(const FullyConnectedGradArgs& args, int o,
 float FullyConnectedBiasGrad(const FullyConnectedGradArgs& args, int o);
 
 // The fused op: dx (if non-null) from the current weights; then each weight
-// of each updated channel (list order, then i) gets its gradient and update
-// at once; then the bias of every channel.
+// of each updated channel (list order, then i) gets its gradient
+// (FullyConnectedFilterGrad's value bit for bit, accumulated for up to 64
+// inputs at once) and its update; then the bias of every channel.
 void FullyConnectedGrad(const FullyConnectedGradArgs& args, float* dx,
                         const LayerUpdate& update);
 

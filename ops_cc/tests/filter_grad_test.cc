@@ -1,6 +1,7 @@
-// ConvGrad's weight update accumulates the filter gradient for a chunk of
-// input channels at once; it must equal, bit for bit, the update of each
-// weight with ConvFilterGrad's value (the documented per-weight sum) in
+// ConvGrad's and FullyConnectedGrad's weight updates accumulate the filter
+// gradient for a chunk of input channels at once; they must equal, bit for
+// bit, the update of each weight with ConvFilterGrad's /
+// FullyConnectedFilterGrad's value (the documented per-weight sums) in
 // row-major order — including the stochastic rounding draws and the momentum
 // slots, which follow the visiting order. Random shapes with more input
 // channels than one chunk, strides, dilations, padding, zero gradients and
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "ops_cc/kernels/grad/conv_grad.h"
+#include "ops_cc/kernels/grad/fully_connected_grad.h"
 
 namespace tflm_train {
 namespace {
@@ -101,6 +103,73 @@ TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
     EXPECT_EQ(velocity, expected_velocity);
     EXPECT_EQ(state, expected_rng);
     EXPECT_NE(updated, filter);  // the update moved weights
+  }
+}
+
+TEST(FullyConnectedGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
+  std::mt19937 rng(9);
+  for (const int depth : {5, 64, 150}) {
+    const int batches = 3, units = 7;
+    std::vector<int8_t> x(batches * depth), q_y(batches * units);
+    for (auto& v : x) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    for (auto& v : q_y) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    std::vector<float> dy(batches * units);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (auto& v : dy) v = rng() % 5 == 0 ? 0.0f : u(rng);
+    std::vector<int8_t> filter(units * depth);
+    for (auto& v : filter) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+    std::vector<float> scales(units);
+    for (auto& v : scales) v = 0.002f + 0.001f * static_cast<float>(rng() % 20);
+    FullyConnectedGradArgs a;
+    a.batches = batches;
+    a.input_depth = depth;
+    a.output_depth = units;
+    a.input_scale = 0.03f;
+    a.input_zero_point = 4;
+    a.x = x.data();
+    a.filter_scales = scales.data();
+    a.g.q_y = q_y.data();
+    a.g.dy = dy.data();
+    a.g.range.act_min = -90;
+    a.g.range.act_max = 120;
+    const int32_t channels[] = {1, 3, 6};
+    const int64_t slots = 3 * depth;
+    std::vector<int8_t> expected = filter;
+    std::vector<float> expected_velocity(slots, -0.2f);
+    uint32_t expected_rng = 777;
+    {
+      SgdRule rule;
+      rule.rounding = Rounding::kStochastic;
+      rule.rng_state = &expected_rng;
+      rule.momentum = 0.5f;
+      OptimizerSlots ref_slots;
+      ref_slots.velocity = expected_velocity.data();
+      int64_t slot = 0;
+      for (int32_t o : channels)
+        for (int i = 0; i < depth; ++i) {
+          int8_t& w = expected[o * depth + i];
+          w = SgdUpdateInt8(w, FullyConnectedFilterGrad(a, o, i), 40.0f, scales[o], rule,
+                            ref_slots, slot++);
+        }
+    }
+    std::vector<int8_t> updated = filter;
+    std::vector<float> velocity(slots, -0.2f);
+    uint32_t state = 777;
+    LayerUpdate update;
+    update.update_weights = true;
+    update.channels = channels;
+    update.num_channels = 3;
+    update.weight_lr = 40.0f;
+    update.rule.rounding = Rounding::kStochastic;
+    update.rule.rng_state = &state;
+    update.rule.momentum = 0.5f;
+    update.weight_slots.velocity = velocity.data();
+    a.filter = updated.data();
+    FullyConnectedGrad(a, nullptr, update);
+    EXPECT_EQ(updated, expected) << "depth " << depth;
+    EXPECT_EQ(velocity, expected_velocity);
+    EXPECT_EQ(state, expected_rng);
+    EXPECT_NE(updated, filter);
   }
 }
 
