@@ -1,3 +1,7 @@
+// The gradient kernels' loop orders are restructured for speed; each result
+// must equal, bit for bit, the straightforward loop it replaces (the
+// documented summation order).
+//
 // ConvGrad's and FullyConnectedGrad's weight updates accumulate the filter
 // gradient for a chunk of input channels at once; they must equal, bit for
 // bit, the update of each weight with ConvFilterGrad's /
@@ -9,10 +13,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "ops_cc/kernels/grad/conv_grad.h"
+#include "ops_cc/kernels/grad/depthwise_conv_grad.h"
 #include "ops_cc/kernels/grad/fully_connected_grad.h"
 
 namespace tflm_train {
@@ -170,6 +176,111 @@ TEST(FullyConnectedGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
     EXPECT_EQ(velocity, expected_velocity);
     EXPECT_EQ(state, expected_rng);
     EXPECT_NE(updated, filter);
+  }
+}
+
+// ConvInputGrad and DepthwiseConvInputGrad group work (4 output channels per
+// pass over dx; g read once per cell for all taps). References: one output
+// channel (and, for depthwise, one tap) at a time, as documented.
+void ReferenceConvInputGrad(const ConvGradArgs& a, std::vector<float>* dx) {
+  dx->assign(a.x_shape.FlatSize(), 0.0f);
+  const int in_c = a.x_shape.dims[3];
+  for (int oy = 0; oy < a.y_shape.dims[1]; ++oy)
+    for (int ox = 0; ox < a.y_shape.dims[2]; ++ox)
+      for (int o = 0; o < a.y_shape.dims[3]; ++o) {
+        const float g = a.g.At(Offset4(a.y_shape, 0, oy, ox, o));
+        if (g == 0.0f) continue;
+        const float gs = g * a.filter_scales[o];
+        for (int ky = 0; ky < a.filter_shape.dims[1]; ++ky) {
+          const int iy = oy * a.stride_h - a.pad_h + ky * a.dilation_h;
+          if (iy < 0 || iy >= a.x_shape.dims[1]) continue;
+          for (int kx = 0; kx < a.filter_shape.dims[2]; ++kx) {
+            const int ix = ox * a.stride_w - a.pad_w + kx * a.dilation_w;
+            if (ix < 0 || ix >= a.x_shape.dims[2]) continue;
+            for (int i = 0; i < in_c; ++i)
+              (*dx)[Offset4(a.x_shape, 0, iy, ix, i)] +=
+                  gs * static_cast<float>(a.filter[Offset4(a.filter_shape, o, ky, kx, i)]);
+          }
+        }
+      }
+}
+
+void ReferenceDepthwiseInputGrad(const ConvGradArgs& a, std::vector<float>* dx) {
+  dx->assign(a.x_shape.FlatSize(), 0.0f);
+  const int channels = a.filter_shape.dims[3];
+  const int multiplier = channels / a.x_shape.dims[3];
+  for (int oy = 0; oy < a.y_shape.dims[1]; ++oy)
+    for (int ox = 0; ox < a.y_shape.dims[2]; ++ox)
+      for (int ky = 0; ky < a.filter_shape.dims[1]; ++ky) {
+        const int iy = oy * a.stride_h - a.pad_h + ky * a.dilation_h;
+        if (iy < 0 || iy >= a.x_shape.dims[1]) continue;
+        for (int kx = 0; kx < a.filter_shape.dims[2]; ++kx) {
+          const int ix = ox * a.stride_w - a.pad_w + kx * a.dilation_w;
+          if (ix < 0 || ix >= a.x_shape.dims[2]) continue;
+          for (int c = 0; c < channels; ++c) {
+            const float g = a.g.At(Offset4(a.y_shape, 0, oy, ox, c));
+            if (g == 0.0f) continue;
+            (*dx)[Offset4(a.x_shape, 0, iy, ix, c / multiplier)] +=
+                g * a.filter_scales[c] *
+                static_cast<float>(a.filter[Offset4(a.filter_shape, 0, ky, kx, c)]);
+          }
+        }
+      }
+}
+
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST(InputGrad, GroupedLoopsEqualTheOneChannelAtATimeSums) {
+  std::mt19937 rng(11);
+  struct Geometry { int in_c, kernel, stride, dilation, pad, out_c, multiplier; };
+  const Geometry cases[] = {{7, 1, 1, 1, 0, 13, 1}, {5, 3, 2, 1, 1, 9, 1},
+                            {3, 3, 1, 2, 2, 6, 2},  {70, 3, 1, 1, 1, 70, 1},
+                            {4, 5, 2, 1, 2, 11, 3}};
+  for (const Geometry& c : cases) {
+    for (const bool depthwise : {false, true}) {
+      const int in_h = 7, in_w = 6;
+      const int channels = depthwise ? c.in_c * c.multiplier : c.out_c;
+      const int span = (c.kernel - 1) * c.dilation + 1;
+      const int out_h = (in_h + 2 * c.pad - span) / c.stride + 1;
+      const int out_w = (in_w + 2 * c.pad - span) / c.stride + 1;
+      ConvGradArgs a;
+      a.stride_h = a.stride_w = c.stride;
+      a.dilation_h = a.dilation_w = c.dilation;
+      a.pad_h = a.pad_w = c.pad;
+      a.x_shape = {4, {1, in_h, in_w, c.in_c}};
+      a.filter_shape = depthwise ? Shape{4, {1, c.kernel, c.kernel, channels}}
+                                 : Shape{4, {channels, c.kernel, c.kernel, c.in_c}};
+      a.y_shape = {4, {1, out_h, out_w, channels}};
+      std::vector<int8_t> filter(a.filter_shape.FlatSize()), q_y(a.y_shape.FlatSize());
+      for (auto& v : filter) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+      for (auto& v : q_y) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+      std::vector<float> dy(a.y_shape.FlatSize()), scales(channels);
+      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+      // Many zeros (whole cells too) so that groups of fewer than 4 occur.
+      for (auto& v : dy) v = rng() % 3 == 0 ? 0.0f : u(rng);
+      for (auto& v : scales) v = 0.002f + 0.001f * static_cast<float>(rng() % 20);
+      a.filter = filter.data();
+      a.filter_scales = scales.data();
+      a.g.q_y = q_y.data();
+      a.g.dy = dy.data();
+      a.g.range.act_min = -110;
+      a.g.range.act_max = 100;
+      std::vector<float> expected, dx(a.x_shape.FlatSize(), 7.0f);
+      if (depthwise) {
+        ReferenceDepthwiseInputGrad(a, &expected);
+        DepthwiseConvInputGrad(a, dx.data());
+      } else {
+        ReferenceConvInputGrad(a, &expected);
+        ConvInputGrad(a, dx.data());
+      }
+      EXPECT_TRUE(SameBits(dx, expected))
+          << (depthwise ? "depthwise" : "conv") << " in_c " << c.in_c << " kernel " << c.kernel;
+      bool nonzero = false;
+      for (float v : dx) nonzero = nonzero || v != 0.0f;
+      EXPECT_TRUE(nonzero);
+    }
   }
 }
 

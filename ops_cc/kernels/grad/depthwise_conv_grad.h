@@ -14,7 +14,9 @@ namespace tflm_train {
 
 // dL/dx: zeroed, then for each (n, oy, ox), (ky, kx), output channel c in
 // row-major order with g != 0, g * s_w[c] * q_w[ky, kx, c] is added to input
-// channel c / M of its cell.
+// channel c / M of its cell. (A cell reaches each dx element through one tap,
+// so each element's sum runs over cells, then channels; g is read once per
+// cell and channel.)
 void DepthwiseConvInputGrad(const ConvGradArgs& args, float* dx);
 
 // dL/dW[0, ky, kx, c] = s_x * sum over (n, oy, ox) of g[c] * (q_x[c / M] - z_x).
