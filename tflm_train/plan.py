@@ -51,8 +51,9 @@ def memory_savings(interp, model_bytes: bytes) -> list[dict]:
     place: `technique` (in_place_depthwise, packed_mask, channel_slice,
     expand_depthwise_bands, fused_mean_grad), `what`, the operator (`op`,
     `name`), the tensor concerned and the bytes it would take without the
-    technique (`was_bytes`) and with it (`now_bytes`). Not all are live at once, so they do not add up to a
-    peak; the planner's peak is the figure of record."""
+    technique (`was_bytes`) and with it (`now_bytes`). Not all are live at
+    once, so they do not add up to a peak; the planner's peak is the figure
+    of record."""
     import numpy as np
     from flatbuffers import flexbuffers
 
@@ -67,16 +68,24 @@ def memory_savings(interp, model_bytes: bytes) -> list[dict]:
     def name(t):
         return tflite.name_of(sg.tensors[t]).split(";")[0]
 
-    def options(op):
+    def broadcast_cells(k, op):
+        """H * W of a layer gradient's dy_broadcast options (0: none)."""
         if op.customOptions is None or len(op.customOptions) == 0:
-            return {}
-        return flexbuffers.Loads(bytes(np.asarray(op.customOptions, dtype=np.uint8)))
+            return 0
+        try:
+            o = flexbuffers.Loads(bytes(np.asarray(op.customOptions, dtype=np.uint8)))
+            return int(o.get("dy_broadcast_h", 0)) * int(o.get("dy_broadcast_w", 0))
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError,
+                UnicodeDecodeError) as e:
+            raise RuntimeModelError(f"plan: operator {k} ({timeline[k]['name']}): custom "
+                                    f"options are not a readable flexbuffer map ({e})") from None
 
     savings = []
 
     def add(op, technique, what, tensor, was, now):
-        savings.append({"technique": technique, "what": what, "op": op, "name": timeline[op]["name"],
-                        "tensor": name(tensor), "was_bytes": int(was), "now_bytes": int(now)})
+        savings.append({"technique": technique, "what": what, "op": op,
+                        "name": timeline[op]["name"], "tensor": name(tensor),
+                        "was_bytes": int(was), "now_bytes": int(now)})
 
     timeline = interp.timeline()
     for k, op in enumerate(sg.operators):
@@ -85,29 +94,31 @@ def memory_savings(interp, model_bytes: bytes) -> list[dict]:
         for t in timeline[k]["outputs"]:
             info = interp.tensor_info(t)
             if info["buffer_owner"] >= 0:
-                add(k, "in_place_depthwise", "in place over its input (plus a few output rows of scratch)", t,
+                add(k, "in_place_depthwise",
+                    "in place over its input (plus a few output rows of scratch)", t,
                     info["bytes"], 0)
         if op_name == "TFLMTRAIN_PACK_MASK":
             y, bits = inputs[1], int(op.outputs[0])
-            add(k, "packed_mask", "1-bit activation mask kept for the backward pass instead of the int8 "
-                "tensor", y, interp.tensor_info(y)["bytes"], interp.tensor_info(bits)["bytes"])
+            add(k, "packed_mask", "1-bit activation mask kept for the backward pass "
+                "instead of the int8 tensor", y, interp.tensor_info(y)["bytes"],
+                interp.tensor_info(bits)["bytes"])
         elif op_name in ("TFLMTRAIN_CONV_2D_SLICED", "TFLMTRAIN_FULLY_CONNECTED_SLICED"):
             filt, part = inputs[1], inputs[3]
-            add(k, "channel_slice", f"trained channels only in RAM ({shape(part)[0]} of {shape(filt)[0]}), "
-                "the filter stays in flash", filt, int(np.prod(shape(filt))),
+            add(k, "channel_slice", f"trained channels only in RAM ({shape(part)[0]} of "
+                f"{shape(filt)[0]}), the filter stays in flash", filt, int(np.prod(shape(filt))),
                 interp.tensor_info(part)["bytes"])
         elif op_name == "TFLMTRAIN_EXPAND_DEPTHWISE_CONV_2D":
             x, expand_filter, expanded = inputs[0], inputs[1], inputs[3]
-            add(k, "expand_depthwise_bands", "expand -> depthwise in row bands: the expanded tensor never exists whole",
+            add(k, "expand_depthwise_bands",
+                "expand -> depthwise in row bands: the expanded tensor never exists whole",
                 expanded, int(np.prod(shape(x)[:3])) * shape(expand_filter)[0],
                 timeline[k]["scratch_bytes"])
-        else:
-            o = options(op)
-            cells = o.get("dy_broadcast_h", 0) * o.get("dy_broadcast_w", 0) if o else 0
+        elif op_name in ("TFLMTRAIN_CONV_2D_GRAD", "TFLMTRAIN_DEPTHWISE_CONV_2D_GRAD"):
+            cells = broadcast_cells(k, op)
             if cells:
                 dy = inputs[2]
-                add(k, "fused_mean_grad", "spatial MEAN's gradient fused into this gradient: no [N, H, W, C] "
-                    "float gradient", dy, 4 * cells * int(np.prod(shape(dy))), 0)
+                add(k, "fused_mean_grad", "spatial MEAN's gradient fused into this gradient: "
+                    "no [N, H, W, C] float gradient", dy, 4 * cells * int(np.prod(shape(dy))), 0)
     return savings
 
 
