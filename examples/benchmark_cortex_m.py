@@ -10,7 +10,10 @@ paper-style schemes. Each runs `--steps` train steps and one infer step with
 `tflm-train firmware --profile`; the backward part is train - infer.
 
     python examples/benchmark_cortex_m.py [--models ...] [--steps 2] [--json]
-        [--results docs/results.md]
+        [--results docs/results.md] [--cmsis-nn DIR]
+
+With --cmsis-nn DIR (a CMSIS-NN checkout) the forward kernels are CMSIS-NN's
+where they apply (`tflm-train firmware --cmsis-nn`).
 
 Needs the Cortex-M toolchain and QEMU (examples/cortex_m/README.md).
 """
@@ -84,7 +87,7 @@ MODELS = {"digits_cnn": digits_cnn, "residual_cnn": residual_cnn,
           "mobilenetv2": memory_model("mobilenetv2"), "mcunet": memory_model("mcunet")}
 
 
-def run_model(name: str, steps: int, log=print) -> dict:
+def run_model(name: str, steps: int, log=print, cmsis_nn=None) -> dict:
     int8, shape, classes, schemes = MODELS[name]()
     rng = np.random.default_rng(1)
     data = Dataset(rng.uniform(0, 1, (steps,) + tuple(shape)).astype(np.float32),
@@ -93,7 +96,7 @@ def run_model(name: str, steps: int, log=print) -> dict:
     for scheme_name, scheme in schemes.items():
         model = tflm_train.convert(int8, {**scheme, "optimizer": OPTIMIZER})
         result = run_firmware(model, data, steps=steps, ram_kb=256, profile=True,
-                              timeout=3600)
+                              timeout=3600, cmsis_nn=cmsis_nn)
         train, infer = result.instructions_per_train_step, result.instructions_per_infer_step
         out[scheme_name] = {
             "train": train, "infer": infer, "backward": train - infer,
@@ -151,9 +154,12 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--json", action="store_true")
     p.add_argument("--results", type=Path, help="write the section into this markdown file")
+    p.add_argument("--cmsis-nn", metavar="DIR", help="forward kernels from this CMSIS-NN tree")
     args = p.parse_args(argv)
+    if args.cmsis_nn and args.results:
+        p.error("--results writes the portable kernels' section; run --cmsis-nn without it")
     log = (lambda *_: None) if args.json else print
-    results = {name: run_model(name, args.steps, log) for name in args.models}
+    results = {name: run_model(name, args.steps, log, args.cmsis_nn) for name in args.models}
     if args.json:
         print(json.dumps(results, indent=2))
     else:

@@ -1,6 +1,7 @@
 """The Cortex-M4 firmware (QEMU mps2-an386) trains bit-exactly like the host
 simulator, and a model over the RAM budget is a clear error."""
 import json
+import os
 import shutil
 
 import numpy as np
@@ -66,6 +67,22 @@ def test_firmware_trains_like_the_host_simulator(name):
     assert 0 < device["ram_bytes"] <= device["ram_budget_bytes"] == 256 * 1024
     assert device["flash_bytes"] > len(model)
     assert 0 < device["instructions_per_infer_step"] < device["instructions_per_train_step"]
+
+
+@pytest.mark.skipif(not os.environ.get("CMSIS_NN_DIR"),
+                    reason="CMSIS_NN_DIR (a CMSIS-NN checkout) not set")
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_firmware_with_cmsis_nn_trains_like_the_host_simulator(name):
+    """CMSIS-NN's s8 kernels in place of the portable forward kernels: the
+    same weights and losses, bit for bit, in fewer instructions."""
+    model, data = _training_model(name), _data(name)
+    fast = run_firmware(model, data, steps=STEPS, seed=SEED, cmsis_nn=os.environ["CMSIS_NN_DIR"])
+    portable = run_firmware(model, data, steps=STEPS, seed=SEED)
+    host = train(tflm_train.Trainer(model), data, steps=STEPS, seed=SEED, progress=False,
+                 log=lambda *_: None)
+    assert fast["weights_sha256"] == portable["weights_sha256"] == host["weights_sha256"]
+    assert fast["loss_history"] == host["loss_history"]
+    assert fast["instructions_per_infer_step"] < portable["instructions_per_infer_step"]
 
 
 def test_over_budget_is_a_one_line_error(tmp_path, capsys):

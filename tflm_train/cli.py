@@ -156,7 +156,7 @@ def cmd_firmware(args: argparse.Namespace) -> int:
     result = run_firmware(args.model, args.data, steps=args.steps, seed=args.seed,
                           ram_kb=args.ram_kb, log_every=args.log_every,
                           state_file=args.state, first_step=args.first_step,
-                          profile=args.profile)
+                          profile=args.profile, cmsis_nn=args.cmsis_nn)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
@@ -265,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps already done (continuing from --state): the sample order resumes there")
     c.add_argument("--profile", action="store_true",
                    help="also count each operator's instructions (printed per operator type)")
+    c.add_argument("--cmsis-nn", metavar="DIR",
+                   help="a CMSIS-NN tree (github.com/ARM-software/CMSIS-NN): CONV_2D, "
+                        "DEPTHWISE_CONV_2D, FULLY_CONNECTED and the pools call its s8 kernels "
+                        "where they cover the case (same weights, bit for bit)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_firmware)
 

@@ -91,6 +91,52 @@ int DepthwiseInPlaceRows(const ConvParams& params, const Shape& input_shape,
   return most;
 }
 
+bool DepthwiseInPlace(const ConvParams& params, const Shape& input_shape,
+                      int8_t* data, const Shape& output_shape,
+                      int8_t* row_buffer, DepthwiseRowFunction row,
+                      void* context) {
+  const int out_h = output_shape.dims[1];
+  const int64_t out_row = static_cast<int64_t>(output_shape.dims[2]) *
+                          output_shape.dims[3];
+  const int ring = DepthwiseInPlaceRows(params, input_shape, output_shape);
+  int flushed = 0;
+  for (int oy = 0; oy < out_h; ++oy) {
+    if (!row(context, oy, data, row_buffer + (oy % ring) * out_row))
+      return false;
+    const int64_t free = FreeInputBytes(params, input_shape, out_h, oy + 1);
+    for (; flushed <= oy && (flushed + 1) * out_row <= free; ++flushed)
+      memcpy(data + flushed * out_row, row_buffer + (flushed % ring) * out_row,
+             static_cast<size_t>(out_row));
+  }
+  return true;
+}
+
+namespace {
+
+struct RefRowContext {
+  const ConvParams* params;
+  const int32_t* output_multiplier;
+  const int32_t* output_shift;
+  const Shape* input_shape;
+  const Shape* filter_shape;
+  const int8_t* filter;
+  const int32_t* bias;
+  Shape row_shape;
+};
+
+// Output row oy alone: the same window, shifted by the padding.
+bool RefRow(void* context, int oy, const int8_t* data, int8_t* row) {
+  const auto& r = *static_cast<const RefRowContext*>(context);
+  ConvParams row_params = *r.params;
+  row_params.pad_h = r.params->pad_h - oy * r.params->stride_h;
+  ref::DepthwiseConvPerChannel(row_params, r.output_multiplier, r.output_shift,
+                               *r.input_shape, data, *r.filter_shape, r.filter,
+                               r.bias, r.row_shape, row);
+  return true;
+}
+
+}  // namespace
+
 namespace ref {
 
 void DepthwiseConvPerChannelInPlace(const ConvParams& params,
@@ -101,26 +147,12 @@ void DepthwiseConvPerChannelInPlace(const ConvParams& params,
                                     const int8_t* filter, const int32_t* bias,
                                     const Shape& output_shape,
                                     int8_t* row_buffer) {
-  const int out_h = output_shape.dims[1];
-  const int64_t out_row = static_cast<int64_t>(output_shape.dims[2]) *
-                          output_shape.dims[3];
-  const int ring = DepthwiseInPlaceRows(params, input_shape, output_shape);
-  Shape row_shape = output_shape;
-  row_shape.dims[1] = 1;
-  ConvParams row_params = params;
-  int flushed = 0;
-  for (int oy = 0; oy < out_h; ++oy) {
-    // Output row oy alone: the same window, shifted by the padding.
-    row_params.pad_h = params.pad_h - oy * params.stride_h;
-    int8_t* slot = row_buffer + (oy % ring) * out_row;
-    DepthwiseConvPerChannel(row_params, output_multiplier, output_shift,
-                            input_shape, data, filter_shape, filter, bias,
-                            row_shape, slot);
-    const int64_t free = FreeInputBytes(params, input_shape, out_h, oy + 1);
-    for (; flushed <= oy && (flushed + 1) * out_row <= free; ++flushed)
-      memcpy(data + flushed * out_row, row_buffer + (flushed % ring) * out_row,
-             static_cast<size_t>(out_row));
-  }
+  RefRowContext context = {&params,      output_multiplier, output_shift,
+                           &input_shape, &filter_shape,     filter,
+                           bias,         output_shape};
+  context.row_shape.dims[1] = 1;
+  DepthwiseInPlace(params, input_shape, data, output_shape, row_buffer,
+                   &RefRow, &context);
 }
 
 }  // namespace ref

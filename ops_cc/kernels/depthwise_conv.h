@@ -45,6 +45,21 @@ void DepthwiseConvPerChannelInPlace(const ConvParams& params,
 int DepthwiseInPlaceRows(const ConvParams& params, const Shape& input_shape,
                          const Shape& output_shape);
 
+// Computes output row `oy` ([1, 1, OW, C]) of a depthwise convolution from
+// the input in `data` (every input row that output row reads is intact)
+// into `row`; false stops the convolution.
+using DepthwiseRowFunction = bool (*)(void* context, int oy,
+                                      const int8_t* data, int8_t* row);
+
+// DepthwiseConvPerChannelInPlace's schedule with `row` computing each output
+// row (another kernel, e.g. CMSIS-NN's): rows go to the ring in
+// `row_buffer` and are copied over consumed input rows. False if `row`
+// returned false.
+bool DepthwiseInPlace(const ConvParams& params, const Shape& input_shape,
+                      int8_t* data, const Shape& output_shape,
+                      int8_t* row_buffer, DepthwiseRowFunction row,
+                      void* context);
+
 }  // namespace tflm_train
 
 #endif  // TFLM_TRAIN_KERNELS_DEPTHWISE_CONV_H_

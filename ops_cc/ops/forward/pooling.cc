@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ops_cc/kernels/pooling.h"
+#include "ops_cc/ops/forward/cmsis_nn.h"
 #include "ops_cc/ops/op_util.h"
 
 namespace tflm_train {
@@ -10,7 +11,61 @@ namespace {
 
 // ---- AVERAGE_POOL_2D and MAX_POOL_2D -------------------------------------
 
-Status PreparePool(PrepareContext& c, const char* op) {
+struct PoolOpData {
+  PoolParams params;
+#ifdef TFLM_TRAIN_CMSIS_NN
+  // CMSIS-NN computes this op (decided in Prepare); its buffer is scratch
+  // `cmsis_buffer` (-1: none) of `cmsis_buffer_bytes`.
+  bool cmsis = false;
+  int8_t cmsis_buffer = -1;
+  int32_t cmsis_buffer_bytes = 0;
+#endif
+};
+
+#ifdef TFLM_TRAIN_CMSIS_NN
+// arm_avgpool_s8 and arm_max_pool_s8 take every int8 pool whose dimensions
+// fit (the same window clipping, and for the average the same rounding of
+// sum / count, ties away from zero).
+Status PrepareCmsisPool(PrepareContext& c, bool average, PoolOpData* d) {
+  TensorDesc input, output;
+  TT_RETURN_IF_ERROR(c.Input(0, &input));
+  TT_RETURN_IF_ERROR(c.Output(0, &output));
+  if (!cmsis::FitsDims(input.shape) || !cmsis::FitsDims(output.shape) ||
+      d->params.pad_h < 0 || d->params.pad_w < 0)
+    return Status::kOk;
+  d->cmsis = true;
+  if (!average) return Status::kOk;
+  const int32_t bytes = arm_avgpool_s8_get_buffer_size(
+      output.shape.dims[2], output.shape.dims[3]);
+  if (bytes <= 0) return Status::kOk;
+  int index = -1;
+  TT_RETURN_IF_ERROR(c.RequestScratch(static_cast<size_t>(bytes), &index));
+  d->cmsis_buffer = static_cast<int8_t>(index);
+  d->cmsis_buffer_bytes = bytes;
+  return Status::kOk;
+}
+
+arm_cmsis_nn_status CmsisPool(EvalContext& c, const PoolOpData& d,
+                              bool average) {
+  const PoolParams& p = d.params;
+  const cmsis_nn_context ctx = {
+      d.cmsis_buffer >= 0 ? c.Scratch(d.cmsis_buffer) : nullptr,
+      d.cmsis_buffer_bytes};
+  const cmsis_nn_pool_params params = {
+      cmsis_nn_tile{p.stride_w, p.stride_h}, cmsis_nn_tile{p.pad_w, p.pad_h},
+      cmsis_nn_activation{p.act_min, p.act_max}};
+  const cmsis_nn_dims in = cmsis::Dims(c.InputShape(0));
+  const cmsis_nn_dims filter = {1, p.filter_h, p.filter_w, 1};
+  const cmsis_nn_dims out = cmsis::Dims(c.OutputShape(0));
+  return average ? arm_avgpool_s8(&ctx, &params, &in, c.Input<const int8_t>(0),
+                                  &filter, &out, c.Output<int8_t>(0))
+                 : arm_max_pool_s8(&ctx, &params, &in,
+                                   c.Input<const int8_t>(0), &filter, &out,
+                                   c.Output<int8_t>(0));
+}
+#endif  // TFLM_TRAIN_CMSIS_NN
+
+Status PreparePool(PrepareContext& c, const char* op, bool average) {
   TT_RETURN_IF_ERROR(RequireOpData(c, op));
   const auto* o = static_cast<const PoolOptions*>(c.BuiltinOptions());
   if (o == nullptr) return c.Fail("%s: missing builtin options", op);
@@ -29,7 +84,8 @@ Status PreparePool(PrepareContext& c, const char* op) {
                   static_cast<int>(input.shape.dims[3]),
                   static_cast<int>(output.shape.dims[3]));
   }
-  auto* p = static_cast<PoolParams*>(c.OpData());
+  auto* d = static_cast<PoolOpData*>(c.OpData());
+  PoolParams* p = &d->params;
   p->stride_h = o->stride_h;
   p->stride_w = o->stride_w;
   p->filter_h = o->filter_h;
@@ -37,16 +93,30 @@ Status PreparePool(PrepareContext& c, const char* op) {
   TT_RETURN_IF_ERROR(WindowPadding(c, op, o->padding, o->stride_h, o->stride_w,
                                    1, 1, o->filter_h, o->filter_w, input.shape,
                                    output.shape, &p->pad_h, &p->pad_w));
-  return ActivationRange(c, op, o->activation, output, &p->act_min,
-                         &p->act_max);
+  TT_RETURN_IF_ERROR(ActivationRange(c, op, o->activation, output,
+                                     &p->act_min, &p->act_max));
+#ifdef TFLM_TRAIN_CMSIS_NN
+  return PrepareCmsisPool(c, average, d);
+#else
+  (void)average;
+  return Status::kOk;
+#endif
 }
 
 Status AveragePoolPrepare(PrepareContext& c) {
-  return PreparePool(c, "AVERAGE_POOL_2D");
+  return PreparePool(c, "AVERAGE_POOL_2D", true);
 }
 
 Status AveragePoolEval(EvalContext& c) {
-  if (!ref::AveragePool(*static_cast<const PoolParams*>(c.OpData()),
+  const auto* d = static_cast<const PoolOpData*>(c.OpData());
+#ifdef TFLM_TRAIN_CMSIS_NN
+  // CMSIS-NN's only failure here is a window entirely in the padding.
+  if (d->cmsis && CmsisPool(c, *d, true) == ARM_CMSIS_NN_SUCCESS)
+    return Status::kOk;
+  if (d->cmsis)
+    return c.Fail("AVERAGE_POOL_2D: a window lies entirely in the padding");
+#endif
+  if (!ref::AveragePool(d->params,
                         c.InputShape(0), c.Input<const int8_t>(0),
                         c.OutputShape(0), c.Output<int8_t>(0))) {
     return c.Fail("AVERAGE_POOL_2D: a window lies entirely in the padding");
@@ -55,11 +125,21 @@ Status AveragePoolEval(EvalContext& c) {
 }
 
 Status MaxPoolPrepare(PrepareContext& c) {
-  return PreparePool(c, "MAX_POOL_2D");
+  return PreparePool(c, "MAX_POOL_2D", false);
 }
 
 Status MaxPoolEval(EvalContext& c) {
-  ref::MaxPool(*static_cast<const PoolParams*>(c.OpData()), c.InputShape(0),
+  const auto* d = static_cast<const PoolOpData*>(c.OpData());
+#ifdef TFLM_TRAIN_CMSIS_NN
+  if (d->cmsis) {
+    const arm_cmsis_nn_status status = CmsisPool(c, *d, false);
+    if (status != ARM_CMSIS_NN_SUCCESS)
+      return c.Fail("MAX_POOL_2D: arm_max_pool_s8 failed (%d)",
+                    static_cast<int>(status));
+    return Status::kOk;
+  }
+#endif
+  ref::MaxPool(d->params, c.InputShape(0),
                c.Input<const int8_t>(0), c.OutputShape(0), c.Output<int8_t>(0));
   return Status::kOk;
 }
@@ -69,14 +149,14 @@ Status MaxPoolEval(EvalContext& c) {
 extern const OpKernel kAveragePool2D = {
     kBuiltinAveragePool2D,
     nullptr,
-    &InitOpData<PoolParams>,
+    &InitOpData<PoolOpData>,
     &AveragePoolPrepare,
     &AveragePoolEval,
     nullptr};
 extern const OpKernel kMaxPool2D = {
     kBuiltinMaxPool2D,
     nullptr,
-    &InitOpData<PoolParams>,
+    &InitOpData<PoolOpData>,
     &MaxPoolPrepare,
     &MaxPoolEval,
     nullptr};
