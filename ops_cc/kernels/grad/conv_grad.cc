@@ -91,46 +91,6 @@ void ConvInputGrad(const ConvGradArgs& a, float* dx) {
   }
 }
 
-float ConvFilterGrad(const ConvGradArgs& a, int o, int ky, int kx, int i) {
-  const int batches = a.x_shape.dims[0];
-  const int in_h = a.x_shape.dims[1];
-  const int in_w = a.x_shape.dims[2];
-  const int in_c = a.x_shape.dims[3];
-  const int out_h = a.y_shape.dims[1];
-  const int out_w = a.y_shape.dims[2];
-  const int out_c = a.y_shape.dims[3];
-  float acc = 0.0f;
-  for (int b = 0; b < batches; ++b) {
-    const int8_t* x = a.x + b * in_h * in_w * in_c + i;
-    const int y_base = b * out_h * out_w * out_c + o;
-    for (int oy = 0; oy < out_h; ++oy) {
-      const int iy = oy * a.stride_h - a.pad_h + ky * a.dilation_h;
-      if (iy < 0 || iy >= in_h) continue;
-      for (int ox = 0; ox < out_w; ++ox) {
-        const int ix = ox * a.stride_w - a.pad_w + kx * a.dilation_w;
-        if (ix < 0 || ix >= in_w) continue;
-        const int out = y_base + (oy * out_w + ox) * out_c;
-        const float g = a.g.At(out);
-        if (g == 0.0f) continue;
-        const int32_t xq = x[(iy * in_w + ix) * in_c];
-        acc += g * static_cast<float>(xq - a.input_zero_point);
-      }
-    }
-  }
-  return acc * a.input_scale;
-}
-
-float ConvBiasGrad(const ConvGradArgs& a, int o) {
-  const int out_c = a.y_shape.dims[3];
-  const int64_t cells = a.y_shape.FlatSizeSkipLast();
-  float acc = 0.0f;
-  for (int64_t k = 0; k < cells; ++k) {
-    const int64_t out = k * out_c + o;
-    acc += a.g.At(out);
-  }
-  return acc;
-}
-
 namespace {
 
 // Weights of one filter row whose gradients are accumulated together (a
@@ -138,10 +98,10 @@ namespace {
 constexpr int kFilterGradChunk = 64;
 
 // For output channel o, tap (ky, kx) and input channels [i0, i0 + len):
-// acc[j] = dL/dW[o, ky, kx, i0 + j] / s_x. Each acc[j] receives exactly the
-// terms of ConvFilterGrad in the same (n, oy, ox) order (same skips), so the
-// sums are bit-identical; g is read once per output cell for the whole chunk
-// instead of once per weight.
+// acc[j] = dL/dW[o, ky, kx, i0 + j] / s_x, each summed in (n, oy, ox) order
+// as documented for ConvFilterGrad (its one-weight case), so a chunk's sums
+// equal the per-weight ones bit for bit; g is read once per output cell for
+// the whole chunk instead of once per weight.
 void AccumulateFilterGradChunk(const ConvGradArgs& a, int o, int ky, int kx,
                                int i0, int len, float* acc) {
   const int batches = a.x_shape.dims[0];
@@ -173,6 +133,24 @@ void AccumulateFilterGradChunk(const ConvGradArgs& a, int o, int ky, int kx,
 }
 
 }  // namespace
+
+float ConvFilterGrad(const ConvGradArgs& a, int o, int ky, int kx, int i) {
+  float acc = 0.0f;
+  AccumulateFilterGradChunk(a, o, ky, kx, i, 1, &acc);
+  return acc * a.input_scale;
+}
+
+float ConvBiasGrad(const ConvGradArgs& a, int o) {
+  const int out_c = a.y_shape.dims[3];
+  const int64_t cells = a.y_shape.FlatSizeSkipLast();
+  float acc = 0.0f;
+  for (int64_t k = 0; k < cells; ++k) {
+    const int64_t out = k * out_c + o;
+    acc += a.g.At(out);
+  }
+  return acc;
+}
+
 
 void ConvGrad(const ConvGradArgs& a, float* dx, const LayerUpdate& update) {
   if (dx != nullptr) ConvInputGrad(a, dx);

@@ -20,36 +20,15 @@ void FullyConnectedInputGrad(const FullyConnectedGradArgs& a, float* dx) {
   }
 }
 
-float FullyConnectedFilterGrad(const FullyConnectedGradArgs& a, int o, int i) {
-  float acc = 0.0f;
-  for (int b = 0; b < a.batches; ++b) {
-    const int k = b * a.output_depth + o;
-    const float g = a.g.At(k);
-    if (g == 0.0f) continue;
-    const int32_t xq = a.x[b * a.input_depth + i];
-    acc += g * static_cast<float>(xq - a.input_zero_point);
-  }
-  return acc * a.input_scale;
-}
-
-float FullyConnectedBiasGrad(const FullyConnectedGradArgs& a, int o) {
-  float acc = 0.0f;
-  for (int b = 0; b < a.batches; ++b) {
-    const int k = b * a.output_depth + o;
-    acc += a.g.At(k);
-  }
-  return acc;
-}
-
 namespace {
 
 // Weights of one filter row whose gradients are accumulated together (a
 // float each, on the stack).
 constexpr int kFilterGradChunk = 64;
 
-// acc[j] = dL/dW[o, i0 + j] / s_x for j < len: exactly the terms of
-// FullyConnectedFilterGrad in the same batch order (bit-identical sums),
-// with g read once per batch row for the whole chunk.
+// acc[j] = dL/dW[o, i0 + j] / s_x for j < len, summed in batch order as
+// documented for FullyConnectedFilterGrad (its one-weight case), with g read
+// once per batch row for the whole chunk.
 void AccumulateFilterGradChunk(const FullyConnectedGradArgs& a, int o, int i0,
                                int len, float* acc) {
   for (int j = 0; j < len; ++j) acc[j] = 0.0f;
@@ -64,6 +43,22 @@ void AccumulateFilterGradChunk(const FullyConnectedGradArgs& a, int o, int i0,
 }
 
 }  // namespace
+
+float FullyConnectedFilterGrad(const FullyConnectedGradArgs& a, int o, int i) {
+  float acc = 0.0f;
+  AccumulateFilterGradChunk(a, o, i, 1, &acc);
+  return acc * a.input_scale;
+}
+
+float FullyConnectedBiasGrad(const FullyConnectedGradArgs& a, int o) {
+  float acc = 0.0f;
+  for (int b = 0; b < a.batches; ++b) {
+    const int k = b * a.output_depth + o;
+    acc += a.g.At(k);
+  }
+  return acc;
+}
+
 
 void FullyConnectedGrad(const FullyConnectedGradArgs& a, float* dx,
                         const LayerUpdate& update) {
