@@ -23,6 +23,7 @@
 
 #include "arm_nnfunctions.h"
 #include "ops_cc/core/shape.h"
+#include "ops_cc/ops/op_util.h"
 
 namespace tflm_train {
 namespace cmsis {
@@ -38,6 +39,32 @@ inline bool FitsDims(const Shape& s) {
 // A rank-4 NHWC shape as cmsis_nn_dims.
 inline cmsis_nn_dims Dims(const Shape& s) {
   return cmsis_nn_dims{s.dims[0], s.dims[1], s.dims[2], s.dims[3]};
+}
+
+// An op's choice of CMSIS-NN (made in Prepare) and its buffer: scratch
+// `buffer` (-1: none) of `buffer_bytes`.
+struct Choice {
+  bool use = false;
+  int8_t buffer = -1;
+  int32_t buffer_bytes = 0;
+};
+
+// Marks the op as CMSIS-NN's and requests its buffer (none if
+// buffer_bytes <= 0).
+inline Status Use(PrepareContext& c, int32_t buffer_bytes, Choice* choice) {
+  choice->use = true;
+  if (buffer_bytes <= 0) return Status::kOk;
+  int index = -1;
+  TT_RETURN_IF_ERROR(c.RequestScratch(static_cast<size_t>(buffer_bytes), &index));
+  choice->buffer = static_cast<int8_t>(index);
+  choice->buffer_bytes = buffer_bytes;
+  return Status::kOk;
+}
+
+// The buffer as CMSIS-NN's context.
+inline cmsis_nn_context Context(EvalContext& c, const Choice& choice) {
+  return cmsis_nn_context{choice.buffer >= 0 ? c.Scratch(choice.buffer) : nullptr,
+                          choice.buffer_bytes};
 }
 
 }  // namespace cmsis

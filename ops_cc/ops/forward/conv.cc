@@ -18,11 +18,7 @@ struct ConvOpData {
   // padding after has_bias, no per-op RAM).
   int8_t in_place_rows = -1;
 #ifdef TFLM_TRAIN_CMSIS_NN
-  // CMSIS-NN computes this op (decided in Prepare); its buffer is scratch
-  // `cmsis_buffer` (-1: it needs none) of `cmsis_buffer_bytes`.
-  bool cmsis = false;
-  int8_t cmsis_buffer = -1;
-  int32_t cmsis_buffer_bytes = 0;
+  cmsis::Choice cmsis;
 #endif
 };
 
@@ -53,18 +49,6 @@ Status CmsisConvEligible(PrepareContext& c, const ConvParams& p,
   *eligible = filter.type == DataType::kInt8 && cmsis::FitsDims(input.shape) &&
               cmsis::FitsDims(filter.shape) && cmsis::FitsDims(output.shape) &&
               p.pad_h >= 0 && p.pad_w >= 0;
-  return Status::kOk;
-}
-
-// Marks the op as CMSIS-NN's and requests its buffer.
-Status UseCmsis(PrepareContext& c, int32_t buffer_bytes, ConvOpData* d) {
-  d->cmsis = true;
-  d->cmsis_buffer_bytes = buffer_bytes > 0 ? buffer_bytes : 0;
-  if (buffer_bytes <= 0) return Status::kOk;
-  int index = -1;
-  TT_RETURN_IF_ERROR(
-      c.RequestScratch(static_cast<size_t>(buffer_bytes), &index));
-  d->cmsis_buffer = static_cast<int8_t>(index);
   return Status::kOk;
 }
 
@@ -105,11 +89,6 @@ bool CmsisDepthwiseRow(void* context, int oy, const int8_t* data, int8_t* row) {
   return r.status == ARM_CMSIS_NN_SUCCESS;
 }
 
-cmsis_nn_context CmsisContext(EvalContext& c, const ConvOpData& d) {
-  return cmsis_nn_context{d.cmsis_buffer >= 0 ? c.Scratch(d.cmsis_buffer)
-                                              : nullptr,
-                          d.cmsis_buffer_bytes};
-}
 #endif  // TFLM_TRAIN_CMSIS_NN
 
 struct WindowOptions {
@@ -198,9 +177,9 @@ Status ConvPrepare(PrepareContext& c) {
   const cmsis_nn_dims in = cmsis::Dims(input.shape);
   const cmsis_nn_dims fl = cmsis::Dims(filter.shape);
   const cmsis_nn_dims out = cmsis::Dims(output.shape);
-  return UseCmsis(
+  return cmsis::Use(
       c, arm_convolve_wrapper_s8_get_buffer_size(&params, &in, &fl, &out),
-      data);
+      &data->cmsis);
 #else
   return Status::kOk;
 #endif
@@ -210,11 +189,11 @@ Status ConvEval(EvalContext& c) {
   const auto* d = static_cast<const ConvOpData*>(c.OpData());
   const int32_t* multipliers = ComputeChannelRequant(c, d->requant);
 #ifdef TFLM_TRAIN_CMSIS_NN
-  if (d->cmsis) {
+  if (d->cmsis.use) {
     int32_t* m = const_cast<int32_t*>(multipliers);  // our scratch
     const cmsis_nn_per_channel_quant_params quant = {m,
                                                      m + d->requant.channels};
-    const cmsis_nn_context ctx = CmsisContext(c, *d);
+    const cmsis_nn_context ctx = cmsis::Context(c, d->cmsis);
     const auto params = CmsisConvParams<cmsis_nn_conv_params>(d->params);
     const cmsis_nn_dims in = cmsis::Dims(c.InputShape(0));
     const cmsis_nn_dims fl = cmsis::Dims(c.InputShape(1));
@@ -274,9 +253,9 @@ Status DepthwiseConvPrepare(PrepareContext& c) {
     const cmsis_nn_dims in = cmsis::Dims(input.shape);
     const cmsis_nn_dims fl = cmsis::Dims(filter.shape);
     const cmsis_nn_dims out = cmsis::Dims(output.shape);
-    return UseCmsis(
+    return cmsis::Use(
         c, arm_depthwise_conv_wrapper_s8_get_buffer_size(&dw, &in, &fl, &out),
-        data);
+        &data->cmsis);
 #else
     return Status::kOk;
 #endif
@@ -313,7 +292,7 @@ Status DepthwiseConvPrepare(PrepareContext& c) {
   dw.padding.h = 0;
   const int32_t unpadded =
       arm_depthwise_conv_wrapper_s8_get_buffer_size(&dw, &in, &fl, &out);
-  return UseCmsis(c, bytes > unpadded ? bytes : unpadded, data);
+  return cmsis::Use(c, bytes > unpadded ? bytes : unpadded, &data->cmsis);
 #else
   return Status::kOk;
 #endif
@@ -323,7 +302,7 @@ Status DepthwiseConvEval(EvalContext& c) {
   const auto* d = static_cast<const ConvOpData*>(c.OpData());
   const int32_t* multipliers = ComputeChannelRequant(c, d->requant);
 #ifdef TFLM_TRAIN_CMSIS_NN
-  if (d->in_place_rows >= 0 && d->cmsis) {
+  if (d->in_place_rows >= 0 && d->cmsis.use) {
     const Shape output_shape = c.OutputShape(0);
     CmsisRowContext r = {};
     r.params = &d->params;
@@ -331,7 +310,7 @@ Status DepthwiseConvEval(EvalContext& c) {
     r.dw.ch_mult = 1;
     int32_t* m = const_cast<int32_t*>(multipliers);  // our scratch
     r.quant = {m, m + d->requant.channels};
-    r.ctx = CmsisContext(c, *d);
+    r.ctx = cmsis::Context(c, d->cmsis);
     r.input = cmsis::Dims(c.InputShape(0));
     r.filter = cmsis::Dims(c.InputShape(1));
     r.bias = {1, 1, 1, output_shape.dims[3]};
@@ -360,11 +339,11 @@ Status DepthwiseConvEval(EvalContext& c) {
     return Status::kOk;
   }
 #ifdef TFLM_TRAIN_CMSIS_NN
-  if (d->cmsis) {
+  if (d->cmsis.use) {
     int32_t* m = const_cast<int32_t*>(multipliers);  // our scratch
     const cmsis_nn_per_channel_quant_params quant = {m,
                                                      m + d->requant.channels};
-    const cmsis_nn_context ctx = CmsisContext(c, *d);
+    const cmsis_nn_context ctx = cmsis::Context(c, d->cmsis);
     auto params = CmsisConvParams<cmsis_nn_dw_conv_params>(d->params);
     const cmsis_nn_dims in = cmsis::Dims(c.InputShape(0));
     const cmsis_nn_dims fl = cmsis::Dims(c.InputShape(1));

@@ -14,11 +14,7 @@ namespace {
 struct PoolOpData {
   PoolParams params;
 #ifdef TFLM_TRAIN_CMSIS_NN
-  // CMSIS-NN computes this op (decided in Prepare); its buffer is scratch
-  // `cmsis_buffer` (-1: none) of `cmsis_buffer_bytes`.
-  bool cmsis = false;
-  int8_t cmsis_buffer = -1;
-  int32_t cmsis_buffer_bytes = 0;
+  cmsis::Choice cmsis;
 #endif
 };
 
@@ -33,24 +29,17 @@ Status PrepareCmsisPool(PrepareContext& c, bool average, PoolOpData* d) {
   if (!cmsis::FitsDims(input.shape) || !cmsis::FitsDims(output.shape) ||
       d->params.pad_h < 0 || d->params.pad_w < 0)
     return Status::kOk;
-  d->cmsis = true;
-  if (!average) return Status::kOk;
-  const int32_t bytes = arm_avgpool_s8_get_buffer_size(
-      output.shape.dims[2], output.shape.dims[3]);
-  if (bytes <= 0) return Status::kOk;
-  int index = -1;
-  TT_RETURN_IF_ERROR(c.RequestScratch(static_cast<size_t>(bytes), &index));
-  d->cmsis_buffer = static_cast<int8_t>(index);
-  d->cmsis_buffer_bytes = bytes;
-  return Status::kOk;
+  return cmsis::Use(c,
+                    average ? arm_avgpool_s8_get_buffer_size(output.shape.dims[2],
+                                                             output.shape.dims[3])
+                            : 0,
+                    &d->cmsis);
 }
 
 arm_cmsis_nn_status CmsisPool(EvalContext& c, const PoolOpData& d,
                               bool average) {
   const PoolParams& p = d.params;
-  const cmsis_nn_context ctx = {
-      d.cmsis_buffer >= 0 ? c.Scratch(d.cmsis_buffer) : nullptr,
-      d.cmsis_buffer_bytes};
+  const cmsis_nn_context ctx = cmsis::Context(c, d.cmsis);
   const cmsis_nn_pool_params params = {
       cmsis_nn_tile{p.stride_w, p.stride_h}, cmsis_nn_tile{p.pad_w, p.pad_h},
       cmsis_nn_activation{p.act_min, p.act_max}};
@@ -111,9 +100,9 @@ Status AveragePoolEval(EvalContext& c) {
   const auto* d = static_cast<const PoolOpData*>(c.OpData());
 #ifdef TFLM_TRAIN_CMSIS_NN
   // CMSIS-NN's only failure here is a window entirely in the padding.
-  if (d->cmsis && CmsisPool(c, *d, true) == ARM_CMSIS_NN_SUCCESS)
+  if (d->cmsis.use && CmsisPool(c, *d, true) == ARM_CMSIS_NN_SUCCESS)
     return Status::kOk;
-  if (d->cmsis)
+  if (d->cmsis.use)
     return c.Fail("AVERAGE_POOL_2D: a window lies entirely in the padding");
 #endif
   if (!ref::AveragePool(d->params,
@@ -131,7 +120,7 @@ Status MaxPoolPrepare(PrepareContext& c) {
 Status MaxPoolEval(EvalContext& c) {
   const auto* d = static_cast<const PoolOpData*>(c.OpData());
 #ifdef TFLM_TRAIN_CMSIS_NN
-  if (d->cmsis) {
+  if (d->cmsis.use) {
     const arm_cmsis_nn_status status = CmsisPool(c, *d, false);
     if (status != ARM_CMSIS_NN_SUCCESS)
       return c.Fail("MAX_POOL_2D: arm_max_pool_s8 failed (%d)",
