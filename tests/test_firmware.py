@@ -33,6 +33,12 @@ CASES = {
     # (cnn's conv_b, mobilenet's pw2, residual's res_b; here two FC layers).
     "mlp": (models.mlp, False,
             {"bias_update_layers": 3, "weight_update": {"fc1": 0.25, "fc2": 0.5}}),
+    # int8 gradients with per-tensor scales (GRAD_SUM, ADD, AVERAGE_POOL_2D,
+    # PAD, depthwise and pointwise convolutions).
+    "residual_int8": (models.residual, False, {"preset": "last-k:4", "gradients": "int8"}),
+    "mobilenet_int8": (models.mobilenet_like, True,
+                       {"bias_update_layers": 4, "weight_update": {"pw2": 0.25, "dw2": 0.5},
+                        "gradients": "int8"}),
 }
 
 
@@ -43,7 +49,7 @@ def _training_model(name):
 
 
 def _data(name, count=12):
-    shape, classes = models.SHAPES[name]
+    shape, classes = models.SHAPES[name.removesuffix("_int8")]
     rng = np.random.default_rng(11)
     return Dataset(rng.normal(0, 1, (count,) + shape).astype(np.float32),
                    rng.integers(0, classes, count))

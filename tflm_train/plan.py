@@ -49,7 +49,7 @@ def plan(model: ModelSource) -> dict:
 def memory_savings(interp, model_bytes: bytes) -> list[dict]:
     """What the memory techniques save in this training model, one entry per
     place: `technique` (in_place_depthwise, packed_mask, channel_slice,
-    expand_depthwise_bands, fused_mean_grad), `what`, the operator (`op`,
+    expand_depthwise_bands, fused_mean_grad, int8_gradients), `what`, the operator (`op`,
     `name`), the tensor concerned and the bytes it would take without the
     technique (`was_bytes`) and with it (`now_bytes`). Not all are live at
     once, so they do not add up to a peak; the planner's peak is the figure
@@ -66,7 +66,11 @@ def memory_savings(interp, model_bytes: bytes) -> list[dict]:
         return [int(d) for d in sg.tensors[t].shape]
 
     def name(t):
-        return tflite.name_of(sg.tensors[t]).split(";")[0]
+        """The tensor's name; of a fused forward name "a;b;c/grad" only "a/grad"."""
+        full = tflite.name_of(sg.tensors[t])
+        first = full.split(";")[0]
+        return first + full[full.rindex("/grad"):] if ";" in full and "/grad" in full \
+            else first
 
     def broadcast_cells(k, op):
         """H * W of a layer gradient's dy_broadcast options (0: none)."""
@@ -91,6 +95,12 @@ def memory_savings(interp, model_bytes: bytes) -> list[dict]:
     for k, op in enumerate(sg.operators):
         op_name = timeline[k]["name"]
         inputs = [int(t) for t in op.inputs]
+        if op_name.endswith("_GRAD") or op_name == "TFLMTRAIN_GRAD_SUM":
+            for t in (int(t) for t in op.outputs):
+                if sg.tensors[t].type == tflite.INT8:
+                    elements = int(np.prod(shape(t)))
+                    add(k, "int8_gradients", "gradient stored as int8 with a per-tensor "
+                        "scale (4 bytes) instead of float32", t, 4 * elements, elements + 4)
         for t in timeline[k]["outputs"]:
             info = interp.tensor_info(t)
             if info["buffer_owner"] >= 0:

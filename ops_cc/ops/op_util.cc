@@ -56,6 +56,61 @@ Status ReadOutput(PrepareContext& c, const char* op, int i, const char* name,
   return CheckType(c, op, name, *d, type);
 }
 
+namespace {
+
+// The scale of an int8 gradient: float32 [1] at input (or output) *next.
+Status ReadGradScale(PrepareContext& c, const char* op, const char* name,
+                     bool is_input, int* next, GradSlot* slot) {
+  TensorDesc scale;
+  const int i = (*next)++;
+  const bool present = is_input ? c.HasInput(i) : c.HasOutput(i);
+  if (!present ||
+      (is_input ? c.Input(i, &scale) : c.Output(i, &scale)) != Status::kOk)
+    return c.Fail("%s: %s is int8 but its scale (%s %d) is missing", op, name,
+                  is_input ? "input" : "output", i);
+  if (scale.type != DataType::kFloat32 || scale.shape.FlatSize() != 1)
+    return c.Fail("%s: the scale of int8 %s (%s %d) must be float32 [1]", op,
+                  name, is_input ? "input" : "output", i);
+  slot->scale = i;
+  return Status::kOk;
+}
+
+Status CheckGradType(PrepareContext& c, const char* op, const char* name,
+                     const TensorDesc& d) {
+  if (d.type != DataType::kFloat32 && d.type != DataType::kInt8)
+    return c.Fail("%s: %s must be float32 or int8, got %s", op, name,
+                  DataTypeName(d.type));
+  return Status::kOk;
+}
+
+}  // namespace
+
+Status ReadGradInput(PrepareContext& c, const char* op, int i,
+                     const char* name, int* next_scale, TensorDesc* d,
+                     GradSlot* slot) {
+  *slot = GradSlot{i, -1};
+  if (!c.HasInput(i))
+    return c.Fail("%s: input %d (%s) is missing", op, i, name);
+  if (c.Input(i, d) != Status::kOk)
+    return c.Fail("%s: cannot read input %d (%s)", op, i, name);
+  TT_RETURN_IF_ERROR(CheckGradType(c, op, name, *d));
+  if (d->type != DataType::kInt8) return Status::kOk;
+  return ReadGradScale(c, op, name, true, next_scale, slot);
+}
+
+Status ReadGradOutput(PrepareContext& c, const char* op, int i,
+                      const char* name, int* next_scale, TensorDesc* d,
+                      GradSlot* slot) {
+  *slot = GradSlot{i, -1};
+  if (!c.HasOutput(i))
+    return c.Fail("%s: output %d (%s) is missing", op, i, name);
+  if (c.Output(i, d) != Status::kOk)
+    return c.Fail("%s: cannot read output %d (%s)", op, i, name);
+  TT_RETURN_IF_ERROR(CheckGradType(c, op, name, *d));
+  if (d->type != DataType::kInt8) return Status::kOk;
+  return ReadGradScale(c, op, name, false, next_scale, slot);
+}
+
 Status CheckElements(PrepareContext& c, const char* op, const char* name,
                      const TensorDesc& d, int64_t count) {
   if (d.shape.FlatSize() != count)

@@ -12,6 +12,7 @@
 #include "ops_cc/core/window.h"
 #include "ops_cc/kernels/conv.h"  // ComputePerChannelMultipliers
 #include "ops_cc/kernels/grad/grad_common.h"
+#include "ops_cc/kernels/grad/int8_grad.h"
 #include "ops_cc/ops/builtin_options.h"
 #include "ops_cc/ops/kernel_context.h"
 
@@ -144,13 +145,54 @@ struct OutputMaskDesc {
 Status ReadOutputMask(PrepareContext& c, const char* op, int i, int activation,
                       const Shape& y_shape, OutputMaskDesc* mask);
 
+// ---- Gradient tensors ---------------------------------------------------------
+// A gradient input or output is float32, or int8 with a dynamic scale
+// (int8_grad.h): a float32 [1] tensor listed after the op's own inputs
+// (outputs), one per int8 gradient input (output), in their order.
+struct GradSlot {
+  int tensor = -1;       // input / output index of the gradient
+  int scale = -1;        // index of its scale; -1 when float32
+  bool is_int8() const { return scale >= 0; }
+};
+
+// Reads gradient input i (float32 or int8); an int8 one takes the next scale
+// input, *next_scale, which is then advanced.
+Status ReadGradInput(PrepareContext& c, const char* op, int i,
+                     const char* name, int* next_scale, TensorDesc* d,
+                     GradSlot* slot);
+Status ReadGradOutput(PrepareContext& c, const char* op, int i,
+                      const char* name, int* next_scale, TensorDesc* d,
+                      GradSlot* slot);
+
+// Op data of gradient ops that need only know whether their gradients are
+// int8 (the Eval context cannot see tensor types).
+struct GradTypeData {
+  bool int8 = false;
+};
+
+// Eval: the int8 gradient written at output `slot`.
+inline Int8GradOut Int8Output(EvalContext& c, const GradSlot& slot) {
+  return Int8GradOut{c.Output<int8_t>(slot.tensor), c.Output<float>(slot.scale)};
+}
+
+// Eval: sets g's dy (float32) or dy_q / dy_scale (int8) from input `slot`.
+inline void SetOutputGradDy(EvalContext& c, const GradSlot& slot,
+                            OutputGrad* g) {
+  if (slot.is_int8()) {
+    g->dy_q = c.Input<int8_t>(slot.tensor);
+    g->dy_scale = *c.Input<float>(slot.scale);
+  } else {
+    g->dy = c.Input<float>(slot.tensor);
+  }
+}
+
 inline bool TrainMode(EvalContext& c) { return *c.Input<int32_t>(0) != 0; }
 
 // Eval: dy (input dy_input) masked by the mask at input mask_input.
-inline OutputGrad MaskedOutputGrad(EvalContext& c, int dy_input,
+inline OutputGrad MaskedOutputGrad(EvalContext& c, const GradSlot& dy,
                                    int mask_input, const OutputMaskDesc& m) {
   OutputGrad g;
-  g.dy = c.Input<float>(dy_input);
+  SetOutputGradDy(c, dy, &g);
   if (m.packed)
     g.bits = c.Input<uint8_t>(mask_input);
   else

@@ -535,7 +535,8 @@ void BindGradKernels(py::module_& m) {
                   "paddings do not match the shapes");
         }
         Array<float> dx(DimsOf(xs));
-        PadGrad(ys, dy.data(), before, xs, dx.mutable_data());
+        PadGrad(ys, dy.data(), static_cast<int>(sizeof(float)), before, xs,
+                dx.mutable_data());
         return dx;
       },
       py::arg("dy"), py::arg("paddings"), py::arg("x_shape"));
@@ -546,7 +547,8 @@ void BindGradKernels(py::module_& m) {
         const Shape xs = ShapeOf(x_shape);
         Require(xs.FlatSize() == dy.size(), "sizes differ");
         Array<float> dx(DimsOf(xs));
-        ReshapeGrad(dy.data(), dy.size(), dx.mutable_data());
+        ReshapeGrad(dy.data(), dy.size(), static_cast<int>(sizeof(float)),
+                    dx.mutable_data());
         return dx;
       },
       py::arg("dy"), py::arg("x_shape"));

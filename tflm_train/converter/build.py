@@ -47,6 +47,14 @@ NARROW_OUTPUT_LOSS_BOUND = 0.05
 GRAD_OPS = {op: f"TFLMTRAIN_{op}_GRAD" for op in graph.GRADIENT_OPS} | {
     "SQUEEZE": "TFLMTRAIN_RESHAPE_GRAD", "EXPAND_DIMS": "TFLMTRAIN_RESHAPE_GRAD"}
 
+# Forward ops whose gradient op reads and writes int8 gradients (scheme
+# "gradients": "int8", docs/format.md "int8 gradients").
+INT8_GRADIENT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "QUANTIZE",
+                     "MEAN", "AVERAGE_POOL_2D", "PAD", "RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+# Inputs of a layer gradient before the scale of an int8 y/grad (the
+# channel-slice slot, -1 when absent, is then listed).
+LAYER_GRAD_INPUTS = 14
+
 LABEL, TARGET = "tflm_train/label", "tflm_train/target"
 MODE, LOSS = "tflm_train/mode", "tflm_train/loss"
 HPARAMS, RNG = "tflm_train/hparams", "tflm_train/rng"
@@ -86,6 +94,8 @@ class _TrainingGraph:
         self.forward_ops = list(self.sg.operators)  # the inference model's operators
         self.opcodes = {}
         self.rounding = Rounding[scheme.optimizer.rounding.upper()]
+        self.int8_gradients = scheme.gradients == "int8"
+        self.grad_scales = {}  # int8 gradient tensor -> its scale tensor
         buffers = model.buffers
         self.empty_buffer = 0 if buffers and not _has_data(buffers[0]) else tflite.new_buffer(model)
 
@@ -108,9 +118,42 @@ class _TrainingGraph:
         return len(self.sg.tensors) - 1
 
     def add_grad_tensor(self, of, suffix="/grad"):
-        """A float32 gradient tensor shaped like tensor `of`."""
+        """A gradient tensor shaped like tensor `of`: float32, or int8 with a
+        float32 [1] scale tensor (`grad_scales`)."""
         tensor = self.sg.tensors[of]
-        return self.add_tensor(tflite.name_of(tensor) + suffix, tflite.FLOAT32, tensor.shape)
+        name = tflite.name_of(tensor) + suffix
+        if not self.int8_gradients:
+            return self.add_tensor(name, tflite.FLOAT32, tensor.shape)
+        grad = self.add_tensor(name, tflite.INT8, tensor.shape)
+        self.grad_scales[grad] = self.add_tensor(name + "/scale", tflite.FLOAT32, [1])
+        return grad
+
+    def with_grad_scales(self, op):
+        """Lists the scale of each int8 gradient the op reads (writes) after
+        its inputs (outputs), in their order."""
+        for field in ("inputs", "outputs"):
+            tensors = [int(t) for t in getattr(op, field)]
+            scales = [self.grad_scales[t] for t in tensors if t in self.grad_scales]
+            setattr(op, field, np.asarray(tensors + scales, dtype=np.int32))
+        return op
+
+    def check_int8_gradient(self, i):
+        """Raises unless forward op i's gradient op has an int8 version."""
+        name = self.forward.ops[i]
+        op = self.forward_ops[i]
+        if name == "ADD":
+            shapes = {tuple(int(d) for d in self.sg.tensors[int(t)].shape)
+                      for t in list(op.inputs) + list(op.outputs)}
+            if len(shapes) == 1:
+                return
+        elif name in INT8_GRADIENT_OPS:
+            return
+        why = "a broadcasting ADD" if name == "ADD" else name
+        raise ConversionError(
+            f"scheme \"gradients\": \"int8\": the gradient of {why} at operator {i} has no "
+            f"int8 version (int8 gradients pass {', '.join(INT8_GRADIENT_OPS)}); use "
+            "\"gradients\": \"float32\", or train only layers after operator "
+            f"{i}")
 
     def custom_op(self, name, inputs, outputs, options=None):
         s = tflite.schema()
@@ -485,6 +528,8 @@ class _TrainingGraph:
                       if int(op.inputs[s]) in wanted]
             if i in self.forward.forward_only:
                 self.refuse_backward(i)
+            if self.int8_gradients:
+                self.check_int8_gradient(i)
             emitted.append((i, needed))
             for _, x in needed:
                 contributors[x].append(i)
@@ -505,12 +550,13 @@ class _TrainingGraph:
                 else:
                     input_grads[slot] = self.add_grad_tensor(x, f"/grad/{len(partials[x])}")
                     partials[x].append(input_grads[slot])
-            operators.append(self.grad_op(i, grads[int(forward_ops[i].outputs[0])], input_grads))
+            operators.append(self.with_grad_scales(
+                self.grad_op(i, grads[int(forward_ops[i].outputs[0])], input_grads)))
             for _, x in needed:
                 if x not in grads and len(partials[x]) == len(contributors[x]):
                     grads[x] = self.add_grad_tensor(x)
-                    operators.append(
-                        self.custom_op(GRAD_SUM, [self.mode] + partials[x], [grads[x]]))
+                    operators.append(self.with_grad_scales(
+                        self.custom_op(GRAD_SUM, [self.mode] + partials[x], [grads[x]])))
         return operators
 
     def fused_means_of(self, emitted, contributors):
@@ -706,6 +752,8 @@ class _TrainingGraph:
         bias_slots = self.slots.get(layer.bias, [-1, -1]) if update.bias else [-1, -1]
         inputs = [self.mode, self.step_lr, y_grad, y, x, layer.filter, layer.bias, channels,
                   rng] + weight_slots + bias_slots + weight_slice
+        if self.int8_gradients:
+            inputs += [-1] * (LAYER_GRAD_INPUTS - len(inputs))
         grad = self.custom_op(GRAD_OPS[name], inputs, [x_grad] if x_grad >= 0 else [], attrs)
         if layer is not self.forward.output_layer:
             self.mask_read(grad, 3, i)  # y (input 3) is only the mask

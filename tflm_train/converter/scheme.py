@@ -20,6 +20,8 @@ DEFAULT_SEED = 2463534242
 
 
 SCHEDULES = ("constant", "cosine", "step")
+# Storage of the gradient tensors between backward operators (docs/scheme.md).
+GRADIENT_TYPES = ("float32", "int8")
 HEAD_INITS = ("zeros", "imprint")
 
 
@@ -75,6 +77,7 @@ class Scheme:
     loss: str = "cross_entropy"
     head: HeadConfig | None = None
     ram_budget: int | None = None  # bytes; convert refuses a step that needs more
+    gradients: str = "float32"
 
     @classmethod
     def from_dict(cls, data, source="scheme"):
@@ -137,6 +140,8 @@ class Scheme:
             data["head"] = dataclasses.asdict(self.head)
         if self.ram_budget is not None:
             data["ram_budget"] = self.ram_budget
+        if self.gradients != "float32":
+            data["gradients"] = self.gradients
         return data
 
     def validate(self, source="scheme"):
@@ -171,6 +176,9 @@ class Scheme:
                 fail(field, f"must be true or false, got {getattr(self, field)!r}")
         if self.loss not in LOSSES:
             fail("loss", f"must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.gradients not in GRADIENT_TYPES:
+            fail("gradients", f"must be one of {', '.join(GRADIENT_TYPES)}, "
+                              f"got {self.gradients!r}")
         opt = self.optimizer
         if opt.type != "sgd":
             fail("optimizer.type", f"must be \"sgd\", got {opt.type!r}")

@@ -28,12 +28,16 @@ struct ActivationMask {
 //     byte k / 8, 1 where the mask passes (the range was applied there);
 //   * neither: no mask (the output layer, whose loss reads its real-valued
 //     output, TFLMTRAIN_*_REAL_OUTPUT, instead of the clamped int8 one).
+// dy is float32, or with dy_q set an int8 gradient (int8_grad.h) whose
+// element i reads dy_q[i] * dy_scale.
 // With broadcast_cells > 0, dy is the gradient of a spatial MEAN of the
 // output: [N, C] for an output [N, H, W, C], broadcast_cells = H * W, and
 // element k reads dy[n, c] / float(H * W), TFLMTRAIN_MEAN_GRAD's expression,
 // so a MEAN gradient fused into the layer's gradient is bit-identical.
 struct OutputGrad {
   const float* dy = nullptr;
+  const int8_t* dy_q = nullptr;
+  float dy_scale = 0.0f;
   const int8_t* q_y = nullptr;
   const uint8_t* bits = nullptr;
   ActivationMask range;
@@ -45,10 +49,13 @@ struct OutputGrad {
     if (bits != nullptr) return (bits[k >> 3] >> (k & 7)) & 1;
     return true;
   }
+  float DyAt(int64_t i) const {
+    return dy_q != nullptr ? static_cast<float>(dy_q[i]) * dy_scale : dy[i];
+  }
   float Dy(int64_t k) const {
-    if (broadcast_cells == 0) return dy[k];
+    if (broadcast_cells == 0) return DyAt(k);
     const int64_t per_batch = static_cast<int64_t>(broadcast_cells) * channels;
-    return dy[k / per_batch * channels + k % channels] /
+    return DyAt(k / per_batch * channels + k % channels) /
            static_cast<float>(broadcast_cells);
   }
   float At(int64_t k) const { return Passes(k) ? Dy(k) : 0.0f; }

@@ -49,6 +49,38 @@ void AveragePoolGrad(const PoolGradParams& p, const Shape& y_shape,
       }
 }
 
+void AveragePoolGradInt8(const PoolGradParams& p, const Shape& y_shape,
+                         const OutputGrad& grad, const Shape& x_shape,
+                         Int8GradOut dx) {
+  const int in_h = x_shape.dims[1], in_w = x_shape.dims[2];
+  const int channels = x_shape.dims[3];
+  // Element k of AveragePoolGrad's dx: the shares of the output cells whose
+  // clipped window holds it, added in increasing (oy, ox) as there.
+  auto value_at = [&](int64_t k) {
+    const int c = static_cast<int>(k % channels);
+    const int64_t cell = k / channels;
+    const int ix = static_cast<int>(cell % in_w);
+    const int iy = static_cast<int>(cell / in_w % in_h);
+    const int b = static_cast<int>(cell / (static_cast<int64_t>(in_w) * in_h));
+    float acc = 0.0f;
+    for (int oy = 0; oy < y_shape.dims[1]; ++oy) {
+      const int y0 = oy * p.stride_h - p.pad_h;
+      if (iy < y0 || iy >= y0 + p.filter_h) continue;
+      for (int ox = 0; ox < y_shape.dims[2]; ++ox) {
+        const int x0 = ox * p.stride_w - p.pad_w;
+        if (ix < x0 || ix >= x0 + p.filter_w) continue;
+        const Window w = ClipWindow(p, oy, ox, in_h, in_w);
+        const float g = grad.At(Offset4(y_shape, b, oy, ox, c));
+        if (g == 0.0f) continue;
+        const int cells = (w.y_end - w.y_begin) * (w.x_end - w.x_begin);
+        acc += g / static_cast<float>(cells);
+      }
+    }
+    return acc;
+  };
+  WriteInt8Grad(x_shape.FlatSize(), value_at, dx);
+}
+
 void MaxPoolGrad(const PoolGradParams& p, const Shape& y_shape,
                  const OutputGrad& grad, const Shape& x_shape, const int8_t* x,
                  float* dx) {

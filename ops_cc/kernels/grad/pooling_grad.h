@@ -6,6 +6,7 @@
 
 #include "ops_cc/core/shape.h"
 #include "ops_cc/kernels/grad/grad_common.h"
+#include "ops_cc/kernels/grad/int8_grad.h"
 
 namespace tflm_train {
 
@@ -19,6 +20,13 @@ struct PoolGradParams {
 // g / n is added to each of the n window cells inside the input.
 void AveragePoolGrad(const PoolGradParams& params, const Shape& y_shape,
                      const OutputGrad& g, const Shape& x_shape, float* dx);
+
+// AveragePoolGrad written as an int8 gradient: each element summed as there
+// (its window shares in increasing output-cell order), once for the scale and
+// once to quantize.
+void AveragePoolGradInt8(const PoolGradParams& params, const Shape& y_shape,
+                         const OutputGrad& g, const Shape& x_shape,
+                         Int8GradOut dx);
 
 // dx zeroed, then for each output cell in row-major order, g is added to the
 // first window cell (row-major) inside the input holding the window's

@@ -17,7 +17,8 @@ constexpr char kQuantizeGrad[] = "TFLMTRAIN_QUANTIZE_GRAD";
 // dx = mask(y) * dy, one output per input that needs it (input 2 is the
 // int8 y or its packed mask, ReadOutputMask). An ADD operand that
 // broadcasts (its output is shaped like it) gets that summed over the
-// elements of y that repeat it (BinaryBroadcastGrad).
+// elements of y that repeat it (BinaryBroadcastGrad). An int8 y/grad gives
+// int8 outputs with its scale.
 
 struct PassThroughGradData {
   const char* op = kAddGrad;
@@ -25,6 +26,9 @@ struct PassThroughGradData {
   OptionError option_error;
   int activation = kActivationNone;
   OutputMaskDesc mask;
+  GradSlot dy;
+  GradSlot dx[2];
+  int num_outputs = 0;
   bool reduce[2] = {false, false};  // output i is a broadcast operand's
 };
 
@@ -52,23 +56,38 @@ Status PassThroughGradPrepare(PrepareContext& c) {
   TT_RETURN_IF_ERROR(GetOpData(c, "TFLMTRAIN_ADD_GRAD/QUANTIZE_GRAD", &data));
   const char* op = data->op;
   TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
-  TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 1, data->max_outputs));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
   TensorDesc dy;
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
+  int next_input = 3;
+  TT_RETURN_IF_ERROR(
+      ReadGradInput(c, op, 1, "y/grad", &next_input, &dy, &data->dy));
+  // The outputs have y/grad's type; int8 ones are followed by their scales.
+  const int outputs = data->dy.is_int8() ? c.NumOutputs() / 2 : c.NumOutputs();
+  if (c.NumInputs() != next_input || outputs < 1 ||
+      outputs > data->max_outputs ||
+      (data->dy.is_int8() && c.NumOutputs() % 2 != 0))
+    return c.Fail("%s: expected %d inputs and 1 to %d gradient outputs (each "
+                  "int8 one followed by its scale), got %d and %d", op,
+                  next_input, data->max_outputs, c.NumInputs(), c.NumOutputs());
   TT_RETURN_IF_ERROR(
       ReadOutputMask(c, op, 2, data->activation, dy.shape, &data->mask));
   const Shape& y_shape = dy.shape;
-  for (int i = 0; i < 2; ++i) {
-    data->reduce[i] = false;
-    if (!c.HasOutput(i)) continue;
+  int next_output = outputs;
+  data->num_outputs = outputs;
+  for (int i = 0; i < outputs; ++i) {
     TensorDesc d;
     const char* name = i == 0 ? "output 0" : "output 1";
-    TT_RETURN_IF_ERROR(ReadOutput(c, op, i, name, DataType::kFloat32, &d));
+    TT_RETURN_IF_ERROR(
+        ReadGradOutput(c, op, i, name, &next_output, &d, &data->dx[i]));
+    if (d.type != dy.type)
+      return c.Fail("%s: %s must have y/grad's type", op, name);
     // ADD: an operand that broadcasts gets the sum over its repeats.
     BroadcastWalk walk;
     data->reduce[i] = data->op == kAddGrad && d.shape != y_shape &&
                       MakeBroadcastWalk(d.shape, y_shape, y_shape, &walk);
+    if (data->reduce[i] && d.type == DataType::kInt8)
+      return c.Fail("%s: %s is an int8 gradient of a broadcast operand, which "
+                    "is not supported", op, name);
     if (!data->reduce[i])
       TT_RETURN_IF_ERROR(CheckSameShape(c, op, name, d, "y", y_shape));
   }
@@ -78,15 +97,22 @@ Status PassThroughGradPrepare(PrepareContext& c) {
 Status PassThroughGradEval(EvalContext& c) {
   if (!TrainMode(c)) return Status::kOk;
   const auto* data = static_cast<const PassThroughGradData*>(c.OpData());
-  const OutputGrad g = MaskedOutputGrad(c, 1, 2, data->mask);
+  const OutputGrad g = MaskedOutputGrad(c, data->dy, 2, data->mask);
   const Shape y_shape = c.InputShape(1);
+  if (data->dy.is_int8()) {  // same scale, masked values
+    for (int i = 0; i < data->num_outputs; ++i) {
+      const Int8GradOut dx = Int8Output(c, data->dx[i]);
+      AddGradInt8(g, y_shape.FlatSize(), dx.q);
+      *dx.scale = g.dy_scale;
+    }
+    return Status::kOk;
+  }
   if (!data->reduce[0] && !data->reduce[1]) {
     AddGrad(g, y_shape.FlatSize(), c.Output<float>(0), c.Output<float>(1));
     return Status::kOk;
   }
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < data->num_outputs; ++i) {
     float* dx = c.Output<float>(i);
-    if (dx == nullptr) continue;
     if (!data->reduce[i]) {
       AddGrad(g, y_shape.FlatSize(), dx, nullptr);
       continue;

@@ -43,6 +43,9 @@ enum LayerInput {
   // frozen full filter and `channels` names the rows.
   kLayerSlice,
   kLayerNumInputs,
+  // With an int8 y/grad, its scale follows (int8_grad.h); the model then
+  // lists the slice slot, -1 when absent.
+  kLayerDyScale = kLayerNumInputs,
 };
 
 struct LayerGradData {
@@ -81,6 +84,10 @@ struct LayerGradData {
   int scales_scratch = -1;
   bool uses_rng = false;
   bool sliced = false;
+  GradSlot dy, dx;  // dx.tensor -1: no x/grad
+  // An int8 x/grad is written one input cell (its channels) at a time from
+  // this scratch (int8_grad.h).
+  int dx_cell_scratch = -1;
 };
 
 void* LayerGradInit(InitContext& c, Layer layer) {
@@ -192,10 +199,19 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   LayerGradData* data = nullptr;
   TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
   TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
-  // Models without a slice may end before its slot.
-  TT_RETURN_IF_ERROR(CheckArity(
-      c, op, c.NumInputs() == kLayerSlice ? kLayerSlice : kLayerNumInputs, 0,
-      1));
+  TensorDesc hparams, dy, y, x, dx, filter;
+  int next_input = kLayerDyScale, next_output = 1;
+  TT_RETURN_IF_ERROR(
+      ReadGradInput(c, op, kLayerDy, "y/grad", &next_input, &dy, &data->dy));
+  data->dx = GradSlot{};
+  if (c.NumOutputs() > 0)
+    TT_RETURN_IF_ERROR(
+        ReadGradOutput(c, op, 0, "x/grad", &next_output, &dx, &data->dx));
+  // Models without a slice (and without an int8 y/grad) may end before its
+  // slot.
+  const bool short_form = c.NumInputs() == kLayerSlice && !data->dy.is_int8();
+  TT_RETURN_IF_ERROR(CheckArity(c, op, short_form ? kLayerSlice : next_input,
+                                0, c.NumOutputs() > 0 ? next_output : 0));
   if (data->rounding != 0 && data->rounding != 1)
     return c.Fail("%s: rounding must be 0 or 1, got %d", op, data->rounding);
 
@@ -204,16 +220,15 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   if (!(data->momentum >= 0.0f && data->momentum < 1.0f))
     return c.Fail("%s: momentum must be in [0, 1)", op);
 
-  TensorDesc hparams, dy, y, x, dx, filter;
   TT_RETURN_IF_ERROR(CheckMode(c, op, kLayerMode));
   TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerHparams, "optimizer_step",
                                DataType::kFloat32, &hparams));
   TT_RETURN_IF_ERROR(CheckElements(c, op, "optimizer_step", hparams, 3));
-  TT_RETURN_IF_ERROR(
-      ReadInput(c, op, kLayerDy, "y/grad", DataType::kFloat32, &dy));
   if (!c.HasInput(kLayerY) || c.Input(kLayerY, &y) != Status::kOk)
     return c.Fail("%s: input %d (y) is missing", op, kLayerY);
   data->real_y = y.type == DataType::kFloat32;
+  if (data->real_y && data->dy.is_int8())
+    return c.Fail("%s: the output layer's y/grad must be float32", op);
   const bool broadcast = data->broadcast_h != 0 || data->broadcast_w != 0;
   if (broadcast) {
     if (layer == Layer::kFullyConnected || data->real_y ||
@@ -251,11 +266,8 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
     TT_RETURN_IF_ERROR(ReadInput(c, op, kLayerX, "x", DataType::kInt8, &x));
     TT_RETURN_IF_ERROR(CheckPerTensor(c, op, "x", x));
   }
-  if (c.HasOutput(0)) {
-    TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
-    if (has_x)
-      TT_RETURN_IF_ERROR(CheckSameShape(c, op, "x/grad", dx, "x", x.shape));
-  }
+  if (c.HasOutput(0) && has_x)
+    TT_RETURN_IF_ERROR(CheckSameShape(c, op, "x/grad", dx, "x", x.shape));
   const Shape* x_shape =
       has_x ? &x.shape : (c.HasOutput(0) ? &dx.shape : nullptr);
   TT_RETURN_IF_ERROR(
@@ -284,6 +296,13 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
                       "positive normal float", op, k,
                       static_cast<double>(bias_scale));
     }
+  }
+  if (data->dx.is_int8()) {
+    // One input cell: FULLY_CONNECTED's input depth, a convolution's channels.
+    const int depth = layer == Layer::kFullyConnected ? filter.shape.dims[1]
+                                                      : dx.shape.Last();
+    TT_RETURN_IF_ERROR(c.RequestScratch(
+        sizeof(float) * static_cast<size_t>(depth), &data->dx_cell_scratch));
   }
   data->channels = channels;
   data->filter_scales = q.scales;
@@ -453,9 +472,9 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
   // The output layer's y is its real-valued output: masked here by the real
   // activation bounds (if any), then no int8 mask in the kernels.
   OutputGrad g;
-  if (!data->real_y) g = MaskedOutputGrad(c, kLayerDy, kLayerY, data->mask);
-  const float* dy = c.Input<float>(kLayerDy);
+  if (!data->real_y) g = MaskedOutputGrad(c, data->dy, kLayerY, data->mask);
   if (data->masked_dy_scratch >= 0) {
+    const float* dy = c.Input<float>(kLayerDy);
     auto* masked = static_cast<float*>(c.Scratch(data->masked_dy_scratch));
     const float* real_y = c.Input<float>(kLayerY);
     const int64_t n = c.InputShape(kLayerY).FlatSize();
@@ -463,16 +482,22 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
       masked[k] = real_y[k] > data->real_lower && real_y[k] < data->real_upper
                       ? dy[k]
                       : 0.0f;
-    dy = masked;
+    g.dy = masked;
+  } else if (data->real_y) {
+    g.dy = c.Input<float>(kLayerDy);
   }
-  g.dy = dy;
   const Shape y_shape = OutputShape(data, c.InputShape(kLayerDy));
   if (data->broadcast_h != 0) {
     g.broadcast_cells = data->broadcast_h * data->broadcast_w;
     g.channels = y_shape.dims[3];
   }
 
-  float* dx = c.Output<float>(0);
+  // An int8 x/grad is written first (from the weights before the update),
+  // then the fused update runs without a float x/grad.
+  const bool int8_dx = data->dx.is_int8();
+  float* dx = int8_dx ? nullptr : c.Output<float>(0);
+  auto* dx_cell = int8_dx ? static_cast<float*>(c.Scratch(data->dx_cell_scratch))
+                          : nullptr;
   if (layer == Layer::kFullyConnected) {
     FullyConnectedGradArgs a;
     const Shape filter_shape = c.InputShape(kLayerFilter);
@@ -489,6 +514,10 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     if (data->sliced)
       a.slice = {c.Input<int8_t>(kLayerSlice), update.channels,
                  update.num_channels};
+    if (int8_dx)
+      WriteInt8CellGrad(
+          [&](auto& sink) { FullyConnectedInputGradTo(a, sink); }, dx_cell,
+          a.input_depth, Int8Output(c, data->dx));
     FullyConnectedGrad(a, dx, update);
   } else {
     ConvGradArgs a;
@@ -510,10 +539,18 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     if (data->sliced)
       a.slice = {c.Input<int8_t>(kLayerSlice), update.channels,
                  update.num_channels};
-    if (layer == Layer::kConv)
+    if (layer == Layer::kConv) {
+      if (int8_dx)
+        WriteInt8CellGrad([&](auto& sink) { ConvInputGradTo(a, sink); },
+                          dx_cell, a.x_shape.Last(), Int8Output(c, data->dx));
       ConvGrad(a, dx, update);
-    else
+    } else {
+      if (int8_dx)
+        WriteInt8CellGrad(
+            [&](auto& sink) { DepthwiseConvInputGradTo(a, sink); }, dx_cell,
+            a.x_shape.Last(), Int8Output(c, data->dx));
       DepthwiseConvGrad(a, dx, update);
+    }
   }
   if (data->uses_rng) std::memcpy(c.InputData(kLayerRng), &rng_state, 4);
   return Status::kOk;

@@ -10,13 +10,24 @@ constexpr char kMeanGrad[] = "TFLMTRAIN_MEAN_GRAD";
 
 // ---- TFLMTRAIN_MEAN_GRAD ----------------------------------------------------
 
+// y/grad float32, or int8 with its scale as input 2 and x/grad int8 with
+// its scale (y/grad's / (H * W)) as output 1.
 Status MeanGradPrepare(PrepareContext& c) {
   const char* op = kMeanGrad;
-  TT_RETURN_IF_ERROR(CheckArity(c, op, 2, 1));
+  GradTypeData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
   TensorDesc dy, dx;
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
-  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
+  GradSlot dy_slot, dx_slot;
+  int next_input = 2, next_output = 1;
+  TT_RETURN_IF_ERROR(
+      ReadGradInput(c, op, 1, "y/grad", &next_input, &dy, &dy_slot));
+  TT_RETURN_IF_ERROR(
+      ReadGradOutput(c, op, 0, "x/grad", &next_output, &dx, &dx_slot));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, next_input, next_output));
+  if (dx.type != dy.type)
+    return c.Fail("%s: x/grad must have y/grad's type", op);
+  data->int8 = dx.type == DataType::kInt8;
   TT_RETURN_IF_ERROR(CheckRank(c, op, "x/grad", dx, 4));
   const Shape& x = dx.shape;
   if (x.dims[1] < 1 || x.dims[2] < 1)
@@ -31,7 +42,14 @@ Status MeanGradPrepare(PrepareContext& c) {
 
 Status MeanGradEval(EvalContext& c) {
   if (!TrainMode(c)) return Status::kOk;
-  MeanGrad(c.Input<float>(1), c.OutputShape(0), c.Output<float>(0));
+  const Shape x = c.OutputShape(0);
+  if (static_cast<const GradTypeData*>(c.OpData())->int8) {
+    MeanGradInt8(c.Input<int8_t>(1), x, c.Output<int8_t>(0));
+    *c.Output<float>(1) =
+        *c.Input<float>(2) / static_cast<float>(x.dims[1] * x.dims[2]);
+    return Status::kOk;
+  }
+  MeanGrad(c.Input<float>(1), x, c.Output<float>(0));
   return Status::kOk;
 }
 
@@ -40,7 +58,7 @@ Status MeanGradEval(EvalContext& c) {
 extern const OpKernel kMeanGradKernel = {
     -1,
     kMeanGrad,
-    nullptr,
+    InitOpData<GradTypeData>,
     MeanGradPrepare,
     MeanGradEval,
     nullptr};

@@ -9,9 +9,12 @@ namespace {
 constexpr char kPadGrad[] = "TFLMTRAIN_PAD_GRAD";
 
 // ---- TFLMTRAIN_PAD_GRAD -----------------------------------------------------
+// y/grad float32, or int8 with its scale as input 3 and x/grad then int8
+// with the same scale as output 1.
 
 struct PadGradData {
   int32_t pad_before[kMaxRank] = {0};
+  bool int8 = false;
 };
 
 void* PadGradInit(InitContext& c) { return NewOpData<PadGradData>(c); }
@@ -20,13 +23,20 @@ Status PadGradPrepare(PrepareContext& c) {
   const char* op = kPadGrad;
   PadGradData* data = nullptr;
   TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
-  TT_RETURN_IF_ERROR(CheckArity(c, op, 3, 1));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
   TensorDesc dy, paddings, dx;
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
+  GradSlot dy_slot, dx_slot;
+  int next_input = 3, next_output = 1;
+  TT_RETURN_IF_ERROR(
+      ReadGradInput(c, op, 1, "y/grad", &next_input, &dy, &dy_slot));
   TT_RETURN_IF_ERROR(
       ReadInput(c, op, 2, "paddings", DataType::kInt32, &paddings));
-  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
+  TT_RETURN_IF_ERROR(
+      ReadGradOutput(c, op, 0, "x/grad", &next_output, &dx, &dx_slot));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, next_input, next_output));
+  if (dx.type != dy.type)
+    return c.Fail("%s: x/grad must have y/grad's type", op);
+  data->int8 = dx.type == DataType::kInt8;
   const int rank = dx.shape.rank;
   if (dy.shape.rank != rank)
     return c.Fail("%s: y/grad and x/grad differ in rank", op);
@@ -52,8 +62,11 @@ Status PadGradPrepare(PrepareContext& c) {
 Status PadGradEval(EvalContext& c) {
   if (!TrainMode(c)) return Status::kOk;
   const auto* data = static_cast<const PadGradData*>(c.OpData());
-  PadGrad(c.InputShape(1), c.Input<float>(1), data->pad_before,
-          c.OutputShape(0), c.Output<float>(0));
+  // An int8 gradient keeps y/grad's scale (input 3 -> output 1).
+  PadGrad(c.InputShape(1), c.InputData(1),
+          data->int8 ? 1 : static_cast<int>(sizeof(float)), data->pad_before,
+          c.OutputShape(0), c.OutputData(0));
+  if (data->int8) *c.Output<float>(1) = *c.Input<float>(3);
   return Status::kOk;
 }
 

@@ -17,6 +17,9 @@ struct PoolGradData {
   int activation = kActivationNone;
   PoolGradParams params;
   OutputMaskDesc mask;  // input 2: the int8 y or its packed mask
+  // AVERAGE_POOL_2D: float32 gradients, or int8 ones whose scales follow the
+  // op's inputs and output.
+  GradSlot dy, dx;
 };
 
 void* PoolGradInit(InitContext& c) {
@@ -37,15 +40,26 @@ Status PoolGradPrepare(PrepareContext& c, const char* op, bool max_pool) {
   PoolGradData* data = nullptr;
   TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
   TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
-  TT_RETURN_IF_ERROR(CheckArity(c, op, max_pool ? 4 : 3, 1));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
   TensorDesc dy, dx;
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
+  int next_input = max_pool ? 4 : 3, next_output = 1;
+  if (max_pool) {
+    TT_RETURN_IF_ERROR(CheckArity(c, op, 4, 1));
+    TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
+    TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
+  } else {
+    TT_RETURN_IF_ERROR(
+        ReadGradInput(c, op, 1, "y/grad", &next_input, &dy, &data->dy));
+    TT_RETURN_IF_ERROR(
+        ReadGradOutput(c, op, 0, "x/grad", &next_output, &dx, &data->dx));
+    TT_RETURN_IF_ERROR(CheckArity(c, op, next_input, next_output));
+    if (dx.type != dy.type)
+      return c.Fail("%s: x/grad must have y/grad's type", op);
+  }
   TT_RETURN_IF_ERROR(CheckRank(c, op, "y/grad", dy, 4));
   TT_RETURN_IF_ERROR(
       ReadOutputMask(c, op, 2, data->activation, dy.shape, &data->mask));
   const Shape& y_shape = dy.shape;
-  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
   TT_RETURN_IF_ERROR(CheckRank(c, op, "x/grad", dx, 4));
   if (dx.shape.dims[3] != y_shape.dims[3])
     return c.Fail("%s: x/grad and y differ in channels", op);
@@ -71,9 +85,13 @@ Status MaxPoolGradPrepare(PrepareContext& c) {
 Status AveragePoolGradEval(EvalContext& c) {
   if (!TrainMode(c)) return Status::kOk;
   const auto* data = static_cast<const PoolGradData*>(c.OpData());
-  AveragePoolGrad(data->params, c.InputShape(1),
-                  MaskedOutputGrad(c, 1, 2, data->mask), c.OutputShape(0),
-                  c.Output<float>(0));
+  const OutputGrad g = MaskedOutputGrad(c, data->dy, 2, data->mask);
+  if (data->dx.is_int8())
+    AveragePoolGradInt8(data->params, c.InputShape(1), g, c.OutputShape(0),
+                        Int8Output(c, data->dx));
+  else
+    AveragePoolGrad(data->params, c.InputShape(1), g, c.OutputShape(0),
+                    c.Output<float>(0));
   return Status::kOk;
 }
 
@@ -81,8 +99,8 @@ Status MaxPoolGradEval(EvalContext& c) {
   if (!TrainMode(c)) return Status::kOk;
   const auto* data = static_cast<const PoolGradData*>(c.OpData());
   MaxPoolGrad(data->params, c.InputShape(1),
-              MaskedOutputGrad(c, 1, 2, data->mask), c.OutputShape(0),
-              c.Input<int8_t>(3), c.Output<float>(0));
+              MaskedOutputGrad(c, GradSlot{1, -1}, 2, data->mask),
+              c.OutputShape(0), c.Input<int8_t>(3), c.Output<float>(0));
   return Status::kOk;
 }
 

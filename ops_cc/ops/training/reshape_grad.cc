@@ -10,20 +10,33 @@ constexpr char kReshapeGrad[] = "TFLMTRAIN_RESHAPE_GRAD";
 
 // ---- TFLMTRAIN_RESHAPE_GRAD -------------------------------------------------
 
+// y/grad float32, or int8 with its scale as input 2; x/grad then int8 with
+// the same scale as output 1.
 Status ReshapeGradPrepare(PrepareContext& c) {
   const char* op = kReshapeGrad;
-  TT_RETURN_IF_ERROR(CheckArity(c, op, 2, 1));
+  GradTypeData* data = nullptr;
+  TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
   TensorDesc dy, dx;
-  TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
-  TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
+  GradSlot dy_slot, dx_slot;
+  int next_input = 2, next_output = 1;
+  TT_RETURN_IF_ERROR(
+      ReadGradInput(c, op, 1, "y/grad", &next_input, &dy, &dy_slot));
+  TT_RETURN_IF_ERROR(
+      ReadGradOutput(c, op, 0, "x/grad", &next_output, &dx, &dx_slot));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, next_input, next_output));
+  if (dx.type != dy.type)
+    return c.Fail("%s: x/grad must have y/grad's type", op);
+  data->int8 = dx.type == DataType::kInt8;
   return CheckElements(c, op, "x/grad", dx, dy.shape.FlatSize());
 }
 
 Status ReshapeGradEval(EvalContext& c) {
   if (!TrainMode(c)) return Status::kOk;
-  ReshapeGrad(c.Input<float>(1), c.OutputShape(0).FlatSize(),
-              c.Output<float>(0));
+  const bool int8 = static_cast<const GradTypeData*>(c.OpData())->int8;
+  ReshapeGrad(c.InputData(1), c.OutputShape(0).FlatSize(),
+              int8 ? 1 : static_cast<int>(sizeof(float)), c.OutputData(0));
+  if (int8) *c.Output<float>(1) = *c.Input<float>(2);
   return Status::kOk;
 }
 
@@ -32,7 +45,7 @@ Status ReshapeGradEval(EvalContext& c) {
 extern const OpKernel kReshapeGradKernel = {
     -1,
     kReshapeGrad,
-    nullptr,
+    InitOpData<GradTypeData>,
     ReshapeGradPrepare,
     ReshapeGradEval,
     nullptr};

@@ -1,0 +1,241 @@
+"""Scheme "gradients": "int8": the gradients between backward operators are
+int8 with a per-tensor scale computed on the device (docs/format.md "int8
+gradients"). References: numpy quantization of the float32-gradient model's
+own gradients, numpy sums of the int8 operands, and TensorFlow-independent
+numpy transposed convolutions."""
+import numpy as np
+import pytest
+
+import models
+import tflm_train
+from tflm_train.converter import ConversionError, tflite
+from tflm_train.data import Dataset
+
+OPTIMIZER = {"lr": 0.05, "rounding": "nearest"}
+# Every layer trains: the stem's output gradient is the sum of two (GRAD_SUM).
+RESIDUAL_SCHEME = {"preset": "last-k:4"}
+
+
+def _convert(source, scheme, gradients):
+    return tflm_train.convert(source, dict(scheme, gradients=gradients, optimizer=OPTIMIZER))
+
+
+def _sample(name, seed=3):
+    shape, classes = models.SHAPES[name]
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 1, shape).astype(np.float32), int(rng.integers(0, classes))
+
+
+def _quantize(v):
+    """int8_grad.h's quantization in float32 numpy: (q, scale)."""
+    v = np.asarray(v, np.float32)
+    amax = np.float32(np.max(np.abs(v))) if v.size else np.float32(0)
+    if amax == 0:
+        return np.zeros(v.shape, np.int8), np.float32(0)
+    q = v * (np.float32(127) / amax)
+    r = np.floor(np.abs(q) + np.float32(0.5))
+    return (np.sign(q) * np.minimum(r, 127)).astype(np.int8), amax / np.float32(127)
+
+
+def _grad_tensors(model):
+    """{gradient tensor name: (type, shape)} of a training model, without
+    the loss's float32 real_output/grad."""
+    sg = tflite.read_model(model).subgraphs[0]
+    return {tflite.name_of(t): (t.type, [int(d) for d in t.shape]) for t in sg.tensors
+            if "/grad" in tflite.name_of(t) and not tflite.name_of(t).endswith("/scale")
+            and not tflite.name_of(t).startswith("tflm_train/real_output")
+            and "grad_offsets" not in tflite.name_of(t)}
+
+
+def _one_step(model, name):
+    trainer = tflm_train.Trainer(model, preserve_all_tensors=True)
+    trainer.step(*_sample(name))
+    return trainer
+
+
+def _value(trainer, name):
+    return trainer.tensor(trainer.tensor_index(name))
+
+
+@pytest.fixture(scope="module")
+def residual():
+    source = models.residual()
+    return {g: _convert(source, RESIDUAL_SCHEME, g) for g in ("float32", "int8")}
+
+
+def test_every_gradient_is_int8_with_a_float_scale(residual):
+    floats, ints = _grad_tensors(residual["float32"]), _grad_tensors(residual["int8"])
+    assert floats.keys() == ints.keys() and len(ints) >= 5
+    sg = tflite.read_model(residual["int8"]).subgraphs[0]
+    names = {tflite.name_of(t): t for t in sg.tensors}
+    for name, (kind, shape) in ints.items():
+        assert floats[name] == (tflite.FLOAT32, shape)
+        assert kind == tflite.INT8, name
+        scale = names[name + "/scale"]
+        assert scale.type == tflite.FLOAT32 and [int(d) for d in scale.shape] == [1]
+    assert names["tflm_train/real_output/grad"].type == tflite.FLOAT32
+
+
+def test_the_first_gradient_is_the_float_gradient_quantized(residual):
+    """The output layer's x/grad is the first int8 gradient written: its q
+    and scale equal numpy's quantization of the float32 model's x/grad after
+    the same sample (same weights, same float sums)."""
+    floats, ints = _one_step(residual["float32"], "residual"), _one_step(residual["int8"],
+                                                                         "residual")
+    head_input = [n for n in _grad_tensors(residual["int8"]) if "flatten" in n][0]
+    v = _value(floats, head_input)
+    q, scale = _quantize(v)
+    assert np.count_nonzero(v) > 0
+    np.testing.assert_array_equal(_value(ints, head_input), q)
+    assert _value(ints, head_input + "/scale")[0] == scale
+
+
+def test_gradient_sum_and_pass_through_ops_match_numpy_on_their_operands(residual):
+    """GRAD_SUM: numpy's float32 sum of q_i * s_i in operand order, then
+    quantized. ADD's gradient: its y/grad's q where the mask passes, else 0,
+    and the same scale. The MEAN-free AVERAGE_POOL_2D gradient: numpy's
+    window shares of the dequantized y/grad, quantized."""
+    trainer = _one_step(residual["int8"], "residual")
+    sg = tflite.read_model(residual["int8"]).subgraphs[0]
+    codes = tflite.read_model(residual["int8"]).operatorCodes
+    ops = {}
+    for op in sg.operators:
+        code = codes[op.opcodeIndex].customCode
+        ops.setdefault(code.decode() if isinstance(code, bytes) else code, []).append(op)
+
+    def get(t):
+        return trainer.tensor(int(t))
+
+    (grad_sum,) = ops["TFLMTRAIN_GRAD_SUM"]
+    n = (len(grad_sum.inputs) - 1) // 2
+    operands, scales = grad_sum.inputs[1:1 + n], grad_sum.inputs[1 + n:]
+    total = np.zeros(get(operands[0]).shape, np.float32)
+    for t, s in zip(operands, scales, strict=True):
+        total = total + get(t).astype(np.float32) * get(s)[0]
+    q, scale = _quantize(total)
+    assert n == 2 and np.count_nonzero(q) > 0
+    np.testing.assert_array_equal(get(grad_sum.outputs[0]), q)
+    assert get(grad_sum.outputs[1])[0] == scale
+
+    (add_grad,) = ops["TFLMTRAIN_ADD_GRAD"]
+    dy, dy_scale = get(add_grad.inputs[1]), get(add_grad.inputs[3])[0]
+    for out, out_scale in zip(add_grad.outputs[:2], add_grad.outputs[2:], strict=True):
+        dx = get(out)
+        assert get(out_scale)[0] == dy_scale
+        assert np.all((dx == dy) | (dx == 0)) and np.count_nonzero(dx) > 0
+
+    (pool_grad,) = ops["TFLMTRAIN_AVERAGE_POOL_2D_GRAD"]
+    dy = get(pool_grad.inputs[1]).astype(np.float32) * get(pool_grad.inputs[3])[0]
+    dy = dy * _mask(get(pool_grad.inputs[2]), dy.shape)
+    # 2x2 windows, stride 2 on 8x8 (the model's AveragePooling2D): each input
+    # cell gets a quarter of its window's gradient.
+    shares = np.repeat(np.repeat(dy / np.float32(4), 2, axis=1), 2, axis=2)
+    q, scale = _quantize(shares)
+    np.testing.assert_array_equal(get(pool_grad.outputs[0]), q)
+    assert get(pool_grad.outputs[1])[0] == scale
+
+
+def _mask(y, shape):
+    """The activation mask a gradient op reads: packed bits (PACK_MASK) or,
+    for a layer without activation, the int8 output's open range."""
+    if y.dtype == np.uint8:
+        return np.unpackbits(y, bitorder="little")[:int(np.prod(shape))].reshape(shape)
+    return ((y > -128) & (y < 127)).astype(np.uint8)
+
+
+def test_convolution_input_gradient_matches_numpy():
+    """res_b's int8 x/grad (3x3 SAME, stride 1, frozen weights: only biases
+    train): dequantized, within half a quantization step of numpy's float64
+    transposed convolution of the dequantized, masked y/grad with the real
+    weights; its scale is numpy's max / 127."""
+    model = _convert(models.residual(), {"bias_update_layers": 3}, "int8")
+    trainer = _one_step(model, "residual")
+    flat = tflite.read_model(model)
+    sg, codes = flat.subgraphs[0], flat.operatorCodes
+    grads = [op for op in sg.operators
+             if codes[op.opcodeIndex].customCode in (b"TFLMTRAIN_CONV_2D_GRAD",
+                                                     "TFLMTRAIN_CONV_2D_GRAD")
+             and len(op.outputs) == 2]
+    (op,) = grads  # res_b's: res_a's bias needs its x/grad
+    filt = sg.tensors[int(op.inputs[5])]
+    s_w = np.asarray(filt.quantization.scale, np.float64).reshape(-1, 1, 1, 1)
+    real_w = tflite.tensor_data(flat, filt).astype(np.float64) * s_w  # [O, 3, 3, I]
+    dy_q = trainer.tensor(int(op.inputs[2]))
+    dy_scale = trainer.tensor(int(op.inputs[14]))[0]
+    g = dy_q * np.float64(dy_scale) * _mask(trainer.tensor(int(op.inputs[3])), dy_q.shape)
+    _, h, wd, _ = g.shape
+    dx = np.zeros((1, h, wd, real_w.shape[3]))
+    for oy in range(h):
+        for ox in range(wd):
+            for ky in range(3):
+                for kx in range(3):
+                    iy, ix = oy + ky - 1, ox + kx - 1
+                    if 0 <= iy < h and 0 <= ix < wd:
+                        dx[0, iy, ix] += g[0, oy, ox] @ real_w[:, ky, kx, :]
+    q, scale = trainer.tensor(int(op.outputs[0])), trainer.tensor(int(op.outputs[1]))[0]
+    assert np.count_nonzero(q) > 0
+    assert scale == pytest.approx(np.abs(dx).max() / 127, rel=1e-5)
+    assert np.max(np.abs(q * np.float64(scale) - dx)) <= 0.5 * scale * 1.001
+
+
+def test_training_tracks_float32_gradients_and_runs_in_less_ram():
+    """Same samples, same steps: the losses of int8 and float32 gradients
+    stay close, and the planned peak of the int8 model is smaller."""
+    source = models.inverted_residual()
+    shape, classes = models.SHAPES["inverted_residual"]
+    rng = np.random.default_rng(2)
+    data = Dataset(rng.normal(0, 1, (24,) + shape).astype(np.float32),
+                   rng.integers(0, classes, 24))
+    losses, peaks = {}, {}
+    for g in ("float32", "int8"):
+        model = _convert(source, {"preset": "last-k:6"}, g)
+        trainer = tflm_train.Trainer(model)
+        losses[g] = np.array([trainer.step(x, y) for x, y in zip(data.x, data.y, strict=True)])
+        peaks[g] = tflm_train.plan(model)["peak_arena_bytes"]
+    assert losses["int8"][0] == losses["float32"][0]  # same forward before any update
+    assert np.max(np.abs(losses["int8"] - losses["float32"])) < 0.05 * np.max(losses["float32"])
+    assert peaks["int8"] < 0.7 * peaks["float32"]
+
+
+def test_plan_lists_each_int8_gradient(residual):
+    report = tflm_train.plan(residual["int8"])
+    entries = [s for s in report["memory_savings"] if s["technique"] == "int8_gradients"]
+    sizes = [int(np.prod(shape)) for _, shape in _grad_tensors(residual["int8"]).values()]
+    assert len(entries) == len(sizes)
+    assert sorted(e["was_bytes"] for e in entries) == sorted(4 * n for n in sizes)
+    assert sorted(e["now_bytes"] for e in entries) == sorted(n + 4 for n in sizes)
+    assert all(e["tensor"].endswith(("/grad", "/grad/0", "/grad/1")) for e in entries)
+    assert not any(s["technique"] == "int8_gradients"
+                   for s in tflm_train.plan(residual["float32"])["memory_savings"])
+
+
+def test_an_operator_without_an_int8_gradient_is_refused_by_name():
+    """The cnn's MAX_POOL_2D has no int8 gradient: training conv_a needs one."""
+    with pytest.raises(ConversionError, match=r"gradients.*int8.*MAX_POOL_2D at operator \d+"):
+        _convert(models.plain_cnn(), {"preset": "last-k:3"}, "int8")
+    _convert(models.plain_cnn(), {"preset": "last-k:3"}, "float32")
+
+
+def test_gradients_field_is_validated():
+    with pytest.raises(ConversionError, match=r"field 'gradients' must be one of float32, int8"):
+        _convert(models.plain_cnn(), {"preset": "classifier"}, "int4")
+
+
+def test_a_missing_scale_is_a_one_line_error(residual):
+    """A layer gradient whose int8 y/grad lost its scale input: the runtime
+    refuses the model naming the op and the slot (no crash, no read of a
+    missing tensor)."""
+    from tflm_train.errors import TflmTrainError
+
+    model = tflite.read_model(residual["int8"])
+    sg = model.subgraphs[0]
+    for op in sg.operators:
+        code = model.operatorCodes[op.opcodeIndex].customCode
+        if code in (b"TFLMTRAIN_CONV_2D_GRAD", "TFLMTRAIN_CONV_2D_GRAD"):
+            op.inputs = op.inputs[:14]
+            break
+    with pytest.raises(TflmTrainError) as e:
+        tflm_train.Trainer(tflite.write_model(model))
+    message = str(e.value)
+    assert "\n" not in message
+    assert "TFLMTRAIN_CONV_2D_GRAD: y/grad is int8 but its scale (input 14) is missing" in message
