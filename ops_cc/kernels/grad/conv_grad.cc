@@ -2,93 +2,9 @@
 
 namespace tflm_train {
 
-namespace {
-
-// Output channels whose terms are added to dx together (up to 4 non-zero g
-// of one output cell, in channel order).
-constexpr int kInputGradGroup = 4;
-
-// d[i] += gs[0] * w[0][i], then gs[1] * w[1][i], ... for each i: the terms
-// of each element in the group's (channel) order, so the sums equal adding
-// one channel at a time; d is loaded and stored once per group.
-void AddChannelGroup(float* d, int count, const float* gs,
-                     const int8_t* const* w, int n) {
-  switch (count) {
-    case 4:
-      for (int i = 0; i < n; ++i) {
-        float v = d[i];
-        v += gs[0] * static_cast<float>(w[0][i]);
-        v += gs[1] * static_cast<float>(w[1][i]);
-        v += gs[2] * static_cast<float>(w[2][i]);
-        v += gs[3] * static_cast<float>(w[3][i]);
-        d[i] = v;
-      }
-      return;
-    default:
-      for (int k = 0; k < count; ++k)
-        for (int i = 0; i < n; ++i) d[i] += gs[k] * static_cast<float>(w[k][i]);
-  }
-}
-
-}  // namespace
-
 void ConvInputGrad(const ConvGradArgs& a, float* dx) {
-  const int batches = a.x_shape.dims[0];
-  const int in_h = a.x_shape.dims[1];
-  const int in_w = a.x_shape.dims[2];
-  const int in_c = a.x_shape.dims[3];
-  const int filter_h = a.filter_shape.dims[1];
-  const int filter_w = a.filter_shape.dims[2];
-  const int out_h = a.y_shape.dims[1];
-  const int out_w = a.y_shape.dims[2];
-  const int out_c = a.y_shape.dims[3];
-  const int64_t row_size =
-      static_cast<int64_t>(filter_h) * filter_w * a.filter_shape.dims[3];
-
-  const int64_t n = a.x_shape.FlatSize();
-  for (int64_t k = 0; k < n; ++k) dx[k] = 0.0f;
-
-  float gs[kInputGradGroup];
-  const int8_t* rows[kInputGradGroup];
-  const int8_t* taps[kInputGradGroup];
-  for (int b = 0; b < batches; ++b) {
-    for (int oy = 0; oy < out_h; ++oy) {
-      const int y0 = oy * a.stride_h - a.pad_h;
-      for (int ox = 0; ox < out_w; ++ox) {
-        const int x0 = ox * a.stride_w - a.pad_w;
-        const int64_t out = Offset4(a.y_shape, b, oy, ox, 0);
-        int cursor = 0;
-        int o = 0;
-        while (o < out_c) {
-          // The next up to 4 channels with g != 0 (a cell reaches each dx
-          // element through one tap, so per element the terms stay in
-          // channel order).
-          int count = 0;
-          for (; o < out_c && count < kInputGradGroup; ++o) {
-            // Looked up before the skip: the cursor must see every o.
-            const int8_t* w_o =
-                MergedFilterRow(a.filter, row_size, a.slice, o, &cursor);
-            const float g = a.g.At(out + o);
-            if (g == 0.0f) continue;
-            gs[count] = g * a.filter_scales[o];
-            rows[count++] = w_o;
-          }
-          for (int ky = 0; ky < filter_h; ++ky) {
-            const int iy = y0 + ky * a.dilation_h;
-            if (iy < 0 || iy >= in_h) continue;
-            for (int kx = 0; kx < filter_w; ++kx) {
-              const int ix = x0 + kx * a.dilation_w;
-              if (ix < 0 || ix >= in_w) continue;
-              for (int k = 0; k < count; ++k)
-                taps[k] = rows[k] + (ky * filter_w + kx) * in_c;
-              AddChannelGroup(dx + Offset4(a.x_shape, b, iy, ix, 0), count, gs,
-                              taps, in_c);
-            }
-          }
-        }
-      }
-    }
-  }
+  FloatDxSink sink{dx, a.x_shape.dims[3]};
+  ConvInputGradTo(a, sink);
 }
 
 namespace {

@@ -11,6 +11,7 @@
 #include "ops_cc/core/shape.h"
 #include "ops_cc/kernels/filter_slice.h"
 #include "ops_cc/kernels/grad/grad_common.h"
+#include "ops_cc/kernels/grad/input_grad.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
 
 namespace tflm_train {
@@ -36,9 +37,17 @@ struct ConvGradArgs {
   OutputGrad g;              // of y
 };
 
-// dL/dx, written to dx (shape of x): zeroed, then for each (n, oy, ox, o) in
-// row-major order with g != 0, g * s_w[o] * q_w[o, ky, kx, i] is added to the
-// input cell it came from, for (ky, kx, i) in row-major order.
+// dL/dx, one input cell (n, iy, ix; I values) at a time in increasing cell
+// order into `sink` (input_grad.h). Each element's sum starts at 0 and adds
+// (g * s_w[o]) * q_w[o, ky, kx, i] for the output cells (n, oy, ox) that
+// read the cell, in increasing (oy, ox) (so decreasing tap (ky, kx)), and
+// within a cell for o ascending, skipping g == 0: the order of the scatter
+// form "for each (n, oy, ox, o) in row-major order with g != 0, add the
+// terms to the input cells it reads".
+template <typename Sink>
+void ConvInputGradTo(const ConvGradArgs& args, Sink& sink);
+
+// ConvInputGradTo into dx (shape of x).
 void ConvInputGrad(const ConvGradArgs& args, float* dx);
 
 // dL/dW[o, ky, kx, i] = s_x * sum over (n, oy, ox) of
@@ -57,6 +66,63 @@ float ConvBiasGrad(const ConvGradArgs& args, int o);
 // chunk rather than per weight) and its update; then the bias of every
 // channel.
 void ConvGrad(const ConvGradArgs& args, float* dx, const LayerUpdate& update);
+
+template <typename Sink>
+void ConvInputGradTo(const ConvGradArgs& a, Sink& sink) {
+  const int batches = a.x_shape.dims[0];
+  const int in_h = a.x_shape.dims[1];
+  const int in_w = a.x_shape.dims[2];
+  const int in_c = a.x_shape.dims[3];
+  const int filter_h = a.filter_shape.dims[1];
+  const int filter_w = a.filter_shape.dims[2];
+  const int out_h = a.y_shape.dims[1];
+  const int out_w = a.y_shape.dims[2];
+  const int out_c = a.y_shape.dims[3];
+  const int64_t row_size = static_cast<int64_t>(filter_h) * filter_w * in_c;
+  const OutputGrad g = a.g;
+
+  WeightedRow rows[kWeightedRowBatch];
+  int64_t cell = 0;
+  for (int b = 0; b < batches; ++b) {
+    for (int iy = 0; iy < in_h; ++iy) {
+      for (int ix = 0; ix < in_w; ++ix, ++cell) {
+        float* d = sink.Begin(cell);
+        for (int i = 0; i < in_c; ++i) d[i] = 0.0f;
+        int count = 0;
+        // Output row oy reads this row through tap ky when
+        // oy * stride - pad + ky * dilation == iy; oy grows as ky falls.
+        for (int ky = filter_h - 1; ky >= 0; --ky) {
+          const int ty = iy + a.pad_h - ky * a.dilation_h;
+          if (ty < 0 || ty % a.stride_h != 0 || ty / a.stride_h >= out_h)
+            continue;
+          const int oy = ty / a.stride_h;
+          for (int kx = filter_w - 1; kx >= 0; --kx) {
+            const int tx = ix + a.pad_w - kx * a.dilation_w;
+            if (tx < 0 || tx % a.stride_w != 0 || tx / a.stride_w >= out_w)
+              continue;
+            const int64_t out = Offset4(a.y_shape, b, oy, tx / a.stride_w, 0);
+            const int tap = (ky * filter_w + kx) * in_c;
+            int cursor = 0;
+            for (int o = 0; o < out_c; ++o) {
+              // Looked up before the skip: the cursor must see every o.
+              const int8_t* w_o =
+                  MergedFilterRow(a.filter, row_size, a.slice, o, &cursor);
+              const float g_o = g.At(out + o);
+              if (g_o == 0.0f) continue;
+              rows[count++] = {g_o * a.filter_scales[o], w_o + tap};
+              if (count == kWeightedRowBatch) {
+                AddWeightedRows(d, in_c, rows, count);
+                count = 0;
+              }
+            }
+          }
+        }
+        if (count > 0) AddWeightedRows(d, in_c, rows, count);
+        sink.End(cell);
+      }
+    }
+  }
+}
 
 }  // namespace tflm_train
 

@@ -3,21 +3,8 @@
 namespace tflm_train {
 
 void FullyConnectedInputGrad(const FullyConnectedGradArgs& a, float* dx) {
-  const int in = a.input_depth;
-  const int out = a.output_depth;
-  for (int k = 0; k < a.batches * in; ++k) dx[k] = 0.0f;
-  for (int b = 0; b < a.batches; ++b) {
-    float* d = dx + b * in;
-    int cursor = 0;
-    for (int o = 0; o < out; ++o) {
-      // Looked up before the skip: the cursor must see every o.
-      const int8_t* w = MergedFilterRow(a.filter, in, a.slice, o, &cursor);
-      const float g = a.g.At(b * out + o);
-      if (g == 0.0f) continue;
-      const float gs = g * a.filter_scales[o];
-      for (int i = 0; i < in; ++i) d[i] += gs * static_cast<float>(w[i]);
-    }
-  }
+  FloatDxSink sink{dx, a.input_depth};
+  FullyConnectedInputGradTo(a, sink);
 }
 
 namespace {

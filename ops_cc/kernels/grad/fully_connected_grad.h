@@ -8,6 +8,7 @@
 
 #include "ops_cc/kernels/filter_slice.h"
 #include "ops_cc/kernels/grad/grad_common.h"
+#include "ops_cc/kernels/grad/input_grad.h"
 #include "ops_cc/kernels/grad/sgd_update.h"
 
 namespace tflm_train {
@@ -27,8 +28,14 @@ struct FullyConnectedGradArgs {
   OutputGrad g;                // of y [B, O]
 };
 
-// dL/dx [B, I]: zeroed, then for each (b, o) with g != 0,
-// g * s_w[o] * q_w[o, i] is added for i in order.
+// dL/dx [B, I], one batch row (I values) at a time in batch order into
+// `sink` (input_grad.h). Each element's sum starts at 0 and adds
+// (g * s_w[o]) * q_w[o, i] for o ascending, skipping g == 0 (the order of
+// the scatter form "for each (b, o) with g != 0, add the terms to row b").
+template <typename Sink>
+void FullyConnectedInputGradTo(const FullyConnectedGradArgs& args, Sink& sink);
+
+// FullyConnectedInputGradTo into dx [B, I].
 void FullyConnectedInputGrad(const FullyConnectedGradArgs& args, float* dx);
 
 // dL/dW[o, i] = s_x * sum over b of g[b, o] * (q_x[b, i] - z_x).
@@ -44,6 +51,31 @@ float FullyConnectedBiasGrad(const FullyConnectedGradArgs& args, int o);
 // inputs at once) and its update; then the bias of every channel.
 void FullyConnectedGrad(const FullyConnectedGradArgs& args, float* dx,
                         const LayerUpdate& update);
+
+template <typename Sink>
+void FullyConnectedInputGradTo(const FullyConnectedGradArgs& a, Sink& sink) {
+  WeightedRow rows[kWeightedRowBatch];
+  for (int b = 0; b < a.batches; ++b) {
+    float* d = sink.Begin(b);
+    for (int i = 0; i < a.input_depth; ++i) d[i] = 0.0f;
+    int count = 0;
+    int cursor = 0;
+    for (int o = 0; o < a.output_depth; ++o) {
+      // Looked up before the skip: the cursor must see every o.
+      const int8_t* w =
+          MergedFilterRow(a.filter, a.input_depth, a.slice, o, &cursor);
+      const float g = a.g.At(b * a.output_depth + o);
+      if (g == 0.0f) continue;
+      rows[count++] = {g * a.filter_scales[o], w};
+      if (count == kWeightedRowBatch) {
+        AddWeightedRows(d, a.input_depth, rows, count);
+        count = 0;
+      }
+    }
+    if (count > 0) AddWeightedRows(d, a.input_depth, rows, count);
+    sink.End(b);
+  }
+}
 
 }  // namespace tflm_train
 
