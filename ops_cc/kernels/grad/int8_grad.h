@@ -70,7 +70,7 @@ void WriteInt8Grad(int64_t n, const ValueAt& value_at, Int8GradOut out) {
   *out.scale = quantize.scale();
 }
 
-// The input-gradient kernels' sinks (FloatDxSink, grad_common.h) for an int8
+// The input-gradient kernels' sinks (FloatDxSink, input_grad.h) for an int8
 // x/grad: the kernel runs once into GradAmaxSink, then once into
 // GradQuantizeSink. Both accumulate a cell in `cell` (`depth` floats of
 // scratch), so the float tensor never exists whole.
