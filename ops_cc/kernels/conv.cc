@@ -58,13 +58,9 @@ void ConvPerChannel(const ConvParams& params, const int32_t* output_multiplier,
                                       filter_oc, filter_h, filter_w, filter_c,
                                       y0, x0);
           if (bias != nullptr) acc = WrappingAdd(acc, bias[oc]);
-          acc = MultiplyByQuantizedMultiplier(acc, output_multiplier[oc],
-                                              output_shift[oc]);
-          acc = WrappingAdd(acc, params.output_offset);
-          if (acc < params.act_min) acc = params.act_min;
-          if (acc > params.act_max) acc = params.act_max;
           output[((b * out_h + oy) * out_w + ox) * out_c + oc] =
-              static_cast<int8_t>(acc);
+              ConvOutputInt8(params, acc, output_multiplier[oc],
+                             output_shift[oc]);
         }
       }
     }
