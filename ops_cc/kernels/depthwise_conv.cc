@@ -56,9 +56,11 @@ void DepthwiseConvPerChannel(const ConvParams& params,
         const int x0 = ox * params.stride_w - params.pad_w;
         int kx_lo = 0, kx_hi = 0;
         TapRange(x0, params.dilation_w, filter_w, in_w, &kx_lo, &kx_hi);
-        // The window's taps inside the input: rows [0, rows) from the
-        // first one, input channel 0 at in_first, its weights at w_first.
+        // The window's taps inside the input: `rows` rows of `taps_x`
+        // taps, input channel 0 of the first at in_first, its weights at
+        // w_first.
         const int rows = kx_lo < kx_hi ? ky_hi - ky_lo : 0;
+        const int taps_x = kx_hi - kx_lo;
         const int8_t* in_first = in_batch;
         const int8_t* w_first = filter;
         if (rows > 0) {
@@ -67,6 +69,12 @@ void DepthwiseConvPerChannel(const ConvParams& params,
           w_first += (ky_lo * filter_w + kx_lo) * out_c;
         }
         int8_t* out_px = output + ((static_cast<int64_t>(b) * out_h + oy) * out_w + ox) * out_c;
+        // Output channel c's sum: + bias, requantized.
+        const auto store = [&](int c, int32_t acc) {
+          if (bias != nullptr) acc = WrappingAdd(acc, bias[c]);
+          out_px[c] = ConvOutputInt8(params, acc, output_multiplier[c],
+                                     output_shift[c]);
+        };
         int oc = 0;
         // Depth multiplier 1: four adjacent channels at a time (input and
         // filter channels coincide, so one 4-byte word each per tap).
@@ -75,18 +83,16 @@ void DepthwiseConvPerChannel(const ConvParams& params,
           for (int r = 0; r < rows; ++r) {
             const int8_t* in_tap = in_first + r * in_step_y + oc;
             const int8_t* w_tap = w_first + r * w_step_y + oc;
-            for (int kx = kx_lo; kx < kx_hi; ++kx) {
+            for (const int8_t* w_end = w_tap + taps_x * out_c; w_tap != w_end;
+                 w_tap += out_c, in_tap += in_step_x) {
               MacChannels4(in_tap, w_tap, offset, acc);
-              in_tap += in_step_x;
-              w_tap += out_c;
             }
           }
-          for (int k = 0; k < 4; ++k) {
-            if (bias != nullptr) acc[k] = WrappingAdd(acc[k], bias[oc + k]);
-            out_px[oc + k] = ConvOutputInt8(params, acc[k],
-                                            output_multiplier[oc + k],
-                                            output_shift[oc + k]);
-          }
+          // Constant indices keep acc in registers.
+          store(oc, acc[0]);
+          store(oc + 1, acc[1]);
+          store(oc + 2, acc[2]);
+          store(oc + 3, acc[3]);
         }
         // The rest one channel at a time; output channel oc reads input
         // channel oc / depth_multiplier.
@@ -96,16 +102,13 @@ void DepthwiseConvPerChannel(const ConvParams& params,
           for (int r = 0; r < rows; ++r) {
             const int8_t* in_tap = in_first + r * in_step_y + ic;
             const int8_t* w_tap = w_first + r * w_step_y + oc;
-            for (int kx = kx_lo; kx < kx_hi; ++kx) {
+            for (const int8_t* w_end = w_tap + taps_x * out_c; w_tap != w_end;
+                 w_tap += out_c, in_tap += in_step_x) {
               acc = WrappingAdd(acc, static_cast<int32_t>(*w_tap) *
                                          (static_cast<int32_t>(*in_tap) + offset));
-              in_tap += in_step_x;
-              w_tap += out_c;
             }
           }
-          if (bias != nullptr) acc = WrappingAdd(acc, bias[oc]);
-          out_px[oc] = ConvOutputInt8(params, acc, output_multiplier[oc],
-                                      output_shift[oc]);
+          store(oc, acc);
         }
       }
     }
