@@ -135,7 +135,8 @@ def type_table(r: dict) -> str:
 
 def section(results: dict, steps: int) -> str:
     parts = [f"`python examples/benchmark_cortex_m.py --steps {steps} --results "
-             "docs/results.md`: the standalone runtime's portable kernels on the Cortex-M4 "
+             "docs/results.md`: the standalone runtime's own kernels on the Cortex-M4 "
+             "(convolutions with DSP-extension inner loops, ops_cc/kernels/int8_mac.h) "
              "(QEMU mps2-an386, `-icount`), instructions per step (train: mean over the "
              f"{steps} steps; infer: one step), and per operator type the instructions in "
              "its Eval (`tflm-train firmware --profile`; the session's own work between "

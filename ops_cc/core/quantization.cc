@@ -24,35 +24,6 @@ void QuantizeMultiplier(double real_multiplier, int32_t* quantized_multiplier,
   *shift = exponent;
 }
 
-int32_t SaturatingRoundingDoublingHighMul(int32_t a, int32_t b) {
-  if (a == b && a == std::numeric_limits<int32_t>::min()) {
-    return std::numeric_limits<int32_t>::max();
-  }
-  const int64_t product = static_cast<int64_t>(a) * b;
-  // The nudge plus truncating division rounds ties towards +infinity.
-  const int64_t nudge =
-      product >= 0 ? (int64_t{1} << 30) : 1 - (int64_t{1} << 30);
-  return static_cast<int32_t>((product + nudge) / (int64_t{1} << 31));
-}
-
-int32_t RoundingDivideByPOT(int32_t x, int exponent) {
-  const int32_t mask = static_cast<int32_t>((int64_t{1} << exponent) - 1);
-  const int32_t remainder = x & mask;
-  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-  return (x >> exponent) + (remainder > threshold ? 1 : 0);
-}
-
-int32_t MultiplyByQuantizedMultiplier(int32_t x, int32_t quantized_multiplier,
-                                      int shift) {
-  const int left_shift = shift > 0 ? shift : 0;
-  const int right_shift = shift > 0 ? 0 : -shift;
-  const int32_t shifted =
-      static_cast<int32_t>(static_cast<uint32_t>(x) << left_shift);
-  return RoundingDivideByPOT(
-      SaturatingRoundingDoublingHighMul(shifted, quantized_multiplier),
-      right_shift);
-}
-
 namespace {
 
 // zero_point + round(value / scale) in single precision, as TFLite quantizes

@@ -42,29 +42,34 @@ void ConvPerChannel(const ConvParams& params, const int32_t* output_multiplier,
   const int filters_per_group = out_c / (in_c / filter_c);
   const int64_t row_size = static_cast<int64_t>(filter_h) * filter_w * filter_c;
 
+  // A 1x1 window is one pixel: its sum is one dot product (0 in the padding).
+  const bool pointwise = filter_h == 1 && filter_w == 1;
+
   for (int b = 0; b < batches; ++b) {
     const int8_t* in_batch = input + b * in_h * in_w * in_c;
     for (int oy = 0; oy < out_h; ++oy) {
       const int y0 = oy * params.stride_h - params.pad_h;
       for (int ox = 0; ox < out_w; ++ox) {
         const int x0 = ox * params.stride_w - params.pad_w;
+        const bool inside = y0 >= 0 && y0 < in_h && x0 >= 0 && x0 < in_w;
+        const int8_t* in_px = inside ? in_batch + (y0 * in_w + x0) * in_c : in_batch;
+        int8_t* out_px = output + ((b * out_h + oy) * out_w + ox) * out_c;
         int cursor = 0;
         for (int oc = 0; oc < out_c; ++oc) {
-          const int8_t* in_group =
-              in_batch + (oc / filters_per_group) * filter_c;
+          const int group_c = (oc / filters_per_group) * filter_c;
           const int8_t* filter_oc =
               MergedFilterRow(filter, row_size, slice, oc, &cursor);
-          int32_t acc = ConvWindowSum(params, in_group, in_h, in_w, in_c,
-                                      filter_oc, filter_h, filter_w, filter_c,
-                                      y0, x0);
+          int32_t acc = 0;
+          if (!pointwise) {
+            acc = ConvWindowSum(params, in_batch + group_c, in_h, in_w, in_c,
+                                filter_oc, filter_h, filter_w, filter_c, y0, x0);
+          } else if (inside) {
+            acc = DotInt8(in_px + group_c, filter_oc, filter_c,
+                          params.input_offset, 0);
+          }
           if (bias != nullptr) acc = WrappingAdd(acc, bias[oc]);
-          acc = MultiplyByQuantizedMultiplier(acc, output_multiplier[oc],
-                                              output_shift[oc]);
-          acc = WrappingAdd(acc, params.output_offset);
-          if (acc < params.act_min) acc = params.act_min;
-          if (acc > params.act_max) acc = params.act_max;
-          output[((b * out_h + oy) * out_w + ox) * out_c + oc] =
-              static_cast<int8_t>(acc);
+          out_px[oc] = ConvOutputInt8(params, acc, output_multiplier[oc],
+                                      output_shift[oc]);
         }
       }
     }

@@ -8,6 +8,7 @@
 #include "ops_cc/core/quantization.h"
 #include "ops_cc/core/shape.h"
 #include "ops_cc/kernels/filter_slice.h"
+#include "ops_cc/kernels/int8_mac.h"
 
 namespace tflm_train {
 
@@ -50,16 +51,23 @@ inline int32_t ConvWindowSum(const ConvParams& params, const int8_t* in_group,
     for (int kx = 0; kx < filter_w; ++kx) {
       const int x = x0 + kx * params.dilation_w;
       if (x < 0 || x >= in_w) continue;
-      const int8_t* in_px = in_group + (y * in_w + x) * in_c;
-      const int8_t* w = filter_oc + (ky * filter_w + kx) * filter_c;
-      for (int ic = 0; ic < filter_c; ++ic) {
-        acc = WrappingAdd(acc, static_cast<int32_t>(w[ic]) *
-                                   (static_cast<int32_t>(in_px[ic]) +
-                                    params.input_offset));
-      }
+      acc = DotInt8(in_group + (y * in_w + x) * in_c,
+                    filter_oc + (ky * filter_w + kx) * filter_c, filter_c,
+                    params.input_offset, acc);
     }
   }
   return acc;
+}
+
+// A convolution's int32 sum (bias included) as the output's int8: the
+// channel's requantization, the output zero point, the activation clamp.
+inline int8_t ConvOutputInt8(const ConvParams& params, int32_t acc,
+                             int32_t multiplier, int32_t shift) {
+  acc = MultiplyByQuantizedMultiplier(acc, multiplier, shift);
+  acc = WrappingAdd(acc, params.output_offset);
+  if (acc < params.act_min) acc = params.act_min;
+  if (acc > params.act_max) acc = params.act_max;
+  return static_cast<int8_t>(acc);
 }
 
 namespace ref {

@@ -3,8 +3,24 @@
 #include <cstring>
 
 #include "ops_cc/core/quantization.h"
+#include "ops_cc/kernels/int8_mac.h"
 
 namespace tflm_train {
+namespace {
+
+// The taps [*lo, *hi) of a window starting at input position `start`
+// (negative inside the padding) that fall inside [0, size): the zero
+// padding contributes 0, so the sums skip the rest.
+void TapRange(int start, int dilation, int taps, int size, int* lo, int* hi) {
+  *lo = start >= 0 ? 0 : (-start + dilation - 1) / dilation;
+  const int left = size - start;  // positions from start to the end
+  *hi = left <= 0 ? 0 : (left + dilation - 1) / dilation;
+  if (*hi > taps) *hi = taps;
+  if (*lo > *hi) *lo = *hi;
+}
+
+}  // namespace
+
 namespace ref {
 
 void DepthwiseConvPerChannel(const ConvParams& params,
@@ -24,35 +40,75 @@ void DepthwiseConvPerChannel(const ConvParams& params,
   const int out_w = output_shape.dims[2];
   const int out_c = output_shape.dims[3];
   const int depth_multiplier = out_c / in_c;
+  const int32_t offset = params.input_offset;
+  // Strides between the taps of one channel, in the input and the filter.
+  const int64_t in_step_y = static_cast<int64_t>(params.dilation_h) * in_w * in_c;
+  const int in_step_x = params.dilation_w * in_c;
+  const int64_t w_step_y = static_cast<int64_t>(filter_w) * out_c;
 
   for (int b = 0; b < batches; ++b) {
-    const int8_t* in_batch = input + b * in_h * in_w * in_c;
+    const int8_t* in_batch = input + b * static_cast<int64_t>(in_h) * in_w * in_c;
     for (int oy = 0; oy < out_h; ++oy) {
       const int y0 = oy * params.stride_h - params.pad_h;
+      int ky_lo = 0, ky_hi = 0;
+      TapRange(y0, params.dilation_h, filter_h, in_h, &ky_lo, &ky_hi);
       for (int ox = 0; ox < out_w; ++ox) {
         const int x0 = ox * params.stride_w - params.pad_w;
-        int8_t* out_px = output + ((b * out_h + oy) * out_w + ox) * out_c;
-        for (int oc = 0; oc < out_c; ++oc) {
-          const int ic = oc / depth_multiplier;
-          int32_t acc = 0;
-          for (int ky = 0; ky < filter_h; ++ky) {
-            const int y = y0 + ky * params.dilation_h;
-            if (y < 0 || y >= in_h) continue;  // zero padding contributes 0
-            for (int kx = 0; kx < filter_w; ++kx) {
-              const int x = x0 + kx * params.dilation_w;
-              if (x < 0 || x >= in_w) continue;
-              const int32_t in_val = in_batch[(y * in_w + x) * in_c + ic];
-              const int32_t w = filter[(ky * filter_w + kx) * out_c + oc];
-              acc = WrappingAdd(acc, w * (in_val + params.input_offset));
+        int kx_lo = 0, kx_hi = 0;
+        TapRange(x0, params.dilation_w, filter_w, in_w, &kx_lo, &kx_hi);
+        // The window's taps inside the input: `rows` rows of `taps_x`
+        // taps, input channel 0 of the first at in_first, its weights at
+        // w_first.
+        const int rows = kx_lo < kx_hi ? ky_hi - ky_lo : 0;
+        const int taps_x = kx_hi - kx_lo;
+        const int8_t* in_first = in_batch;
+        const int8_t* w_first = filter;
+        if (rows > 0) {
+          in_first += (static_cast<int64_t>(y0 + ky_lo * params.dilation_h) * in_w +
+                       (x0 + kx_lo * params.dilation_w)) * in_c;
+          w_first += (ky_lo * filter_w + kx_lo) * out_c;
+        }
+        int8_t* out_px = output + ((static_cast<int64_t>(b) * out_h + oy) * out_w + ox) * out_c;
+        // Output channel c's sum: + bias, requantized.
+        const auto store = [&](int c, int32_t acc) {
+          if (bias != nullptr) acc = WrappingAdd(acc, bias[c]);
+          out_px[c] = ConvOutputInt8(params, acc, output_multiplier[c],
+                                     output_shift[c]);
+        };
+        int oc = 0;
+        // Depth multiplier 1: four adjacent channels at a time (input and
+        // filter channels coincide, so one 4-byte word each per tap).
+        for (; depth_multiplier == 1 && oc + 4 <= out_c; oc += 4) {
+          int32_t acc[4] = {0, 0, 0, 0};
+          for (int r = 0; r < rows; ++r) {
+            const int8_t* in_tap = in_first + r * in_step_y + oc;
+            const int8_t* w_tap = w_first + r * w_step_y + oc;
+            for (const int8_t* w_end = w_tap + taps_x * out_c; w_tap != w_end;
+                 w_tap += out_c, in_tap += in_step_x) {
+              MacChannels4(in_tap, w_tap, offset, acc);
             }
           }
-          if (bias != nullptr) acc = WrappingAdd(acc, bias[oc]);
-          acc = MultiplyByQuantizedMultiplier(acc, output_multiplier[oc],
-                                              output_shift[oc]);
-          acc = WrappingAdd(acc, params.output_offset);
-          if (acc < params.act_min) acc = params.act_min;
-          if (acc > params.act_max) acc = params.act_max;
-          out_px[oc] = static_cast<int8_t>(acc);
+          // Constant indices keep acc in registers.
+          store(oc, acc[0]);
+          store(oc + 1, acc[1]);
+          store(oc + 2, acc[2]);
+          store(oc + 3, acc[3]);
+        }
+        // The rest one channel at a time; output channel oc reads input
+        // channel oc / depth_multiplier.
+        for (; oc < out_c; ++oc) {
+          const int ic = oc / depth_multiplier;
+          int32_t acc = 0;
+          for (int r = 0; r < rows; ++r) {
+            const int8_t* in_tap = in_first + r * in_step_y + ic;
+            const int8_t* w_tap = w_first + r * w_step_y + oc;
+            for (const int8_t* w_end = w_tap + taps_x * out_c; w_tap != w_end;
+                 w_tap += out_c, in_tap += in_step_x) {
+              acc = WrappingAdd(acc, static_cast<int32_t>(*w_tap) *
+                                         (static_cast<int32_t>(*in_tap) + offset));
+            }
+          }
+          store(oc, acc);
         }
       }
     }
