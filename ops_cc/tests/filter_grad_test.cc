@@ -179,16 +179,18 @@ TEST(FullyConnectedGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
   }
 }
 
-// ConvInputGrad and DepthwiseConvInputGrad group work (4 output channels per
-// pass over dx; g read once per cell for all taps). References: one output
-// channel (and, for depthwise, one tap) at a time, as documented.
+// The input-gradient kernels gather each input cell's terms (register
+// blocks, two 1x1-conv cells at once, masked terms skipped per block).
+// References: the documented scatter loops, one output cell, channel (and,
+// for depthwise, tap) at a time, each term added to dx as it comes.
 void ReferenceConvInputGrad(const ConvGradArgs& a, std::vector<float>* dx) {
   dx->assign(a.x_shape.FlatSize(), 0.0f);
   const int in_c = a.x_shape.dims[3];
+  for (int n = 0; n < a.y_shape.dims[0]; ++n)
   for (int oy = 0; oy < a.y_shape.dims[1]; ++oy)
     for (int ox = 0; ox < a.y_shape.dims[2]; ++ox)
       for (int o = 0; o < a.y_shape.dims[3]; ++o) {
-        const float g = a.g.At(Offset4(a.y_shape, 0, oy, ox, o));
+        const float g = a.g.At(Offset4(a.y_shape, n, oy, ox, o));
         if (g == 0.0f) continue;
         const float gs = g * a.filter_scales[o];
         for (int ky = 0; ky < a.filter_shape.dims[1]; ++ky) {
@@ -198,7 +200,7 @@ void ReferenceConvInputGrad(const ConvGradArgs& a, std::vector<float>* dx) {
             const int ix = ox * a.stride_w - a.pad_w + kx * a.dilation_w;
             if (ix < 0 || ix >= a.x_shape.dims[2]) continue;
             for (int i = 0; i < in_c; ++i)
-              (*dx)[Offset4(a.x_shape, 0, iy, ix, i)] +=
+              (*dx)[Offset4(a.x_shape, n, iy, ix, i)] +=
                   gs * static_cast<float>(a.filter[Offset4(a.filter_shape, o, ky, kx, i)]);
           }
         }
@@ -209,6 +211,7 @@ void ReferenceDepthwiseInputGrad(const ConvGradArgs& a, std::vector<float>* dx) 
   dx->assign(a.x_shape.FlatSize(), 0.0f);
   const int channels = a.filter_shape.dims[3];
   const int multiplier = channels / a.x_shape.dims[3];
+  for (int n = 0; n < a.y_shape.dims[0]; ++n)
   for (int oy = 0; oy < a.y_shape.dims[1]; ++oy)
     for (int ox = 0; ox < a.y_shape.dims[2]; ++ox)
       for (int ky = 0; ky < a.filter_shape.dims[1]; ++ky) {
@@ -218,9 +221,9 @@ void ReferenceDepthwiseInputGrad(const ConvGradArgs& a, std::vector<float>* dx) 
           const int ix = ox * a.stride_w - a.pad_w + kx * a.dilation_w;
           if (ix < 0 || ix >= a.x_shape.dims[2]) continue;
           for (int c = 0; c < channels; ++c) {
-            const float g = a.g.At(Offset4(a.y_shape, 0, oy, ox, c));
+            const float g = a.g.At(Offset4(a.y_shape, n, oy, ox, c));
             if (g == 0.0f) continue;
-            (*dx)[Offset4(a.x_shape, 0, iy, ix, c / multiplier)] +=
+            (*dx)[Offset4(a.x_shape, n, iy, ix, c / multiplier)] +=
                 g * a.filter_scales[c] *
                 static_cast<float>(a.filter[Offset4(a.filter_shape, 0, ky, kx, c)]);
           }
@@ -232,13 +235,16 @@ bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-TEST(InputGrad, GroupedLoopsEqualTheOneChannelAtATimeSums) {
+TEST(InputGrad, GatheredSumsEqualTheScatterLoops) {
   std::mt19937 rng(11);
   struct Geometry { int in_c, kernel, stride, dilation, pad, out_c, multiplier; };
   const Geometry cases[] = {{7, 1, 1, 1, 0, 13, 1}, {5, 3, 2, 1, 1, 9, 1},
                             {3, 3, 1, 2, 2, 6, 2},  {70, 3, 1, 1, 1, 70, 1},
-                            {4, 5, 2, 1, 2, 11, 3}};
+                            {4, 5, 2, 1, 2, 11, 3}, {20, 1, 1, 1, 0, 40, 1},
+                            {24, 1, 2, 1, 0, 8, 1}, {400, 1, 1, 1, 0, 9, 1}};
   for (const Geometry& c : cases) {
+    // Dense and sparse g: 1x1 cells are summed in pairs or one by one.
+    for (const int zero_one_in : {3, 50}) {
     for (const bool depthwise : {false, true}) {
       const int in_h = 7, in_w = 6;
       const int channels = depthwise ? c.in_c * c.multiplier : c.out_c;
@@ -249,17 +255,18 @@ TEST(InputGrad, GroupedLoopsEqualTheOneChannelAtATimeSums) {
       a.stride_h = a.stride_w = c.stride;
       a.dilation_h = a.dilation_w = c.dilation;
       a.pad_h = a.pad_w = c.pad;
-      a.x_shape = {4, {1, in_h, in_w, c.in_c}};
+      a.x_shape = {4, {2, in_h, in_w, c.in_c}};
       a.filter_shape = depthwise ? Shape{4, {1, c.kernel, c.kernel, channels}}
                                  : Shape{4, {channels, c.kernel, c.kernel, c.in_c}};
-      a.y_shape = {4, {1, out_h, out_w, channels}};
+      a.y_shape = {4, {2, out_h, out_w, channels}};
       std::vector<int8_t> filter(a.filter_shape.FlatSize()), q_y(a.y_shape.FlatSize());
       for (auto& v : filter) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
       for (auto& v : q_y) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
       std::vector<float> dy(a.y_shape.FlatSize()), scales(channels);
       std::uniform_real_distribution<float> u(-1.0f, 1.0f);
       // Many zeros (whole cells too) so that groups of fewer than 4 occur.
-      for (auto& v : dy) v = rng() % 3 == 0 ? 0.0f : u(rng);
+      for (auto& v : dy)
+        v = rng() % zero_one_in == 0 ? (rng() % 2 ? 0.0f : -0.0f) : u(rng);
       for (auto& v : scales) v = 0.002f + 0.001f * static_cast<float>(rng() % 20);
       a.filter = filter.data();
       a.filter_scales = scales.data();
@@ -281,6 +288,37 @@ TEST(InputGrad, GroupedLoopsEqualTheOneChannelAtATimeSums) {
       for (float v : dx) nonzero = nonzero || v != 0.0f;
       EXPECT_TRUE(nonzero);
     }
+    }
+  }
+}
+
+TEST(InputGrad, FullyConnectedGatheredSumsEqualTheScatterLoop) {
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (const int depth : {1, 5, 16, 37}) {
+    FullyConnectedGradArgs a;
+    a.batches = 3;
+    a.input_depth = depth;
+    a.output_depth = 45;  // more than one batch of rows
+    std::vector<int8_t> filter(a.output_depth * depth);
+    std::vector<float> dy(a.batches * a.output_depth), scales(a.output_depth);
+    for (auto& v : filter) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+    for (auto& v : dy) v = rng() % 4 == 0 ? (rng() % 2 ? 0.0f : -0.0f) : u(rng);
+    for (auto& v : scales) v = 0.002f + 0.001f * static_cast<float>(rng() % 20);
+    a.filter = filter.data();
+    a.filter_scales = scales.data();
+    a.g.dy = dy.data();
+    std::vector<float> expected(a.batches * depth, 0.0f), dx(expected.size(), 7.0f);
+    for (int b = 0; b < a.batches; ++b)
+      for (int o = 0; o < a.output_depth; ++o) {
+        const float g = dy[b * a.output_depth + o];
+        if (g == 0.0f) continue;
+        const float gs = g * scales[o];
+        for (int i = 0; i < depth; ++i)
+          expected[b * depth + i] += gs * static_cast<float>(filter[o * depth + i]);
+      }
+    FullyConnectedInputGrad(a, dx.data());
+    EXPECT_TRUE(SameBits(dx, expected)) << "depth " << depth;
   }
 }
 

@@ -67,58 +67,130 @@ float ConvBiasGrad(const ConvGradArgs& args, int o);
 // channel.
 void ConvGrad(const ConvGradArgs& args, float* dx, const LayerUpdate& update);
 
+namespace conv_internal {
+
+// d[0..I) = the sums of input cell (b, iy, ix), in the documented order.
+inline void InputGradCell(const ConvGradArgs& a, const OutputGrad& g, int b,
+                          int iy, int ix, float* d) {
+  const int in_c = a.x_shape.dims[3];
+  const int filter_h = a.filter_shape.dims[1];
+  const int filter_w = a.filter_shape.dims[2];
+  const int out_c = a.y_shape.dims[3];
+  const int64_t row_size = static_cast<int64_t>(filter_h) * filter_w * in_c;
+  for (int i = 0; i < in_c; ++i) d[i] = 0.0f;
+  WeightedRow rows[kWeightedRowBatch];
+  int count = 0;
+  // Output row oy reads input row iy through tap ky when
+  // oy * stride - pad + ky * dilation == iy; oy grows as ky falls.
+  for (int ky = filter_h - 1; ky >= 0; --ky) {
+    const int ty = iy + a.pad_h - ky * a.dilation_h;
+    if (ty < 0 || ty % a.stride_h != 0 || ty / a.stride_h >= a.y_shape.dims[1])
+      continue;
+    for (int kx = filter_w - 1; kx >= 0; --kx) {
+      const int tx = ix + a.pad_w - kx * a.dilation_w;
+      if (tx < 0 || tx % a.stride_w != 0 ||
+          tx / a.stride_w >= a.y_shape.dims[2])
+        continue;
+      const int64_t out =
+          Offset4(a.y_shape, b, ty / a.stride_h, tx / a.stride_w, 0);
+      const int tap = (ky * filter_w + kx) * in_c;
+      int cursor = 0;
+      for (int o = 0; o < out_c; ++o) {
+        // Looked up before the skip: the cursor must see every o.
+        const int8_t* w_o =
+            MergedFilterRow(a.filter, row_size, a.slice, o, &cursor);
+        const float g_o = g.At(out + o);
+        if (g_o == 0.0f) continue;
+        rows[count++] = {g_o * a.filter_scales[o], w_o + tap};
+        if (count == kWeightedRowBatch) {
+          AddWeightedRows(d, in_c, rows, count);
+          count = 0;
+        }
+      }
+    }
+  }
+  if (count > 0) AddWeightedRows(d, in_c, rows, count);
+}
+
+// 1x1 filter: d0 and d1 = the sums of two input cells read by the output
+// cells at y offsets out0 and out0 + O (each input cell has only its one
+// reader, through the filter's one tap), in the documented order.
+inline void PointwiseInputGradPair(const ConvGradArgs& a, const OutputGrad& g,
+                                   int64_t out0, float* d0, float* d1) {
+  const int in_c = a.x_shape.dims[3];
+  const int out_c = a.y_shape.dims[3];
+  const int64_t out1 = out0 + out_c;
+  for (int i = 0; i < in_c; ++i) d0[i] = d1[i] = 0.0f;
+  WeightedRowPair rows[kWeightedRowBatch];
+  int count = 0;
+  int cursor = 0;
+  for (int o = 0; o < out_c; ++o) {
+    // Looked up before the skip: the cursor must see every o.
+    const int8_t* w_o = MergedFilterRow(a.filter, in_c, a.slice, o, &cursor);
+    const float g0 = g.At(out0 + o);
+    const float g1 = g.At(out1 + o);
+    if (g0 == 0.0f && g1 == 0.0f) continue;
+    const float s = a.filter_scales[o];
+    rows[count++] = {{g0 == 0.0f ? 0.0f : g0 * s, g1 == 0.0f ? 0.0f : g1 * s},
+                     w_o};
+    if (count == kWeightedRowBatch) {
+      AddWeightedRowPairs(d0, d1, in_c, rows, count);
+      count = 0;
+    }
+  }
+  if (count > 0) AddWeightedRowPairs(d0, d1, in_c, rows, count);
+}
+
+// The output column reading input column ix of a 1x1 filter, or -1.
+inline int PointwiseReader(int ix, int pad, int stride, int out_size) {
+  const int t = ix + pad;
+  if (t < 0 || t % stride != 0 || t / stride >= out_size) return -1;
+  return t / stride;
+}
+
+}  // namespace conv_internal
+
 template <typename Sink>
 void ConvInputGradTo(const ConvGradArgs& a, Sink& sink) {
   const int batches = a.x_shape.dims[0];
   const int in_h = a.x_shape.dims[1];
   const int in_w = a.x_shape.dims[2];
   const int in_c = a.x_shape.dims[3];
-  const int filter_h = a.filter_shape.dims[1];
-  const int filter_w = a.filter_shape.dims[2];
-  const int out_h = a.y_shape.dims[1];
   const int out_w = a.y_shape.dims[2];
-  const int out_c = a.y_shape.dims[3];
-  const int64_t row_size = static_cast<int64_t>(filter_h) * filter_w * in_c;
   const OutputGrad g = a.g;
-
-  WeightedRow rows[kWeightedRowBatch];
+  // 1x1 filter, stride 1 across: neighbouring cells of an input row are
+  // read by neighbouring output cells with the same weights, and are summed
+  // two at a time (AddWeightedRowPairs).
+  const bool paired = a.filter_shape.dims[1] == 1 &&
+                      a.filter_shape.dims[2] == 1 && a.stride_w == 1 &&
+                      in_c <= kMaxPairedDepth;
+  float second[kMaxPairedDepth];
   int64_t cell = 0;
   for (int b = 0; b < batches; ++b) {
     for (int iy = 0; iy < in_h; ++iy) {
-      for (int ix = 0; ix < in_w; ++ix, ++cell) {
-        float* d = sink.Begin(cell);
-        for (int i = 0; i < in_c; ++i) d[i] = 0.0f;
-        int count = 0;
-        // Output row oy reads this row through tap ky when
-        // oy * stride - pad + ky * dilation == iy; oy grows as ky falls.
-        for (int ky = filter_h - 1; ky >= 0; --ky) {
-          const int ty = iy + a.pad_h - ky * a.dilation_h;
-          if (ty < 0 || ty % a.stride_h != 0 || ty / a.stride_h >= out_h)
-            continue;
-          const int oy = ty / a.stride_h;
-          for (int kx = filter_w - 1; kx >= 0; --kx) {
-            const int tx = ix + a.pad_w - kx * a.dilation_w;
-            if (tx < 0 || tx % a.stride_w != 0 || tx / a.stride_w >= out_w)
-              continue;
-            const int64_t out = Offset4(a.y_shape, b, oy, tx / a.stride_w, 0);
-            const int tap = (ky * filter_w + kx) * in_c;
-            int cursor = 0;
-            for (int o = 0; o < out_c; ++o) {
-              // Looked up before the skip: the cursor must see every o.
-              const int8_t* w_o =
-                  MergedFilterRow(a.filter, row_size, a.slice, o, &cursor);
-              const float g_o = g.At(out + o);
-              if (g_o == 0.0f) continue;
-              rows[count++] = {g_o * a.filter_scales[o], w_o + tap};
-              if (count == kWeightedRowBatch) {
-                AddWeightedRows(d, in_c, rows, count);
-                count = 0;
-              }
-            }
-          }
+      const int oy = conv_internal::PointwiseReader(iy, a.pad_h, a.stride_h,
+                                                    a.y_shape.dims[1]);
+      int ix = 0;
+      while (ix < in_w) {
+        const int ox =
+            paired && oy >= 0 && ix + 1 < in_w
+                ? conv_internal::PointwiseReader(ix, a.pad_w, 1, out_w)
+                : -1;
+        if (ox >= 0 && ox + 1 < out_w) {
+          float* d = sink.Begin(cell);
+          conv_internal::PointwiseInputGradPair(
+              a, g, Offset4(a.y_shape, b, oy, ox, 0), d, second);
+          sink.End(cell++);
+          d = sink.Begin(cell);
+          for (int i = 0; i < in_c; ++i) d[i] = second[i];
+          sink.End(cell++);
+          ix += 2;
+        } else {
+          float* d = sink.Begin(cell);
+          conv_internal::InputGradCell(a, g, b, iy, ix, d);
+          sink.End(cell++);
+          ++ix;
         }
-        if (count > 0) AddWeightedRows(d, in_c, rows, count);
-        sink.End(cell);
       }
     }
   }

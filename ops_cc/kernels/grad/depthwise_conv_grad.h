@@ -39,22 +39,17 @@ void DepthwiseConvGrad(const ConvGradArgs& args, float* dx,
 
 namespace depthwise_internal {
 
-// d[0..kBlock) = the sums of input channels i0 .. i0 + kBlock - 1 of input
-// cell (b, iy, ix), each in the order documented above; the kBlock partial
-// sums stay in registers over all taps.
-template <int kBlock>
-void InputGradBlock(const ConvGradArgs& a, const OutputGrad& g, int b, int iy,
-                    int ix, int i0, float* d) {
+// Calls visit(out, w) for the output cells that read input cell (b, iy, ix),
+// in increasing (oy, ox): out = Offset4(y_shape, b, oy, ox, 0) and w = the
+// filter's tap (ky, kx) through which the cell is read (output row oy reads
+// input row iy through tap ky when oy * stride - pad + ky * dilation == iy,
+// so oy grows as ky falls).
+template <typename Visit>
+void ForEachReader(const ConvGradArgs& a, int b, int iy, int ix,
+                   const Visit& visit) {
   const int channels = a.filter_shape.dims[3];
-  const int multiplier = channels / a.x_shape.dims[3];
-  const int filter_h = a.filter_shape.dims[1];
   const int filter_w = a.filter_shape.dims[2];
-  float acc[kBlock];
-#pragma GCC unroll 16
-  for (int j = 0; j < kBlock; ++j) acc[j] = 0.0f;
-  // Output row oy reads input row iy through tap ky when
-  // oy * stride - pad + ky * dilation == iy; oy grows as ky falls.
-  for (int ky = filter_h - 1; ky >= 0; --ky) {
+  for (int ky = a.filter_shape.dims[1] - 1; ky >= 0; --ky) {
     const int ty = iy + a.pad_h - ky * a.dilation_h;
     if (ty < 0 || ty % a.stride_h != 0 || ty / a.stride_h >= a.y_shape.dims[1])
       continue;
@@ -63,23 +58,62 @@ void InputGradBlock(const ConvGradArgs& a, const OutputGrad& g, int b, int iy,
       if (tx < 0 || tx % a.stride_w != 0 ||
           tx / a.stride_w >= a.y_shape.dims[2])
         continue;
-      const int c0 = i0 * multiplier;
-      const int64_t out =
-          Offset4(a.y_shape, b, ty / a.stride_h, tx / a.stride_w, c0);
-      const int8_t* w = a.filter + (ky * filter_w + kx) * channels + c0;
-      const float* s = a.filter_scales + c0;
+      visit(Offset4(a.y_shape, b, ty / a.stride_h, tx / a.stride_w, 0),
+            a.filter + (ky * filter_w + kx) * channels);
+    }
+  }
+}
+
+// The output cells reading one input cell, as ForEachReader visits them.
+struct Readers {
+  static constexpr int kMax = 64;  // taps; larger filters take the generic path
+  int count = 0;
+  int64_t out[kMax];
+  const int8_t* tap[kMax];
+};
+
+// Multiplier 1, dy not broadcast: d[0..kBlock) = the sums of channels
+// c0 .. c0 + kBlock - 1 of an input cell with these readers, the partial
+// sums in registers over all of them. Only masked-out terms are skipped: a
+// term with dy == 0 is +-0, and a sum that starts at +0 is never -0
+// (x + -x and +0 + -0 round to +0), so adding it changes no bit.
+template <int kBlock>
+void InputGradBlock(const ConvGradArgs& a, const OutputGrad& g,
+                    const Readers& readers, int c0, float* d) {
+  float acc[kBlock];
 #pragma GCC unroll 16
-      for (int j = 0; j < kBlock; ++j)
-        for (int m = 0; m < multiplier; ++m) {
-          const int k = j * multiplier + m;
-          const float g_c = g.At(out + k);
-          if (g_c == 0.0f) continue;
-          acc[j] += g_c * s[k] * static_cast<float>(w[k]);
-        }
+  for (int j = 0; j < kBlock; ++j) acc[j] = 0.0f;
+  const float* s = a.filter_scales + c0;
+  for (int r = 0; r < readers.count; ++r) {
+    const uint32_t pass = g.PassBits(readers.out[r] + c0, kBlock);
+    if (pass == 0) continue;
+    const float* dy = g.dy + readers.out[r] + c0;
+    const int8_t* w = readers.tap[r] + c0;
+#pragma GCC unroll 16
+    for (int j = 0; j < kBlock; ++j) {
+      if (((pass >> j) & 1) == 0) continue;
+      acc[j] += dy[j] * s[j] * static_cast<float>(w[j]);
     }
   }
 #pragma GCC unroll 16
   for (int j = 0; j < kBlock; ++j) d[j] = acc[j];
+}
+
+// Any multiplier M: d[0] = the sum of input channel i, over the taps, then
+// its output channels i * M .. i * M + M - 1.
+inline void InputGradChannel(const ConvGradArgs& a, const OutputGrad& g,
+                             int b, int iy, int ix, int i, float* d) {
+  const int multiplier = a.filter_shape.dims[3] / a.x_shape.dims[3];
+  const int c0 = i * multiplier;
+  float acc = 0.0f;
+  ForEachReader(a, b, iy, ix, [&](int64_t out, const int8_t* tap) {
+    for (int c = c0; c < c0 + multiplier; ++c) {
+      const float g_c = g.At(out + c);
+      if (g_c == 0.0f) continue;
+      acc += g_c * a.filter_scales[c] * static_cast<float>(tap[c]);
+    }
+  });
+  *d = acc;
 }
 
 }  // namespace depthwise_internal
@@ -91,16 +125,29 @@ void DepthwiseConvInputGradTo(const ConvGradArgs& a, Sink& sink) {
   const int in_w = a.x_shape.dims[2];
   const int in_c = a.x_shape.dims[3];
   const OutputGrad g = a.g;
+  const bool blocked = a.filter_shape.dims[3] == in_c &&  // multiplier 1
+                       g.broadcast_cells == 0 &&
+                       a.filter_shape.dims[1] * a.filter_shape.dims[2] <=
+                           depthwise_internal::Readers::kMax;
+  depthwise_internal::Readers readers;
   int64_t cell = 0;
   for (int b = 0; b < batches; ++b)
     for (int iy = 0; iy < in_h; ++iy)
       for (int ix = 0; ix < in_w; ++ix, ++cell) {
         float* d = sink.Begin(cell);
         int i = 0;
-        for (; i + 8 <= in_c; i += 8)
-          depthwise_internal::InputGradBlock<8>(a, g, b, iy, ix, i, d + i);
+        if (blocked) {
+          readers.count = 0;
+          depthwise_internal::ForEachReader(
+              a, b, iy, ix, [&](int64_t out, const int8_t* tap) {
+                readers.out[readers.count] = out;
+                readers.tap[readers.count++] = tap;
+              });
+          for (; i + 8 <= in_c; i += 8)
+            depthwise_internal::InputGradBlock<8>(a, g, readers, i, d + i);
+        }
         for (; i < in_c; ++i)
-          depthwise_internal::InputGradBlock<1>(a, g, b, iy, ix, i, d + i);
+          depthwise_internal::InputGradChannel(a, g, b, iy, ix, i, d + i);
         sink.End(cell);
       }
 }

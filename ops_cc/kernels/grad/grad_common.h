@@ -59,6 +59,24 @@ struct OutputGrad {
            static_cast<float>(broadcast_cells);
   }
   float At(int64_t k) const { return Passes(k) ? Dy(k) : 0.0f; }
+  // Passes(k0 + j) as bit j, for j < n <= 25 (one read of the packed mask
+  // instead of one per element).
+  uint32_t PassBits(int64_t k0, int n) const {
+    if (q_y != nullptr) {
+      uint32_t pass = 0;
+      for (int j = 0; j < n; ++j)
+        pass |= static_cast<uint32_t>(range.Passes(q_y[k0 + j])) << j;
+      return pass;
+    }
+    const uint32_t all = n == 32 ? ~0u : (1u << n) - 1;
+    if (bits == nullptr) return all;
+    const int shift = static_cast<int>(k0 & 7);
+    const uint8_t* p = bits + (k0 >> 3);
+    uint32_t word = 0;
+    for (int b = 0; b * 8 < shift + n; ++b)
+      word |= static_cast<uint32_t>(p[b]) << (8 * b);
+    return (word >> shift) & all;
+  }
 };
 
 // Packs the mask of n int8 outputs: bit k % 8 of bits[k / 8] (LSB first) is

@@ -45,6 +45,29 @@ constexpr int kWeightedRowBatch = 32;
 // are the caller's scratch: each w is left advanced by n.
 void AddWeightedRows(float* d, int n, WeightedRow* rows, int count);
 
+// The rows of two input cells that read the same filter rows (neighbouring
+// cells of a 1x1 convolution): gs[0] for the first cell, gs[1] for the
+// second, 0 where that cell's g is 0.
+struct WeightedRowPair {
+  float gs[2];
+  const int8_t* w;
+};
+
+// AddWeightedRows(d0, ...) with the rows' gs[0] and AddWeightedRows(d1, ...)
+// with their gs[1], the same bits: each element's terms in row order, and a
+// row whose gs is 0 for one cell adds +-0 to it, which changes no bit of a
+// sum that started at +0 (such a sum is never -0). Rows that are non-zero
+// for both cells make it cheaper: each weight is converted to float once
+// for both; if too few are, the cells are summed one after the other,
+// leaving out their zero rows.
+void AddWeightedRowPairs(float* d0, float* d1, int n, WeightedRowPair* rows,
+                         int count);
+
+// Input depth up to which a 1x1 convolution sums two neighbouring input
+// cells together (the second cell's sums wait in a float buffer of this
+// size on the stack until the first cell is finished).
+constexpr int kMaxPairedDepth = 384;
+
 }  // namespace tflm_train
 
 #endif  // TFLM_TRAIN_KERNELS_GRAD_INPUT_GRAD_H_
