@@ -18,6 +18,10 @@ firmware's figure is the same, tests/test_firmware.py) with float32 and int8
 gradients, for those models and for the paper-style schemes of
 examples/memory_256kb.py (MobileNetV2-0.35, the person detector, MCUNet-like;
 random weights, which do not change memory).
+
+Cortex-M4 (--cortex-m): the models of examples/benchmark_cortex_m.py with
+their sparse / paper schemes, both ways, on the firmware under QEMU:
+instructions per train and infer step, and the firmware's RAM.
 """
 from __future__ import annotations
 
@@ -121,6 +125,51 @@ def ram_runs(log=print) -> dict:
     return out
 
 
+CORTEX_M_CELLS = (("digits_cnn", "sparse"), ("residual_cnn", "sparse"),
+                  ("person_detection", "paper"), ("mobilenetv2", "paper"), ("mcunet", "paper"))
+
+
+def cortex_m_runs(steps: int = 2, log=print) -> dict:
+    """Firmware figures per model, float32 and int8 gradients; the weights
+    after `steps` must equal the host simulator's."""
+    import benchmark_cortex_m as bench  # noqa: PLC0415
+    from tflm_train.data import Dataset  # noqa: PLC0415
+    from tflm_train.firmware import run_firmware  # noqa: PLC0415
+
+    out = {}
+    for name, scheme_name in CORTEX_M_CELLS:
+        int8, shape, classes, schemes = bench.MODELS[name]()
+        rng = np.random.default_rng(1)
+        data = Dataset(rng.uniform(0, 1, (steps,) + tuple(shape)).astype(np.float32),
+                       rng.integers(0, classes, steps))
+        cell = {}
+        for gradients in GRADIENTS:
+            model = tflm_train.convert(int8, {**schemes[scheme_name], "gradients": gradients,
+                                              "optimizer": bench.OPTIMIZER})
+            result = run_firmware(model, data, steps=steps, ram_kb=256, timeout=3600)
+            host = train(tflm_train.Trainer(model), data, steps=steps, seed=0, progress=False,
+                         log=lambda *_: None)
+            if result["weights_sha256"] != host["weights_sha256"]:
+                raise SystemExit(f"{name} / {gradients}: firmware weights differ from the host's")
+            t, i = result.instructions_per_train_step, result.instructions_per_infer_step
+            cell[gradients] = {"train": t, "infer": i, "backward": t - i,
+                               "ram_bytes": result.ram_bytes}
+            log(f"{name} / {scheme_name} / {gradients}: {json.dumps(cell[gradients])}")
+        out[f"{name} / {scheme_name}"] = cell
+    return out
+
+
+def cortex_m_table(runs: dict) -> str:
+    lines = ["| model / scheme | backward instructions, float32 -> int8 | train step, float32 -> "
+             "int8 | firmware RAM, float32 -> int8 |", "|---|---|---|---|"]
+    for name, cell in runs.items():
+        f, i = cell["float32"], cell["int8"]
+        lines.append(f"| {name} | {f['backward']:,d} -> {i['backward']:,d} "
+                     f"({i['backward'] / f['backward']:.2f}x) | {f['train']:,d} -> "
+                     f"{i['train']:,d} | {f['ram_bytes']:,d} -> {i['ram_bytes']:,d} B |")
+    return "\n".join(lines)
+
+
 def ram_of_accuracy_models(accuracy: dict) -> dict:
     """The planned peaks the accuracy runs recorded (same for every seed)."""
     keys = ("peak_arena_bytes", "backward_peak_bytes", "peak_op")
@@ -159,8 +208,8 @@ def accuracy_table(accuracy: dict, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
-def section(accuracy: dict, ram: dict, seeds: list[int]) -> str:
-    return "\n\n".join([
+def section(accuracy: dict, ram: dict, seeds: list[int], cortex_m: dict) -> str:
+    parts = [
         HEADING,
         "`python examples/int8_gradients.py --seeds " + " ".join(map(str, seeds))
         + " --results docs/results.md`. With the scheme's `\"gradients\": \"int8\"` the "
@@ -171,7 +220,12 @@ def section(accuracy: dict, ram: dict, seeds: list[int]) -> str:
         accuracy_table(accuracy, seeds),
         "RAM: " + __doc__.split("\n\n")[3].replace("\n", " ").strip()[5:],
         ram_table({**ram_of_accuracy_models(accuracy), **ram}),
-    ]) + "\n"
+    ]
+    if cortex_m:
+        parts += ["Cortex-M4 (`--cortex-m`): " + __doc__.split("\n\n")[4]
+                  .replace("\n", " ").strip()[len("Cortex-M4 (--cortex-m): "):],
+                  cortex_m_table(cortex_m)]
+    return "\n\n".join(parts) + "\n"
 
 
 def write_section(path: Path, body: str) -> None:
@@ -191,16 +245,20 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="one seed, the digits CNN, the sparse scheme, one learning rate")
     parser.add_argument("--no-ram", action="store_true", help="skip the big models' plans")
+    parser.add_argument("--cortex-m", action="store_true",
+                        help="also run the firmware under QEMU (needs the Cortex-M toolchain)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--results", type=Path, help="write the section into this markdown file")
     args = parser.parse_args(argv)
     seeds = args.seeds[:1] if args.quick else args.seeds
     accuracy = accuracy_runs(seeds, args.quick)
     ram = {} if args.quick or args.no_ram else ram_runs()
-    body = section(accuracy, ram, seeds)
+    cortex_m = cortex_m_runs() if args.cortex_m else {}
+    body = section(accuracy, ram, seeds, cortex_m)
     print(body)
     if args.json:
-        args.json.write_text(json.dumps({"accuracy": accuracy, "ram": ram}, indent=1))
+        args.json.write_text(json.dumps({"accuracy": accuracy, "ram": ram,
+                                         "cortex_m": cortex_m}, indent=1))
     if args.results:
         write_section(args.results, body)
     return 0

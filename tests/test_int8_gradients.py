@@ -3,6 +3,8 @@ int8 with a per-tensor scale computed on the device (docs/format.md "int8
 gradients"). References: numpy quantization of the float32-gradient model's
 own gradients, numpy sums of the int8 operands, and TensorFlow-independent
 numpy transposed convolutions."""
+import collections
+
 import numpy as np
 import pytest
 
@@ -143,39 +145,106 @@ def _mask(y, shape):
     return ((y > -128) & (y < 127)).astype(np.uint8)
 
 
-def test_convolution_input_gradient_matches_numpy():
-    """res_b's int8 x/grad (3x3 SAME, stride 1, frozen weights: only biases
+def _options(op):
+    from flatbuffers import flexbuffers
+    return flexbuffers.Loads(bytes(np.asarray(op.customOptions, dtype=np.uint8)))
+
+
+def _same_padding(size, out, kernel, stride, dilation, padding):
+    """TFLite's implicit zero rows before the input (SAME: half the total,
+    rounded down; VALID: none)."""
+    if padding != 0:
+        return 0
+    return max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0) // 2
+
+
+def _numpy_input_grad(kind, g, real_w, x_shape, o):
+    """float64 dL/dx of a CONV_2D / DEPTHWISE_CONV_2D (filter real_w as
+    stored: [O, KH, KW, I] / [1, KH, KW, C*m]) or FULLY_CONNECTED ([O, I])
+    from the masked real output gradient g."""
+    if kind == "FULLY_CONNECTED":
+        return (g.reshape(-1, real_w.shape[0]) @ real_w).reshape(x_shape)
+    _, h, w, _ = x_shape
+    _, oh, ow, _ = g.shape
+    kh, kw = real_w.shape[1:3]
+    sh, sw, dh, dw = o["stride_h"], o["stride_w"], o.get("dilation_h", 1), o.get("dilation_w", 1)
+    ph = _same_padding(h, oh, kh, sh, dh, o["padding"])
+    pw = _same_padding(w, ow, kw, sw, dw, o["padding"])
+    dx = np.zeros(x_shape)
+    for oy in range(oh):
+        for ox in range(ow):
+            for ky in range(kh):
+                for kx in range(kw):
+                    iy, ix = oy * sh - ph + ky * dh, ox * sw - pw + kx * dw
+                    if not (0 <= iy < h and 0 <= ix < w):
+                        continue
+                    if kind == "CONV_2D":
+                        dx[0, iy, ix] += g[0, oy, ox] @ real_w[:, ky, kx, :]
+                    else:  # depthwise: output channel c * m + j reads input channel c
+                        m = g.shape[3] // x_shape[3]
+                        terms = g[0, oy, ox] * real_w[0, ky, kx]
+                        dx[0, iy, ix] += terms.reshape(-1, m).sum(axis=1)
+    return dx
+
+
+LAYER_GRADS = {f"TFLMTRAIN_{k}_GRAD": k for k in ("CONV_2D", "DEPTHWISE_CONV_2D",
+                                                   "FULLY_CONNECTED")}
+
+
+@pytest.mark.parametrize("name", ["residual", "mobilenet", "inverted_residual"])
+def test_layer_input_gradients_match_numpy(name):
+    """Every int8 x/grad a layer gradient writes (3x3 and 1x1 convolutions,
+    stride 2, SAME and VALID padding, depthwise with multiplier 1 and 2, a
+    fused MEAN gradient, fully connected), with frozen weights (only biases
     train): dequantized, within half a quantization step of numpy's float64
     transposed convolution of the dequantized, masked y/grad with the real
-    weights; its scale is numpy's max / 127."""
-    model = _convert(models.residual(), {"bias_update_layers": 3}, "int8")
-    trainer = _one_step(model, "residual")
+    weights; the scale is numpy's max |dx| / 127."""
+    from tflm_train.converter.build import _activation_range
+
+    source = {"mobilenet": models.mobilenet_like}.get(name, getattr(models, name, None))()
+    model = _convert(source, {"preset": "bias-only"}, "int8")
+    trainer = _one_step(model, name)
     flat = tflite.read_model(model)
-    sg, codes = flat.subgraphs[0], flat.operatorCodes
-    grads = [op for op in sg.operators
-             if codes[op.opcodeIndex].customCode in (b"TFLMTRAIN_CONV_2D_GRAD",
-                                                     "TFLMTRAIN_CONV_2D_GRAD")
-             and len(op.outputs) == 2]
-    (op,) = grads  # res_b's: res_a's bias needs its x/grad
-    filt = sg.tensors[int(op.inputs[5])]
-    s_w = np.asarray(filt.quantization.scale, np.float64).reshape(-1, 1, 1, 1)
-    real_w = tflite.tensor_data(flat, filt).astype(np.float64) * s_w  # [O, 3, 3, I]
-    dy_q = trainer.tensor(int(op.inputs[2]))
-    dy_scale = trainer.tensor(int(op.inputs[14]))[0]
-    g = dy_q * np.float64(dy_scale) * _mask(trainer.tensor(int(op.inputs[3])), dy_q.shape)
-    _, h, wd, _ = g.shape
-    dx = np.zeros((1, h, wd, real_w.shape[3]))
-    for oy in range(h):
-        for ox in range(wd):
-            for ky in range(3):
-                for kx in range(3):
-                    iy, ix = oy + ky - 1, ox + kx - 1
-                    if 0 <= iy < h and 0 <= ix < wd:
-                        dx[0, iy, ix] += g[0, oy, ox] @ real_w[:, ky, kx, :]
-    q, scale = trainer.tensor(int(op.outputs[0])), trainer.tensor(int(op.outputs[1]))[0]
-    assert np.count_nonzero(q) > 0
-    assert scale == pytest.approx(np.abs(dx).max() / 127, rel=1e-5)
-    assert np.max(np.abs(q * np.float64(scale) - dx)) <= 0.5 * scale * 1.001
+    sg = flat.subgraphs[0]
+    checked = collections.Counter()
+    for op in sg.operators:
+        code = flat.operatorCodes[op.opcodeIndex].customCode
+        kind = LAYER_GRADS.get(code.decode() if isinstance(code, bytes) else code)
+        if kind is None or len(op.outputs) != 2:
+            continue
+        o = _options(op)
+        filt = sg.tensors[int(op.inputs[5])]
+        scales = np.asarray(filt.quantization.scale, np.float64)
+        axis = 3 if kind == "DEPTHWISE_CONV_2D" else 0
+        shape = [1] * len(filt.shape)
+        shape[axis] = -1
+        real_w = tflite.tensor_data(flat, filt).astype(np.float64) * scales.reshape(shape)
+        dy = trainer.tensor(int(op.inputs[2])).astype(np.float64)
+        if len(op.inputs) > 14:  # int8 y/grad and its scale (the output layer's is float32)
+            dy = dy * np.float64(trainer.tensor(int(op.inputs[14]))[0])
+        y_tensor = sg.tensors[int(op.inputs[3])]
+        y = trainer.tensor(int(op.inputs[3]))
+        if o.get("dy_broadcast_h", 0):  # a fused spatial MEAN: dy [N, C] over H x W
+            cells = o["dy_broadcast_h"] * o["dy_broadcast_w"]
+            dy = np.broadcast_to(dy.reshape(1, 1, 1, -1) / cells,
+                                 (1, o["dy_broadcast_h"], o["dy_broadcast_w"], dy.size))
+        if y.dtype == np.uint8:  # packed mask bits
+            mask = np.unpackbits(y, bitorder="little")[:dy.size].reshape(dy.shape)
+        elif y.dtype == np.float32:  # the output layer's real output, no activation
+            assert o["activation"] == 0
+            mask = np.ones(dy.shape, bool)
+        else:
+            lo, hi = _activation_range(o["activation"], y_tensor)
+            mask = (y > lo) & (y < hi)
+        x_shape = tuple(int(d) for d in sg.tensors[int(op.outputs[0])].shape)
+        dx = _numpy_input_grad(kind, dy * mask, real_w, x_shape, o)
+        q, scale = trainer.tensor(int(op.outputs[0])), trainer.tensor(int(op.outputs[1]))[0]
+        assert np.count_nonzero(q) > 0
+        assert scale == pytest.approx(np.abs(dx).max() / 127, rel=1e-5)
+        assert np.max(np.abs(q * np.float64(scale) - dx)) <= 0.5 * scale * 1.001
+        kernel = tuple(int(d) for d in filt.shape[1:3]) if kind != "FULLY_CONNECTED" else ()
+        checked[(kind, kernel, o.get("stride_h", 1))] += 1
+    assert len(checked) >= 2, checked
 
 
 def test_training_tracks_float32_gradients_and_runs_in_less_ram():

@@ -87,8 +87,18 @@ void InputGradBlock(const ConvGradArgs& a, const OutputGrad& g,
   for (int r = 0; r < readers.count; ++r) {
     const uint32_t pass = g.PassBits(readers.out[r] + c0, kBlock);
     if (pass == 0) continue;
-    const float* dy = g.dy + readers.out[r] + c0;
     const int8_t* w = readers.tap[r] + c0;
+    if (g.dy_q != nullptr) {  // an int8 y/grad: dy = q * scale (OutputGrad::DyAt)
+      const int8_t* q = g.dy_q + readers.out[r] + c0;
+#pragma GCC unroll 16
+      for (int j = 0; j < kBlock; ++j) {
+        if (((pass >> j) & 1) == 0) continue;
+        acc[j] += static_cast<float>(q[j]) * g.dy_scale * s[j] *
+                  static_cast<float>(w[j]);
+      }
+      continue;
+    }
+    const float* dy = g.dy + readers.out[r] + c0;
 #pragma GCC unroll 16
     for (int j = 0; j < kBlock; ++j) {
       if (((pass >> j) & 1) == 0) continue;
