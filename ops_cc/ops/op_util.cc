@@ -85,30 +85,50 @@ Status CheckGradType(PrepareContext& c, const char* op, const char* name,
 
 }  // namespace
 
+namespace {
+
+// ReadGradInput / ReadGradOutput: input (is_input) or output i.
+Status ReadGrad(PrepareContext& c, const char* op, bool is_input, int i,
+                const char* name, int* next_scale, TensorDesc* d,
+                GradSlot* slot) {
+  const char* kind = is_input ? "input" : "output";
+  *slot = GradSlot{i, -1};
+  if (!(is_input ? c.HasInput(i) : c.HasOutput(i)))
+    return c.Fail("%s: %s %d (%s) is missing", op, kind, i, name);
+  if ((is_input ? c.Input(i, d) : c.Output(i, d)) != Status::kOk)
+    return c.Fail("%s: cannot read %s %d (%s)", op, kind, i, name);
+  TT_RETURN_IF_ERROR(CheckGradType(c, op, name, *d));
+  if (d->type != DataType::kInt8) return Status::kOk;
+  return ReadGradScale(c, op, name, is_input, next_scale, slot);
+}
+
+}  // namespace
+
 Status ReadGradInput(PrepareContext& c, const char* op, int i,
                      const char* name, int* next_scale, TensorDesc* d,
                      GradSlot* slot) {
-  *slot = GradSlot{i, -1};
-  if (!c.HasInput(i))
-    return c.Fail("%s: input %d (%s) is missing", op, i, name);
-  if (c.Input(i, d) != Status::kOk)
-    return c.Fail("%s: cannot read input %d (%s)", op, i, name);
-  TT_RETURN_IF_ERROR(CheckGradType(c, op, name, *d));
-  if (d->type != DataType::kInt8) return Status::kOk;
-  return ReadGradScale(c, op, name, true, next_scale, slot);
+  return ReadGrad(c, op, true, i, name, next_scale, d, slot);
 }
 
 Status ReadGradOutput(PrepareContext& c, const char* op, int i,
                       const char* name, int* next_scale, TensorDesc* d,
                       GradSlot* slot) {
-  *slot = GradSlot{i, -1};
-  if (!c.HasOutput(i))
-    return c.Fail("%s: output %d (%s) is missing", op, i, name);
-  if (c.Output(i, d) != Status::kOk)
-    return c.Fail("%s: cannot read output %d (%s)", op, i, name);
-  TT_RETURN_IF_ERROR(CheckGradType(c, op, name, *d));
-  if (d->type != DataType::kInt8) return Status::kOk;
-  return ReadGradScale(c, op, name, false, next_scale, slot);
+  return ReadGrad(c, op, false, i, name, next_scale, d, slot);
+}
+
+Status ReadGradPair(PrepareContext& c, const char* op, int num_inputs,
+                    TensorDesc* dy, TensorDesc* dx, bool* int8) {
+  GradSlot dy_slot, dx_slot;
+  int next_input = num_inputs, next_output = 1;
+  TT_RETURN_IF_ERROR(
+      ReadGradInput(c, op, 1, "y/grad", &next_input, dy, &dy_slot));
+  TT_RETURN_IF_ERROR(
+      ReadGradOutput(c, op, 0, "x/grad", &next_output, dx, &dx_slot));
+  TT_RETURN_IF_ERROR(CheckArity(c, op, next_input, next_output));
+  if (dx->type != dy->type)
+    return c.Fail("%s: x/grad must have y/grad's type", op);
+  *int8 = dx->type == DataType::kInt8;
+  return Status::kOk;
 }
 
 Status CheckElements(PrepareContext& c, const char* op, const char* name,

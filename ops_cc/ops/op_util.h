@@ -164,6 +164,12 @@ Status ReadGradOutput(PrepareContext& c, const char* op, int i,
                       const char* name, int* next_scale, TensorDesc* d,
                       GradSlot* slot);
 
+// The y/grad (input 1) and x/grad (output 0) of a gradient op with
+// `num_inputs` inputs of its own and one output, both float32 or both int8
+// (their scales then follow: input num_inputs, output 1); checks the counts.
+Status ReadGradPair(PrepareContext& c, const char* op, int num_inputs,
+                    TensorDesc* dy, TensorDesc* dx, bool* int8);
+
 // Op data of gradient ops that need only know whether their gradients are
 // int8 (the Eval context cannot see tensor types).
 struct GradTypeData {

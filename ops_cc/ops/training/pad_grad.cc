@@ -25,18 +25,9 @@ Status PadGradPrepare(PrepareContext& c) {
   TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
   TensorDesc dy, paddings, dx;
-  GradSlot dy_slot, dx_slot;
-  int next_input = 3, next_output = 1;
-  TT_RETURN_IF_ERROR(
-      ReadGradInput(c, op, 1, "y/grad", &next_input, &dy, &dy_slot));
+  TT_RETURN_IF_ERROR(ReadGradPair(c, op, 3, &dy, &dx, &data->int8));
   TT_RETURN_IF_ERROR(
       ReadInput(c, op, 2, "paddings", DataType::kInt32, &paddings));
-  TT_RETURN_IF_ERROR(
-      ReadGradOutput(c, op, 0, "x/grad", &next_output, &dx, &dx_slot));
-  TT_RETURN_IF_ERROR(CheckArity(c, op, next_input, next_output));
-  if (dx.type != dy.type)
-    return c.Fail("%s: x/grad must have y/grad's type", op);
-  data->int8 = dx.type == DataType::kInt8;
   const int rank = dx.shape.rank;
   if (dy.shape.rank != rank)
     return c.Fail("%s: y/grad and x/grad differ in rank", op);

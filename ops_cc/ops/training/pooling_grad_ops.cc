@@ -18,8 +18,8 @@ struct PoolGradData {
   PoolGradParams params;
   OutputMaskDesc mask;  // input 2: the int8 y or its packed mask
   // AVERAGE_POOL_2D: float32 gradients, or int8 ones whose scales follow the
-  // op's inputs and output.
-  GradSlot dy, dx;
+  // op's inputs (input 3) and output (output 1).
+  bool int8 = false;
 };
 
 void* PoolGradInit(InitContext& c) {
@@ -42,19 +42,12 @@ Status PoolGradPrepare(PrepareContext& c, const char* op, bool max_pool) {
   TT_RETURN_IF_ERROR(CheckOptions(c, op, data->option_error));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
   TensorDesc dy, dx;
-  int next_input = max_pool ? 4 : 3, next_output = 1;
   if (max_pool) {
     TT_RETURN_IF_ERROR(CheckArity(c, op, 4, 1));
     TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
     TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
   } else {
-    TT_RETURN_IF_ERROR(
-        ReadGradInput(c, op, 1, "y/grad", &next_input, &dy, &data->dy));
-    TT_RETURN_IF_ERROR(
-        ReadGradOutput(c, op, 0, "x/grad", &next_output, &dx, &data->dx));
-    TT_RETURN_IF_ERROR(CheckArity(c, op, next_input, next_output));
-    if (dx.type != dy.type)
-      return c.Fail("%s: x/grad must have y/grad's type", op);
+    TT_RETURN_IF_ERROR(ReadGradPair(c, op, 3, &dy, &dx, &data->int8));
   }
   TT_RETURN_IF_ERROR(CheckRank(c, op, "y/grad", dy, 4));
   TT_RETURN_IF_ERROR(
@@ -85,10 +78,11 @@ Status MaxPoolGradPrepare(PrepareContext& c) {
 Status AveragePoolGradEval(EvalContext& c) {
   if (!TrainMode(c)) return Status::kOk;
   const auto* data = static_cast<const PoolGradData*>(c.OpData());
-  const OutputGrad g = MaskedOutputGrad(c, data->dy, 2, data->mask);
-  if (data->dx.is_int8())
+  const OutputGrad g =
+      MaskedOutputGrad(c, GradSlot{1, data->int8 ? 3 : -1}, 2, data->mask);
+  if (data->int8)
     AveragePoolGradInt8(data->params, c.InputShape(1), g, c.OutputShape(0),
-                        Int8Output(c, data->dx));
+                        Int8Output(c, GradSlot{0, 1}));
   else
     AveragePoolGrad(data->params, c.InputShape(1), g, c.OutputShape(0),
                     c.Output<float>(0));

@@ -18,16 +18,7 @@ Status ReshapeGradPrepare(PrepareContext& c) {
   TT_RETURN_IF_ERROR(GetOpData(c, op, &data));
   TT_RETURN_IF_ERROR(CheckMode(c, op, 0));
   TensorDesc dy, dx;
-  GradSlot dy_slot, dx_slot;
-  int next_input = 2, next_output = 1;
-  TT_RETURN_IF_ERROR(
-      ReadGradInput(c, op, 1, "y/grad", &next_input, &dy, &dy_slot));
-  TT_RETURN_IF_ERROR(
-      ReadGradOutput(c, op, 0, "x/grad", &next_output, &dx, &dx_slot));
-  TT_RETURN_IF_ERROR(CheckArity(c, op, next_input, next_output));
-  if (dx.type != dy.type)
-    return c.Fail("%s: x/grad must have y/grad's type", op);
-  data->int8 = dx.type == DataType::kInt8;
+  TT_RETURN_IF_ERROR(ReadGradPair(c, op, 2, &dy, &dx, &data->int8));
   return CheckElements(c, op, "x/grad", dx, dy.shape.FlatSize());
 }
 
