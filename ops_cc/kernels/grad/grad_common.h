@@ -77,6 +77,30 @@ struct OutputGrad {
       word |= static_cast<uint32_t>(p[b]) << (8 * b);
     return (word >> shift) & all;
   }
+  // gs[j] = At(k0 + j) * scales[j], or +0 where At(k0 + j) is 0, for the
+  // n elements k0 .. k0 + n - 1 of one output cell (n at most its channel
+  // count, so with broadcast_cells their dy elements are consecutive too).
+  // The mask is read 24 elements at a time (PassBits).
+  void ScaledRun(int64_t k0, int n, const float* scales, float* gs) const {
+    int64_t i0 = k0;  // DyAt index of element k0
+    if (broadcast_cells > 0) {
+      const int64_t per_batch =
+          static_cast<int64_t>(broadcast_cells) * channels;
+      i0 = k0 / per_batch * channels + k0 % channels;
+    }
+    for (int j0 = 0; j0 < n; j0 += 24) {
+      const int len = n - j0 < 24 ? n - j0 : 24;
+      const uint32_t pass = PassBits(k0 + j0, len);
+      for (int j = j0; j < j0 + len; ++j) {
+        float v = 0.0f;
+        if ((pass >> (j - j0)) & 1) {
+          v = DyAt(i0 + j);  // Dy's value
+          if (broadcast_cells > 0) v /= static_cast<float>(broadcast_cells);
+        }
+        gs[j] = v == 0.0f ? 0.0f : v * scales[j];
+      }
+    }
+  }
 };
 
 // Packs the mask of n int8 outputs: bit k % 8 of bits[k / 8] (LSB first) is
