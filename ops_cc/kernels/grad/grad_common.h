@@ -54,9 +54,19 @@ struct OutputGrad {
   }
   float Dy(int64_t k) const {
     if (broadcast_cells == 0) return DyAt(k);
+    return DyAt(BroadcastIndex(k)) / static_cast<float>(broadcast_cells);
+  }
+  // The dy index element k reads when broadcast_cells > 0: n * C + c.
+  int64_t BroadcastIndex(int64_t k) const {
     const int64_t per_batch = static_cast<int64_t>(broadcast_cells) * channels;
-    return DyAt(k / per_batch * channels + k % channels) /
-           static_cast<float>(broadcast_cells);
+    // In 32 bits when k fits (always on a microcontroller, whose 64-bit
+    // division is a library call).
+    if ((k >> 31) == 0 && (per_batch >> 31) == 0) {
+      const uint32_t k32 = static_cast<uint32_t>(k);
+      return k32 / static_cast<uint32_t>(per_batch) * channels +
+             k32 % static_cast<uint32_t>(channels);
+    }
+    return k / per_batch * channels + k % channels;
   }
   float At(int64_t k) const { return Passes(k) ? Dy(k) : 0.0f; }
   // Passes(k0 + j) as bit j, for j < n <= 25 (one read of the packed mask
@@ -82,12 +92,8 @@ struct OutputGrad {
   // count, so with broadcast_cells their dy elements are consecutive too).
   // The mask is read 24 elements at a time (PassBits).
   void ScaledRun(int64_t k0, int n, const float* scales, float* gs) const {
-    int64_t i0 = k0;  // DyAt index of element k0
-    if (broadcast_cells > 0) {
-      const int64_t per_batch =
-          static_cast<int64_t>(broadcast_cells) * channels;
-      i0 = k0 / per_batch * channels + k0 % channels;
-    }
+    // DyAt index of element k0
+    const int64_t i0 = broadcast_cells > 0 ? BroadcastIndex(k0) : k0;
     for (int j0 = 0; j0 < n; j0 += 24) {
       const int len = n - j0 < 24 ? n - j0 : 24;
       const uint32_t pass = PassBits(k0 + j0, len);
