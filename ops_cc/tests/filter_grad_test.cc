@@ -246,6 +246,9 @@ TEST(InputGrad, GatheredSumsEqualTheScatterLoops) {
     // Dense and sparse g: 1x1 cells are summed in pairs or one by one.
     for (const int zero_one_in : {3, 50}) {
     for (const bool depthwise : {false, true}) {
+    // How g is read: int8 y mask and float dy; packed mask and int8 dy;
+    // packed mask and a fused MEAN's [N, C] dy.
+    for (const int view : {0, 1, 2}) {
       const int in_h = 7, in_w = 6;
       const int channels = depthwise ? c.in_c * c.multiplier : c.out_c;
       const int span = (c.kernel - 1) * c.dilation + 1;
@@ -262,7 +265,8 @@ TEST(InputGrad, GatheredSumsEqualTheScatterLoops) {
       std::vector<int8_t> filter(a.filter_shape.FlatSize()), q_y(a.y_shape.FlatSize());
       for (auto& v : filter) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
       for (auto& v : q_y) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
-      std::vector<float> dy(a.y_shape.FlatSize()), scales(channels);
+      std::vector<float> dy(view == 2 ? 2 * channels : a.y_shape.FlatSize()),
+          scales(channels);
       std::uniform_real_distribution<float> u(-1.0f, 1.0f);
       // Many zeros (whole cells too) so that groups of fewer than 4 occur.
       for (auto& v : dy)
@@ -274,6 +278,23 @@ TEST(InputGrad, GatheredSumsEqualTheScatterLoops) {
       a.g.dy = dy.data();
       a.g.range.act_min = -110;
       a.g.range.act_max = 100;
+      std::vector<uint8_t> bits((q_y.size() + 7) / 8);
+      std::vector<int8_t> dy_q(dy.size());
+      if (view > 0) {
+        PackMask(q_y.data(), static_cast<int64_t>(q_y.size()), a.g.range, bits.data());
+        a.g.q_y = nullptr;
+        a.g.bits = bits.data();
+      }
+      if (view == 1) {
+        for (auto& v : dy_q) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+        a.g.dy = nullptr;
+        a.g.dy_q = dy_q.data();
+        a.g.dy_scale = 0.0037f;
+      }
+      if (view == 2) {
+        a.g.broadcast_cells = out_h * out_w;
+        a.g.channels = channels;
+      }
       std::vector<float> expected, dx(a.x_shape.FlatSize(), 7.0f);
       if (depthwise) {
         ReferenceDepthwiseInputGrad(a, &expected);
@@ -283,10 +304,12 @@ TEST(InputGrad, GatheredSumsEqualTheScatterLoops) {
         ConvInputGrad(a, dx.data());
       }
       EXPECT_TRUE(SameBits(dx, expected))
-          << (depthwise ? "depthwise" : "conv") << " in_c " << c.in_c << " kernel " << c.kernel;
+          << (depthwise ? "depthwise" : "conv") << " in_c " << c.in_c << " kernel " << c.kernel
+          << " view " << view;
       bool nonzero = false;
       for (float v : dx) nonzero = nonzero || v != 0.0f;
       EXPECT_TRUE(nonzero);
+    }
     }
     }
   }

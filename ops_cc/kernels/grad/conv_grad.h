@@ -69,9 +69,25 @@ void ConvGrad(const ConvGradArgs& args, float* dx, const LayerUpdate& update);
 
 namespace conv_internal {
 
+// The reading output cell's g * s_w[o] (+0 where g is 0), looked up per
+// channel: the form for layers whose scaled rows do not fit the scratch.
+struct ScaledLookup {
+  const OutputGrad& g;
+  const float* scales;
+  int64_t out;  // y offset of the cell's channel 0
+  float operator[](int o) const {
+    const float v = g.At(out + o);
+    return v == 0.0f ? 0.0f : v * scales[o];
+  }
+};
+
 // d[0..I) = the sums of input cell (b, iy, ix), in the documented order.
-inline void InputGradCell(const ConvGradArgs& a, const OutputGrad& g, int b,
-                          int iy, int ix, float* d) {
+// scaled(b, oy, ox)[o] is g * s_w[o] of output cell (b, oy, ox), +0 where g
+// is 0; zero terms are skipped (a g != 0 whose product is +-0 only adds a
+// +-0 term, which changes no bit of a sum started at +0: it is never -0).
+template <typename ScaledCell>
+void InputGradCell(const ConvGradArgs& a, int b, int iy, int ix,
+                   const ScaledCell& scaled, float* d) {
   const int in_c = a.x_shape.dims[3];
   const int filter_h = a.filter_shape.dims[1];
   const int filter_w = a.filter_shape.dims[2];
@@ -91,17 +107,16 @@ inline void InputGradCell(const ConvGradArgs& a, const OutputGrad& g, int b,
       if (tx < 0 || tx % a.stride_w != 0 ||
           tx / a.stride_w >= a.y_shape.dims[2])
         continue;
-      const int64_t out =
-          Offset4(a.y_shape, b, ty / a.stride_h, tx / a.stride_w, 0);
+      const auto gs = scaled(b, ty / a.stride_h, tx / a.stride_w);
       const int tap = (ky * filter_w + kx) * in_c;
       int cursor = 0;
       for (int o = 0; o < out_c; ++o) {
         // Looked up before the skip: the cursor must see every o.
         const int8_t* w_o =
             MergedFilterRow(a.filter, row_size, a.slice, o, &cursor);
-        const float g_o = g.At(out + o);
-        if (g_o == 0.0f) continue;
-        rows[count++] = {g_o * a.filter_scales[o], w_o + tap};
+        const float gs_o = gs[o];
+        if (gs_o == 0.0f) continue;
+        rows[count++] = {gs_o, w_o + tap};
         if (count == kWeightedRowBatch) {
           AddWeightedRows(d, in_c, rows, count);
           count = 0;
@@ -110,6 +125,17 @@ inline void InputGradCell(const ConvGradArgs& a, const OutputGrad& g, int b,
     }
   }
   if (count > 0) AddWeightedRows(d, in_c, rows, count);
+}
+
+// The output rows that read input row iy: oy from the first whose tap
+// ky = KH - 1 reaches it up to LastReaderRow(iy), at most
+// ReaderRowSpan() rows (ceil and floor of (iy + pad - ky * dilation) / stride).
+inline int LastReaderRow(const ConvGradArgs& a, int iy) {
+  const int last = (iy + a.pad_h) / a.stride_h;
+  return last < a.y_shape.dims[1] ? last : a.y_shape.dims[1] - 1;
+}
+inline int ReaderRowSpan(const ConvGradArgs& a) {
+  return (a.filter_shape.dims[1] - 1) * a.dilation_h / a.stride_h + 1;
 }
 
 // 1x1 filter: d0 and d1 = the sums of two input cells read by the output
@@ -157,17 +183,48 @@ void ConvInputGradTo(const ConvGradArgs& a, Sink& sink) {
   const int in_w = a.x_shape.dims[2];
   const int in_c = a.x_shape.dims[3];
   const int out_w = a.y_shape.dims[2];
+  const int out_c = a.y_shape.dims[3];
   const OutputGrad g = a.g;
   // 1x1 filter, stride 1 across: neighbouring cells of an input row are
   // read by neighbouring output cells with the same weights, and are summed
-  // two at a time (AddWeightedRowPairs).
+  // two at a time (AddWeightedRowPairs); the second cell waits in scratch.
   const bool paired = a.filter_shape.dims[1] == 1 &&
                       a.filter_shape.dims[2] == 1 && a.stride_w == 1 &&
-                      in_c <= kMaxPairedDepth;
-  float second[kMaxPairedDepth];
+                      in_c <= kConvInputGradScratch;
+  // Otherwise, when the output rows reading one input row fit the scratch,
+  // their g * s_w[o] are computed once per output row into it (row oy in
+  // slot oy % slots; input rows go up, so a row is overwritten only once no
+  // later input row reads it) instead of once per reading tap.
+  const int slots = conv_internal::ReaderRowSpan(a);
+  const int64_t row_floats = static_cast<int64_t>(out_w) * out_c;
+  const bool cached = !paired && slots * row_floats <= kConvInputGradScratch;
+  float scratch[kConvInputGradScratch];
+  const auto cached_cell = [&](int, int oy, int ox) {
+    return scratch + (oy % slots) * row_floats + ox * out_c;
+  };
+  const auto lookup_cell = [&](int b, int oy, int ox) {
+    return conv_internal::ScaledLookup{g, a.filter_scales,
+                                       Offset4(a.y_shape, b, oy, ox, 0)};
+  };
   int64_t cell = 0;
   for (int b = 0; b < batches; ++b) {
+    int computed = 0;  // output rows of batch b in scratch so far
     for (int iy = 0; iy < in_h; ++iy) {
+      if (cached) {
+        for (const int last = conv_internal::LastReaderRow(a, iy);
+             computed <= last; ++computed) {
+          float* row = scratch + (computed % slots) * row_floats;
+          for (int ox = 0; ox < out_w; ++ox)
+            g.ScaledRun(Offset4(a.y_shape, b, computed, ox, 0), out_c,
+                        a.filter_scales, row + ox * out_c);
+        }
+        for (int ix = 0; ix < in_w; ++ix, ++cell) {
+          conv_internal::InputGradCell(a, b, iy, ix, cached_cell,
+                                       sink.Begin(cell));
+          sink.End(cell);
+        }
+        continue;
+      }
       const int oy = conv_internal::PointwiseReader(iy, a.pad_h, a.stride_h,
                                                     a.y_shape.dims[1]);
       int ix = 0;
@@ -179,15 +236,15 @@ void ConvInputGradTo(const ConvGradArgs& a, Sink& sink) {
         if (ox >= 0 && ox + 1 < out_w) {
           float* d = sink.Begin(cell);
           conv_internal::PointwiseInputGradPair(
-              a, g, Offset4(a.y_shape, b, oy, ox, 0), d, second);
+              a, g, Offset4(a.y_shape, b, oy, ox, 0), d, scratch);
           sink.End(cell++);
           d = sink.Begin(cell);
-          for (int i = 0; i < in_c; ++i) d[i] = second[i];
+          for (int i = 0; i < in_c; ++i) d[i] = scratch[i];
           sink.End(cell++);
           ix += 2;
         } else {
-          float* d = sink.Begin(cell);
-          conv_internal::InputGradCell(a, g, b, iy, ix, d);
+          conv_internal::InputGradCell(a, b, iy, ix, lookup_cell,
+                                       sink.Begin(cell));
           sink.End(cell++);
           ++ix;
         }

@@ -54,9 +54,19 @@ struct OutputGrad {
   }
   float Dy(int64_t k) const {
     if (broadcast_cells == 0) return DyAt(k);
+    return DyAt(BroadcastIndex(k)) / static_cast<float>(broadcast_cells);
+  }
+  // The dy index element k reads when broadcast_cells > 0: n * C + c.
+  int64_t BroadcastIndex(int64_t k) const {
     const int64_t per_batch = static_cast<int64_t>(broadcast_cells) * channels;
-    return DyAt(k / per_batch * channels + k % channels) /
-           static_cast<float>(broadcast_cells);
+    // In 32 bits when k fits (always on a microcontroller, whose 64-bit
+    // division is a library call).
+    if ((k >> 31) == 0 && (per_batch >> 31) == 0) {
+      const uint32_t k32 = static_cast<uint32_t>(k);
+      return k32 / static_cast<uint32_t>(per_batch) * channels +
+             k32 % static_cast<uint32_t>(channels);
+    }
+    return k / per_batch * channels + k % channels;
   }
   float At(int64_t k) const { return Passes(k) ? Dy(k) : 0.0f; }
   // Passes(k0 + j) as bit j, for j < n <= 25 (one read of the packed mask
@@ -76,6 +86,26 @@ struct OutputGrad {
     for (int b = 0; b * 8 < shift + n; ++b)
       word |= static_cast<uint32_t>(p[b]) << (8 * b);
     return (word >> shift) & all;
+  }
+  // gs[j] = At(k0 + j) * scales[j], or +0 where At(k0 + j) is 0, for the
+  // n elements k0 .. k0 + n - 1 of one output cell (n at most its channel
+  // count, so with broadcast_cells their dy elements are consecutive too).
+  // The mask is read 24 elements at a time (PassBits).
+  void ScaledRun(int64_t k0, int n, const float* scales, float* gs) const {
+    // DyAt index of element k0
+    const int64_t i0 = broadcast_cells > 0 ? BroadcastIndex(k0) : k0;
+    for (int j0 = 0; j0 < n; j0 += 24) {
+      const int len = n - j0 < 24 ? n - j0 : 24;
+      const uint32_t pass = PassBits(k0 + j0, len);
+      for (int j = j0; j < j0 + len; ++j) {
+        float v = 0.0f;
+        if ((pass >> (j - j0)) & 1) {
+          v = DyAt(i0 + j);  // Dy's value
+          if (broadcast_cells > 0) v /= static_cast<float>(broadcast_cells);
+        }
+        gs[j] = v == 0.0f ? 0.0f : v * scales[j];
+      }
+    }
   }
 };
 

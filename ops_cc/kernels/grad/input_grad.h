@@ -63,10 +63,11 @@ struct WeightedRowPair {
 void AddWeightedRowPairs(float* d0, float* d1, int n, WeightedRowPair* rows,
                          int count);
 
-// Input depth up to which a 1x1 convolution sums two neighbouring input
-// cells together (the second cell's sums wait in a float buffer of this
-// size on the stack until the first cell is finished).
-constexpr int kMaxPairedDepth = 384;
+// Floats of scratch ConvInputGradTo keeps on the stack (1.5 KB): the
+// second cell of a pair of 1x1-conv input cells (so pairs need an input
+// depth of at most this), or the scaled output gradient rows read by one
+// input row.
+constexpr int kConvInputGradScratch = 384;
 
 }  // namespace tflm_train
 
