@@ -81,6 +81,27 @@ struct ScaledLookup {
   }
 };
 
+// Calls visit(oy, ox, ky, kx) for the output cells (oy, ox) that read input
+// cell (iy, ix), with the tap (ky, kx) they read it through, in increasing
+// (oy, ox): output row oy reads input row iy through tap ky when
+// oy * stride - pad + ky * dilation == iy, so oy grows as ky falls.
+template <typename Visit>
+void ForEachReadingTap(const ConvGradArgs& a, int iy, int ix,
+                       const Visit& visit) {
+  for (int ky = a.filter_shape.dims[1] - 1; ky >= 0; --ky) {
+    const int ty = iy + a.pad_h - ky * a.dilation_h;
+    if (ty < 0 || ty % a.stride_h != 0 || ty / a.stride_h >= a.y_shape.dims[1])
+      continue;
+    for (int kx = a.filter_shape.dims[2] - 1; kx >= 0; --kx) {
+      const int tx = ix + a.pad_w - kx * a.dilation_w;
+      if (tx < 0 || tx % a.stride_w != 0 ||
+          tx / a.stride_w >= a.y_shape.dims[2])
+        continue;
+      visit(ty / a.stride_h, tx / a.stride_w, ky, kx);
+    }
+  }
+}
+
 // d[0..I) = the sums of input cell (b, iy, ix), in the documented order.
 // scaled(b, oy, ox)[o] is g * s_w[o] of output cell (b, oy, ox), +0 where g
 // is 0; zero terms are skipped (a g != 0 whose product is +-0 only adds a
@@ -96,34 +117,23 @@ void InputGradCell(const ConvGradArgs& a, int b, int iy, int ix,
   for (int i = 0; i < in_c; ++i) d[i] = 0.0f;
   WeightedRow rows[kWeightedRowBatch];
   int count = 0;
-  // Output row oy reads input row iy through tap ky when
-  // oy * stride - pad + ky * dilation == iy; oy grows as ky falls.
-  for (int ky = filter_h - 1; ky >= 0; --ky) {
-    const int ty = iy + a.pad_h - ky * a.dilation_h;
-    if (ty < 0 || ty % a.stride_h != 0 || ty / a.stride_h >= a.y_shape.dims[1])
-      continue;
-    for (int kx = filter_w - 1; kx >= 0; --kx) {
-      const int tx = ix + a.pad_w - kx * a.dilation_w;
-      if (tx < 0 || tx % a.stride_w != 0 ||
-          tx / a.stride_w >= a.y_shape.dims[2])
-        continue;
-      const auto gs = scaled(b, ty / a.stride_h, tx / a.stride_w);
-      const int tap = (ky * filter_w + kx) * in_c;
-      int cursor = 0;
-      for (int o = 0; o < out_c; ++o) {
-        // Looked up before the skip: the cursor must see every o.
-        const int8_t* w_o =
-            MergedFilterRow(a.filter, row_size, a.slice, o, &cursor);
-        const float gs_o = gs[o];
-        if (gs_o == 0.0f) continue;
-        rows[count++] = {gs_o, w_o + tap};
-        if (count == kWeightedRowBatch) {
-          AddWeightedRows(d, in_c, rows, count);
-          count = 0;
-        }
+  ForEachReadingTap(a, iy, ix, [&](int oy, int ox, int ky, int kx) {
+    const auto gs = scaled(b, oy, ox);
+    const int tap = (ky * filter_w + kx) * in_c;
+    int cursor = 0;
+    for (int o = 0; o < out_c; ++o) {
+      // Looked up before the skip: the cursor must see every o.
+      const int8_t* w_o =
+          MergedFilterRow(a.filter, row_size, a.slice, o, &cursor);
+      const float gs_o = gs[o];
+      if (gs_o == 0.0f) continue;
+      rows[count++] = {gs_o, w_o + tap};
+      if (count == kWeightedRowBatch) {
+        AddWeightedRows(d, in_c, rows, count);
+        count = 0;
       }
     }
-  }
+  });
   if (count > 0) AddWeightedRows(d, in_c, rows, count);
 }
 

@@ -40,28 +40,17 @@ void DepthwiseConvGrad(const ConvGradArgs& args, float* dx,
 namespace depthwise_internal {
 
 // Calls visit(out, w) for the output cells that read input cell (b, iy, ix),
-// in increasing (oy, ox): out = Offset4(y_shape, b, oy, ox, 0) and w = the
-// filter's tap (ky, kx) through which the cell is read (output row oy reads
-// input row iy through tap ky when oy * stride - pad + ky * dilation == iy,
-// so oy grows as ky falls).
+// in increasing (oy, ox) (ForEachReadingTap): out = Offset4(y_shape, b, oy,
+// ox, 0) and w = the filter's tap (ky, kx) through which the cell is read.
 template <typename Visit>
 void ForEachReader(const ConvGradArgs& a, int b, int iy, int ix,
                    const Visit& visit) {
   const int channels = a.filter_shape.dims[3];
   const int filter_w = a.filter_shape.dims[2];
-  for (int ky = a.filter_shape.dims[1] - 1; ky >= 0; --ky) {
-    const int ty = iy + a.pad_h - ky * a.dilation_h;
-    if (ty < 0 || ty % a.stride_h != 0 || ty / a.stride_h >= a.y_shape.dims[1])
-      continue;
-    for (int kx = filter_w - 1; kx >= 0; --kx) {
-      const int tx = ix + a.pad_w - kx * a.dilation_w;
-      if (tx < 0 || tx % a.stride_w != 0 ||
-          tx / a.stride_w >= a.y_shape.dims[2])
-        continue;
-      visit(Offset4(a.y_shape, b, ty / a.stride_h, tx / a.stride_w, 0),
-            a.filter + (ky * filter_w + kx) * channels);
-    }
-  }
+  conv_internal::ForEachReadingTap(a, iy, ix, [&](int oy, int ox, int ky, int kx) {
+    visit(Offset4(a.y_shape, b, oy, ox, 0),
+          a.filter + (ky * filter_w + kx) * channels);
+  });
 }
 
 // The output cells reading one input cell, as ForEachReader visits them.
