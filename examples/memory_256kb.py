@@ -134,13 +134,15 @@ MODELS = {
 }
 
 
-def keras_model(spec: MemoryModel, samples: np.ndarray):
-    """Random weights, with batch-norm statistics set from `samples` so the
+def keras_model(spec: MemoryModel, samples: np.ndarray, seed: int = 0):
+    """Random weights (from `seed`, so that every run converts the same
+    model), with batch-norm statistics set from `samples` so the
     activations (and the logits' quantization scale) have realistic ranges:
     with the initial statistics the logits' scale underflows what SOFTMAX
     accepts."""
     import tf_keras  # noqa: PLC0415
 
+    tf_keras.utils.set_random_seed(seed)
     model = spec.build(spec.shape, spec.classes)
     for layer in model.layers:
         if isinstance(layer, tf_keras.layers.BatchNormalization):
