@@ -212,7 +212,7 @@ def section(accuracy: dict, ram: dict, seeds: list[int], cortex_m: dict) -> str:
     parts = [
         HEADING,
         "`python examples/int8_gradients.py --seeds " + " ".join(map(str, seeds))
-        + " --results docs/results.md`. With the scheme's `\"gradients\": \"int8\"` the "
+        + (" --cortex-m" if cortex_m else "") + " --results docs/results.md`. With the scheme's `\"gradients\": \"int8\"` the "
         "gradients between backward operators are int8 with one scale per tensor, computed "
         "on the device from the tensor's maximum (docs/format.md \"int8 gradients\"); weight "
         "updates (QAS, stochastic rounding) are unchanged. " + __doc__.split("\n\n")[2]
