@@ -204,14 +204,15 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
   TT_RETURN_IF_ERROR(
       ReadGradInput(c, op, kLayerDy, "y/grad", &next_input, &dy, &data->dy));
   data->dx = GradSlot{};
-  if (c.NumOutputs() > 0)
+  if (c.HasOutput(0))
     TT_RETURN_IF_ERROR(
         ReadGradOutput(c, op, 0, "x/grad", &next_output, &dx, &data->dx));
   // Models without a slice (and without an int8 y/grad) may end before its
   // slot.
   const bool short_form = c.NumInputs() == kLayerSlice && !data->dy.is_int8();
+  // No x/grad: no output, or an absent one (-1).
   TT_RETURN_IF_ERROR(CheckArity(c, op, short_form ? kLayerSlice : next_input,
-                                0, c.NumOutputs() > 0 ? next_output : 0));
+                                0, c.HasOutput(0) ? next_output : 1));
   if (data->rounding != 0 && data->rounding != 1)
     return c.Fail("%s: rounding must be 0 or 1, got %d", op, data->rounding);
 
