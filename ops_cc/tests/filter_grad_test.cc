@@ -237,11 +237,19 @@ bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
 
 TEST(InputGrad, GatheredSumsEqualTheScatterLoops) {
   std::mt19937 rng(11);
-  struct Geometry { int in_c, kernel, stride, dilation, pad, out_c, multiplier; };
+  struct Geometry {
+    int in_c, kernel, stride, dilation, pad, out_c, multiplier;
+    int in_w = 6;
+  };
+  // Stride-1 convolutions whose reading rows fit the scratch sum two
+  // neighbouring cells at once (an odd width leaves one cell alone; pad 0 and
+  // 2 give pairs with only one reader at the edges).
   const Geometry cases[] = {{7, 1, 1, 1, 0, 13, 1}, {5, 3, 2, 1, 1, 9, 1},
                             {3, 3, 1, 2, 2, 6, 2},  {70, 3, 1, 1, 1, 70, 1},
                             {4, 5, 2, 1, 2, 11, 3}, {20, 1, 1, 1, 0, 40, 1},
-                            {24, 1, 2, 1, 0, 8, 1}, {400, 1, 1, 1, 0, 9, 1}};
+                            {24, 1, 2, 1, 0, 8, 1}, {400, 1, 1, 1, 0, 9, 1},
+                            {16, 3, 1, 1, 1, 16, 1, 7}, {9, 3, 1, 1, 0, 5, 1, 7},
+                            {12, 5, 1, 1, 2, 4, 1}};
   for (const Geometry& c : cases) {
     // Dense and sparse g: 1x1 cells are summed in pairs or one by one.
     for (const int zero_one_in : {3, 50}) {
@@ -249,7 +257,7 @@ TEST(InputGrad, GatheredSumsEqualTheScatterLoops) {
     // How g is read: int8 y mask and float dy; packed mask and int8 dy;
     // packed mask and a fused MEAN's [N, C] dy.
     for (const int view : {0, 1, 2}) {
-      const int in_h = 7, in_w = 6;
+      const int in_h = 7, in_w = c.in_w;
       const int channels = depthwise ? c.in_c * c.multiplier : c.out_c;
       const int span = (c.kernel - 1) * c.dilation + 1;
       const int out_h = (in_h + 2 * c.pad - span) / c.stride + 1;

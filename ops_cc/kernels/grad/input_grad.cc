@@ -61,14 +61,19 @@ constexpr int kPairTermCost = 7;
 
 void AddWeightedRowPairs(float* d0, float* d1, int n, WeightedRowPair* rows,
                          int count) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    AddWeightedRowPairsBlock<8>(d0 + i, d1 + i, rows, count);
+  for (; i < n; ++i) AddWeightedRowPairsBlock<1>(d0 + i, d1 + i, rows, count);
+}
+
+void AddWeightedRowPairsOrSingles(float* d0, float* d1, int n,
+                                  WeightedRowPair* rows, int count) {
   int nonzero = 0;
   for (int r = 0; r < count; ++r)
     nonzero += (rows[r].gs[0] != 0.0f) + (rows[r].gs[1] != 0.0f);
   if (kPairTermCost * count <= kSingleTermCost * nonzero) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-      AddWeightedRowPairsBlock<8>(d0 + i, d1 + i, rows, count);
-    for (; i < n; ++i) AddWeightedRowPairsBlock<1>(d0 + i, d1 + i, rows, count);
+    AddWeightedRowPairs(d0, d1, n, rows, count);
     return;
   }
   WeightedRow single[kWeightedRowBatch];

@@ -18,8 +18,12 @@ namespace tflm_train {
 // which the kernel never reads or writes them again (so a sink may hand out
 // one scratch buffer for every cell, and record or convert each finished
 // cell in End).
+// A sink whose kTwoOpenCells is true also allows two consecutive cells to be
+// open at once (Begin(c), Begin(c + 1), End(c), End(c + 1)), with distinct
+// buffers.
 // FloatDxSink: dx itself, Begin returns dx + cell * depth, End does nothing.
 struct FloatDxSink {
+  static constexpr bool kTwoOpenCells = true;
   float* dx;
   int depth;
 
@@ -56,12 +60,17 @@ struct WeightedRowPair {
 // AddWeightedRows(d0, ...) with the rows' gs[0] and AddWeightedRows(d1, ...)
 // with their gs[1], the same bits: each element's terms in row order, and a
 // row whose gs is 0 for one cell adds +-0 to it, which changes no bit of a
-// sum that started at +0 (such a sum is never -0). Rows that are non-zero
-// for both cells make it cheaper: each weight is converted to float once
-// for both; if too few are, the cells are summed one after the other,
-// leaving out their zero rows.
+// sum that started at +0 (such a sum is never -0). Each weight is converted
+// to float once for both cells.
 void AddWeightedRowPairs(float* d0, float* d1, int n, WeightedRowPair* rows,
                          int count);
+
+// The same sums as AddWeightedRowPairs; when too few rows are non-zero for
+// both cells, the cells are summed one after the other instead, leaving out
+// their zero rows (worth the count for the sparse output gradients of 1x1
+// convolutions; the 3x3 pairs, with fewer zero rows, skip the count).
+void AddWeightedRowPairsOrSingles(float* d0, float* d1, int n,
+                                  WeightedRowPair* rows, int count);
 
 // Floats of scratch ConvInputGradTo keeps on the stack (1.5 KB): the
 // second cell of a pair of 1x1-conv input cells (so pairs need an input
