@@ -12,6 +12,7 @@
 // masked outputs.
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -350,6 +351,68 @@ TEST(InputGrad, FullyConnectedGatheredSumsEqualTheScatterLoop) {
       }
     FullyConnectedInputGrad(a, dx.data());
     EXPECT_TRUE(SameBits(dx, expected)) << "depth " << depth;
+  }
+}
+
+// OutputGrad::Values reads the mask 24 elements at a time; it must equal At
+// element by element: int8 y mask, packed mask, no mask, int8 dy, fused
+// MEAN broadcast, runs that start mid-byte.
+TEST(OutputGrad, ValuesEqualAt) {
+  const int cells = 6, channels = 11, n = cells * channels;
+  std::vector<int8_t> q_y(n), dy_q(n);
+  std::vector<float> dy(n);
+  for (int k = 0; k < n; ++k) {
+    q_y[k] = static_cast<int8_t>(k * 53 % 256 - 128);
+    dy_q[k] = static_cast<int8_t>(k * 29 % 255 - 127);
+    dy[k] = 0.25f * static_cast<float>(k % 7) - 0.75f;
+  }
+  const ActivationMask range{-128, 40};
+  std::vector<uint8_t> bits((n + 7) / 8);
+  PackMask(q_y.data(), n, range, bits.data());
+  for (int view = 0; view < 5; ++view) {
+    OutputGrad g;
+    g.dy = dy.data();
+    g.range = range;
+    if (view == 0) g.q_y = q_y.data();
+    if (view == 1 || view == 3 || view == 4) g.bits = bits.data();
+    if (view == 3) {
+      g.dy_q = dy_q.data();
+      g.dy_scale = 0.01f;
+    }
+    if (view == 4) {
+      g.broadcast_cells = cells;
+      g.channels = channels;
+    }
+    for (const int k0 : {0, 3, 13}) {
+      std::vector<float> values(n - k0);
+      g.Values(k0, n - k0, values.data());
+      for (int k = k0; k < n; ++k)
+        EXPECT_EQ(values[k - k0], g.At(k)) << "view " << view << " element " << k;
+    }
+  }
+}
+
+// PackMask packs one unsigned compare per element; every bit must be
+// ActivationMask::Passes of its element, for any range (also empty, reversed
+// and beyond int8) and lengths that end mid-byte.
+TEST(PackMask, EachBitIsPassesOfItsElement) {
+  std::vector<int8_t> q(259);
+  for (size_t k = 0; k < q.size(); ++k) q[k] = static_cast<int8_t>(k * 37 + k / 256);
+  const int32_t bounds[][2] = {{-128, 127}, {-128, 5},   {-3, 127},
+                               {-1, 0},     {0, 0},      {7, -7},
+                               {INT32_MIN, INT32_MAX},   {INT32_MAX, INT32_MIN},
+                               {-200, 300}, {126, 127},  {-129, 128}};
+  for (const auto& b : bounds) {
+    const ActivationMask range{b[0], b[1]};
+    for (const int64_t n : {int64_t{0}, int64_t{5}, int64_t{8}, int64_t{259}}) {
+      std::vector<uint8_t> bits((n + 7) / 8 + 1, 0xAB);
+      PackMask(q.data(), n, range, bits.data());
+      for (int64_t k = 0; k < n; ++k)
+        EXPECT_EQ((bits[k / 8] >> (k % 8)) & 1, range.Passes(q[k]) ? 1 : 0)
+            << "range [" << b[0] << ", " << b[1] << "] element " << k;
+      if (n % 8 != 0) EXPECT_EQ(bits[n / 8] >> (n % 8), 0) << "unused bits";
+      EXPECT_EQ(bits[(n + 7) / 8], 0xAB) << "wrote past the last byte";
+    }
   }
 }
 

@@ -5,11 +5,11 @@
 namespace tflm_train {
 
 void AddGrad(const OutputGrad& grad, int64_t n, float* da, float* db) {
-  for (int64_t k = 0; k < n; ++k) {
-    const float g = grad.At(k);
-    if (da != nullptr) da[k] = g;
-    if (db != nullptr) db[k] = g;
-  }
+  float* first = da != nullptr ? da : db;
+  if (first == nullptr) return;
+  grad.Values(0, n, first);
+  if (db != nullptr && db != first)
+    std::memcpy(db, first, static_cast<size_t>(n) * sizeof(float));
 }
 
 void AddGradInt8(const OutputGrad& g, int64_t n, int8_t* dq) {

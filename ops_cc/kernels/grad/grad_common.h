@@ -87,6 +87,19 @@ struct OutputGrad {
       word |= static_cast<uint32_t>(p[b]) << (8 * b);
     return (word >> shift) & all;
   }
+  // out[j] = At(k0 + j) for j < n, the mask read 24 elements at a time.
+  void Values(int64_t k0, int64_t n, float* out) const {
+    if (broadcast_cells > 0) {
+      for (int64_t j = 0; j < n; ++j) out[j] = At(k0 + j);
+      return;
+    }
+    for (int64_t j0 = 0; j0 < n; j0 += 24) {
+      const int len = n - j0 < 24 ? static_cast<int>(n - j0) : 24;
+      const uint32_t pass = PassBits(k0 + j0, len);
+      for (int j = 0; j < len; ++j)
+        out[j0 + j] = (pass >> j) & 1 ? DyAt(k0 + j0 + j) : 0.0f;
+    }
+  }
   // gs[j] = At(k0 + j) * scales[j], or +0 where At(k0 + j) is 0, for the
   // n elements k0 .. k0 + n - 1 of one output cell (n at most its channel
   // count, so with broadcast_cells their dy elements are consecutive too).
