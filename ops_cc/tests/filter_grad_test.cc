@@ -354,6 +354,81 @@ TEST(InputGrad, FullyConnectedGatheredSumsEqualTheScatterLoop) {
   }
 }
 
+// UpdateConvBias sums up to 24 channels' bias gradients together; each
+// bias must step exactly as with the straightforward per-channel sum of At
+// over the output cells, in channel order (stochastic rounding draws and
+// momentum slots follow it). More channels than one chunk, every view of g.
+TEST(ConvGrad, ChunkedBiasUpdateEqualsThePerChannelSums) {
+  std::mt19937 rng(5);
+  for (const int out_c : {5, 24, 53}) {
+    for (int view = 0; view < 4; ++view) {
+      const Shape y_shape = {4, {2, 3, 5, out_c}};
+      const int64_t n = y_shape.FlatSize();
+      std::vector<int8_t> q_y(n), dy_q(n);
+      std::vector<float> dy(n);
+      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+      for (int64_t k = 0; k < n; ++k) {
+        q_y[k] = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+        dy_q[k] = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+        dy[k] = u(rng);
+      }
+      ConvGradArgs a;
+      a.y_shape = y_shape;
+      a.g.dy = dy.data();
+      a.g.range = {-90, 100};
+      std::vector<uint8_t> bits((n + 7) / 8);
+      PackMask(q_y.data(), n, a.g.range, bits.data());
+      if (view == 0) a.g.q_y = q_y.data();
+      if (view >= 1) a.g.bits = bits.data();
+      if (view == 2) {
+        a.g.dy_q = dy_q.data();
+        a.g.dy_scale = 0.02f;
+      }
+      if (view == 3) {  // a fused MEAN's [N, C] dy
+        a.g.broadcast_cells = 15;
+        a.g.channels = out_c;
+      }
+      std::vector<float> bias_scales(out_c);
+      for (auto& v : bias_scales) v = 1e-4f * static_cast<float>(1 + rng() % 9);
+      std::vector<int32_t> bias(out_c);
+      for (auto& v : bias) v = static_cast<int32_t>(rng() % 2001) - 1000;
+
+      std::vector<int32_t> expected = bias;
+      std::vector<float> expected_velocity(out_c, 0.1f);
+      uint32_t expected_rng = 99;
+      SgdRule rule;
+      rule.rounding = Rounding::kStochastic;
+      rule.momentum = 0.9f;
+      rule.qas = true;
+      rule.rng_state = &expected_rng;
+      OptimizerSlots ref_slots;
+      ref_slots.velocity = expected_velocity.data();
+      for (int o = 0; o < out_c; ++o) {
+        float sum = 0.0f;
+        for (int64_t k = 0; k < n / out_c; ++k) sum += a.g.At(k * out_c + o);
+        expected[o] = SgdUpdateInt32(expected[o], sum, 1e-3f, bias_scales[o],
+                                     rule, ref_slots, o);
+      }
+
+      std::vector<float> velocity(out_c, 0.1f);
+      uint32_t state = 99;
+      LayerUpdate update;
+      update.bias = bias.data();
+      update.bias_scales = bias_scales.data();
+      update.bias_lr = 1e-3f;
+      update.rule = rule;
+      update.rule.rng_state = &state;
+      update.bias_slots.velocity = velocity.data();
+      const std::vector<int32_t> before = bias;
+      UpdateConvBias(a, update);
+      EXPECT_EQ(bias, expected) << "out_c " << out_c << " view " << view;
+      EXPECT_NE(bias, before);  // the update moved biases
+      EXPECT_EQ(velocity, expected_velocity);
+      EXPECT_EQ(state, expected_rng);
+    }
+  }
+}
+
 // OutputGrad::Values reads the mask 24 elements at a time; it must equal At
 // element by element: int8 y mask, packed mask, no mask, int8 dy, fused
 // MEAN broadcast, runs that start mid-byte.

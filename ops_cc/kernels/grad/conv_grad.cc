@@ -56,15 +56,53 @@ float ConvFilterGrad(const ConvGradArgs& a, int o, int ky, int kx, int i) {
   return acc * a.input_scale;
 }
 
-float ConvBiasGrad(const ConvGradArgs& a, int o) {
+namespace {
+
+// Channels whose bias gradients are summed together (the width of
+// OutputGrad::PassBits).
+constexpr int kBiasGradChunk = 24;
+
+// sums[j] = dL/db[o0 + j] for j < count <= kBiasGradChunk, each summed over
+// the output cells in increasing order. A masked element adds nothing
+// instead of +0 (no bit changes: a sum started at +0 is never -0).
+void ConvBiasGrads(const ConvGradArgs& a, int o0, int count, float* sums) {
   const int out_c = a.y_shape.dims[3];
   const int64_t cells = a.y_shape.FlatSizeSkipLast();
-  float acc = 0.0f;
+  const OutputGrad& g = a.g;
+  for (int j = 0; j < count; ++j) sums[j] = 0.0f;
   for (int64_t k = 0; k < cells; ++k) {
-    const int64_t out = k * out_c + o;
-    acc += a.g.At(out);
+    const int64_t out = k * out_c + o0;
+    if (g.broadcast_cells > 0) {  // At's MEAN division
+      for (int j = 0; j < count; ++j) sums[j] += g.At(out + j);
+      continue;
+    }
+    const uint32_t pass = g.PassBits(out, count);
+    for (int j = 0; j < count; ++j)
+      if ((pass >> j) & 1) sums[j] += g.DyAt(out + j);
   }
-  return acc;
+}
+
+}  // namespace
+
+float ConvBiasGrad(const ConvGradArgs& a, int o) {
+  float sum;
+  ConvBiasGrads(a, o, 1, &sum);
+  return sum;
+}
+
+void UpdateConvBias(const ConvGradArgs& a, const LayerUpdate& update) {
+  const int out_c = a.y_shape.dims[3];
+  float sums[kBiasGradChunk];
+  for (int o0 = 0; o0 < out_c; o0 += kBiasGradChunk) {
+    const int count = out_c - o0 < kBiasGradChunk ? out_c - o0 : kBiasGradChunk;
+    ConvBiasGrads(a, o0, count, sums);
+    for (int j = 0; j < count; ++j) {
+      const int o = o0 + j;
+      update.bias[o] = SgdUpdateInt32(update.bias[o], sums[j], update.bias_lr,
+                                      update.bias_scales[o], update.rule,
+                                      update.bias_slots, o);
+    }
+  }
 }
 
 
@@ -101,12 +139,7 @@ void ConvGrad(const ConvGradArgs& a, float* dx, const LayerUpdate& update) {
           }
     }
   }
-  if (update.bias != nullptr) {
-    for (int o = 0; o < out_c; ++o)
-      update.bias[o] = SgdUpdateInt32(update.bias[o], ConvBiasGrad(a, o),
-                                      update.bias_lr, update.bias_scales[o],
-                                      update.rule, update.bias_slots, o);
-  }
+  if (update.bias != nullptr) UpdateConvBias(a, update);
 }
 
 }  // namespace tflm_train

@@ -59,6 +59,11 @@ float ConvFilterGrad(const ConvGradArgs& args, int o, int ky, int kx, int i);
 // dL/db[o] = sum over (n, oy, ox) of g.
 float ConvBiasGrad(const ConvGradArgs& args, int o);
 
+// bias[o] <- SgdUpdateInt32 with ConvBiasGrad(args, o), for every output
+// channel o in increasing order (slot o); the sums of up to 24 channels run
+// together, the mask read once per output cell for all of them.
+void UpdateConvBias(const ConvGradArgs& args, const LayerUpdate& update);
+
 // The fused op: dx (if non-null) from the current weights; then, for each
 // updated channel in list order, each of its weights in row-major order gets
 // its gradient (ConvFilterGrad's value bit for bit, accumulated for up to 64

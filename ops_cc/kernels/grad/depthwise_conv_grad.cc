@@ -32,12 +32,7 @@ void DepthwiseConvGrad(const ConvGradArgs& a, float* dx,
                              update.weight_slots, slot++);
         }
   }
-  if (update.bias != nullptr) {
-    for (int c = 0; c < channels; ++c)
-      update.bias[c] = SgdUpdateInt32(update.bias[c], ConvBiasGrad(a, c),
-                                      update.bias_lr, update.bias_scales[c],
-                                      update.rule, update.bias_slots, c);
-  }
+  if (update.bias != nullptr) UpdateConvBias(a, update);
 }
 
 }  // namespace tflm_train
