@@ -26,20 +26,38 @@ namespace {
 
 struct Case {
   int in_c, kernel, stride, dilation, pad;
+  int batch = 1, in_h = 7, in_w = 6;
+  bool packed_mask = false;  // g's mask from packed bits, else from q_y
 };
 
 TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
   std::mt19937 rng(7);
-  const Case cases[] = {{150, 1, 1, 1, 0}, {70, 3, 2, 1, 1}, {64, 3, 1, 2, 2},
-                        {5, 3, 1, 1, 1},   {129, 1, 2, 1, 0}};
+  // Generic path (g plane in scratch or looked up; blocks of 16, 4, 1
+  // input channels) and the 3x3 stride-1 tap-shared path (pairs of input
+  // channels, an odd last one; rows read through padding; dilation).
+  const Case cases[] = {{150, 1, 1, 1, 0},
+                        {70, 3, 2, 1, 1},
+                        {64, 3, 1, 2, 2},
+                        {5, 3, 1, 1, 1},
+                        {129, 1, 2, 1, 0},
+                        {16, 3, 1, 1, 1, 2, 8, 8},
+                        {16, 3, 1, 1, 1, 2, 8, 8, true},
+                        {17, 3, 1, 1, 0, 1, 5, 9},
+                        {6, 3, 1, 2, 1, 3, 9, 7, true},
+                        {3, 3, 1, 1, 2},
+                        {16, 1, 1, 1, 0, 2, 8, 8, true},
+                        {21, 1, 1, 1, 0, 1, 19, 18},
+                        {7, 3, 2, 2, 1, 2, 9, 9, true},
+                        {9, 5, 1, 1, 2, 2, 6, 6},
+                        {40, 3, 1, 1, 1, 1, 8, 8}};
   for (const Case& c : cases) {
-    const int out_c = 6, in_h = 7, in_w = 6;
+    const int out_c = 6, in_h = c.in_h, in_w = c.in_w;
     const int span = (c.kernel - 1) * c.dilation + 1;
     const int out_h = (in_h + 2 * c.pad - span) / c.stride + 1;
     const int out_w = (in_w + 2 * c.pad - span) / c.stride + 1;
-    const Shape x_shape = {4, {1, in_h, in_w, c.in_c}};
+    const Shape x_shape = {4, {c.batch, in_h, in_w, c.in_c}};
     const Shape f_shape = {4, {out_c, c.kernel, c.kernel, c.in_c}};
-    const Shape y_shape = {4, {1, out_h, out_w, out_c}};
+    const Shape y_shape = {4, {c.batch, out_h, out_w, out_c}};
     std::vector<int8_t> x(x_shape.FlatSize()), q_y(y_shape.FlatSize());
     for (auto& v : x) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
     for (auto& v : q_y) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
@@ -66,10 +84,18 @@ TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
     a.g.dy = dy.data();
     a.g.range.act_min = -100;  // some outputs masked
     a.g.range.act_max = 110;
+    std::vector<uint8_t> bits((q_y.size() + 7) / 8);
+    if (c.packed_mask) {
+      PackMask(q_y.data(), static_cast<int64_t>(q_y.size()), a.g.range, bits.data());
+      a.g.q_y = nullptr;
+      a.g.bits = bits.data();
+    }
 
-    const int32_t channels[] = {0, 2, 5};
+    // A subset, or (with the packed mask) all channels (no list).
+    const std::vector<int32_t> channels =
+        c.packed_mask ? std::vector<int32_t>{0, 1, 2, 3, 4, 5} : std::vector<int32_t>{0, 2, 5};
     const int64_t row = static_cast<int64_t>(c.kernel) * c.kernel * c.in_c;
-    const int64_t slots = 3 * row;
+    const int64_t slots = static_cast<int64_t>(channels.size()) * row;
     // Reference: one weight at a time with ConvFilterGrad, same slot order.
     std::vector<int8_t> expected = filter;
     std::vector<float> expected_velocity(slots, 0.1f);
@@ -95,8 +121,8 @@ TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
     uint32_t state = 12345;
     LayerUpdate update;
     update.update_weights = true;
-    update.channels = channels;
-    update.num_channels = 3;
+    update.channels = c.packed_mask ? nullptr : channels.data();
+    update.num_channels = static_cast<int>(channels.size());
     update.weight_lr = 40.0f;
     update.rule.rounding = Rounding::kStochastic;
     update.rule.rng_state = &state;
@@ -105,7 +131,9 @@ TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
     a.filter = updated.data();
     ConvGrad(a, nullptr, update);
 
-    EXPECT_EQ(updated, expected) << "in_c " << c.in_c << " kernel " << c.kernel;
+    EXPECT_EQ(updated, expected) << "in_c " << c.in_c << " kernel " << c.kernel
+                                 << " stride " << c.stride << " dilation " << c.dilation
+                                 << " batch " << c.batch;
     EXPECT_EQ(velocity, expected_velocity);
     EXPECT_EQ(state, expected_rng);
     EXPECT_NE(updated, filter);  // the update moved weights

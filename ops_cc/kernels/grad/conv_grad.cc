@@ -7,52 +7,22 @@ void ConvInputGrad(const ConvGradArgs& a, float* dx) {
   ConvInputGradTo(a, sink);
 }
 
-namespace {
-
-// Weights of one filter row whose gradients are accumulated together (a
-// float each, on the stack).
-constexpr int kFilterGradChunk = 64;
-
-// For output channel o, tap (ky, kx) and input channels [i0, i0 + len):
-// acc[j] = dL/dW[o, ky, kx, i0 + j] / s_x, each summed in (n, oy, ox) order
-// as documented for ConvFilterGrad (its one-weight case), so a chunk's sums
-// equal the per-weight ones bit for bit; g is read once per output cell for
-// the whole chunk instead of once per weight.
-void AccumulateFilterGradChunk(const ConvGradArgs& a, int o, int ky, int kx,
-                               int i0, int len, float* acc) {
-  const int batches = a.x_shape.dims[0];
-  const int in_h = a.x_shape.dims[1];
-  const int in_w = a.x_shape.dims[2];
-  const int in_c = a.x_shape.dims[3];
-  const int out_h = a.y_shape.dims[1];
-  const int out_w = a.y_shape.dims[2];
-  const int out_c = a.y_shape.dims[3];
-  for (int j = 0; j < len; ++j) acc[j] = 0.0f;
-  for (int b = 0; b < batches; ++b) {
-    const int8_t* x = a.x + b * in_h * in_w * in_c + i0;
-    const int y_base = b * out_h * out_w * out_c + o;
-    for (int oy = 0; oy < out_h; ++oy) {
-      const int iy = oy * a.stride_h - a.pad_h + ky * a.dilation_h;
-      if (iy < 0 || iy >= in_h) continue;
-      for (int ox = 0; ox < out_w; ++ox) {
-        const int ix = ox * a.stride_w - a.pad_w + kx * a.dilation_w;
-        if (ix < 0 || ix >= in_w) continue;
-        const float g = a.g.At(y_base + (oy * out_w + ox) * out_c);
-        if (g == 0.0f) continue;
-        const int8_t* xq = x + (iy * in_w + ix) * in_c;
-        for (int j = 0; j < len; ++j)
-          acc[j] += g * static_cast<float>(static_cast<int32_t>(xq[j]) -
-                                           a.input_zero_point);
-      }
-    }
-  }
-}
-
-}  // namespace
-
 float ConvFilterGrad(const ConvGradArgs& a, int o, int ky, int kx, int i) {
   float acc = 0.0f;
-  AccumulateFilterGradChunk(a, o, ky, kx, i, 1, &acc);
+  for (int b = 0; b < a.y_shape.dims[0]; ++b)
+    for (int oy = 0; oy < a.y_shape.dims[1]; ++oy) {
+      const int iy = oy * a.stride_h - a.pad_h + ky * a.dilation_h;
+      if (iy < 0 || iy >= a.x_shape.dims[1]) continue;
+      for (int ox = 0; ox < a.y_shape.dims[2]; ++ox) {
+        const int ix = ox * a.stride_w - a.pad_w + kx * a.dilation_w;
+        if (ix < 0 || ix >= a.x_shape.dims[2]) continue;
+        const float g = a.g.At(Offset4(a.y_shape, b, oy, ox, o));
+        if (g == 0.0f) continue;
+        acc += g * static_cast<float>(
+                       static_cast<int32_t>(a.x[Offset4(a.x_shape, b, iy, ix, i)]) -
+                       a.input_zero_point);
+      }
+    }
   return acc * a.input_scale;
 }
 
@@ -68,39 +38,319 @@ float ConvBiasGrad(const ConvGradArgs& a, int o) {
 }
 
 
-void ConvGrad(const ConvGradArgs& a, float* dx, const LayerUpdate& update) {
-  if (dx != nullptr) ConvInputGrad(a, dx);
-  const int out_c = a.filter_shape.dims[0];
-  if (update.update_weights) {
-    const int filter_h = a.filter_shape.dims[1];
-    const int filter_w = a.filter_shape.dims[2];
-    const int in_c = a.filter_shape.dims[3];
-    const int count = update.channels != nullptr ? update.num_channels : out_c;
-    float acc[kFilterGradChunk];
-    int64_t slot = 0;  // k * (KH * KW * I) + (ky * KW + kx) * I + i
-    for (int k = 0; k < count; ++k) {
-      const int o = update.channels != nullptr ? update.channels[k] : k;
-      const float scale = a.filter_scales[o];
-      int8_t* row = a.slice.rows != nullptr
-                        ? a.slice.rows + static_cast<int64_t>(k) * filter_h *
-                                             filter_w * in_c
-                        : a.filter + Offset4(a.filter_shape, o, 0, 0, 0);
-      // Row-major (ky, kx, i) order, as ConvFilterGrad's weight-by-weight
-      // loop and the update slots go.
-      for (int ky = 0; ky < filter_h; ++ky)
-        for (int kx = 0; kx < filter_w; ++kx)
-          for (int i0 = 0; i0 < in_c; i0 += kFilterGradChunk) {
-            const int len =
-                in_c - i0 < kFilterGradChunk ? in_c - i0 : kFilterGradChunk;
-            AccumulateFilterGradChunk(a, o, ky, kx, i0, len, acc);
-            int8_t* w = row + (ky * filter_w + kx) * in_c + i0;
-            for (int j = 0; j < len; ++j)
-              w[j] = SgdUpdateInt8(w[j], acc[j] * a.input_scale,
-                                   update.weight_lr, scale, update.rule,
-                                   update.weight_slots, slot++);
-          }
+namespace {
+
+// Floats of the weight update's stack scratch (1.5 KB).
+constexpr int kFilterGradScratch = 384;
+// Weights of one filter row whose sums the generic path keeps in scratch.
+constexpr int kFilterGradChunk = 64;
+
+// Output cell (n, oy, ox) of channel o as cell = (n * OH + oy) * OW + ox.
+inline int Cell(const ConvGradArgs& a, int b, int oy, int ox) {
+  return (b * a.y_shape.dims[1] + oy) * a.y_shape.dims[2] + ox;
+}
+
+// out[j] = g.At(k0 + j * stride) for j < n: one channel of n output cells.
+// With a float dy (not broadcast) and indices that fit 32 bits, the mask
+// and dy are read directly (At's value, without its per-element dispatch).
+void ChannelGrads(const OutputGrad& g, int64_t k0, int stride, int n,
+                  float* out) {
+  const int64_t end = k0 + static_cast<int64_t>(n) * stride;
+  if (g.dy_q != nullptr || g.broadcast_cells != 0 || (end >> 31) != 0) {
+    for (int j = 0; j < n; ++j) out[j] = g.At(k0 + static_cast<int64_t>(j) * stride);
+    return;
+  }
+  const int32_t k = static_cast<int32_t>(k0);
+  const float* dy = g.dy + k;
+  if (g.q_y != nullptr) {
+    const int8_t* q = g.q_y + k;
+    for (int j = 0; j < n; ++j, q += stride, dy += stride)
+      out[j] = g.range.Passes(*q) ? *dy : 0.0f;
+  } else if (g.bits != nullptr) {
+    for (int j = 0, kj = k; j < n; ++j, kj += stride, dy += stride)
+      out[j] = (g.bits[kj >> 3] >> (kj & 7)) & 1 ? *dy : 0.0f;
+  } else {
+    for (int j = 0; j < n; ++j, dy += stride) out[j] = *dy;
+  }
+}
+
+// g of one output channel: from a plane in scratch, or looked up.
+struct PlaneG {
+  const float* g;
+  float operator()(int cell) const { return g[cell]; }
+};
+struct LookupG {
+  const OutputGrad& g;
+  int out_c, o;
+  float operator()(int cell) const { return g.At(cell * out_c + o); }
+};
+
+// Generic path. sums[0..kBlock) = dL/dW[o, ky, kx, i0 ..] / s_x in
+// ConvFilterGrad's order, the kBlock partial sums in FPU registers.
+template <int kBlock, typename G>
+void FilterGradBlock(const ConvGradArgs& a, const G& g, int ky, int kx,
+                     int i0, float* sums) {
+  const int in_h = a.x_shape.dims[1];
+  const int in_w = a.x_shape.dims[2];
+  const int in_c = a.x_shape.dims[3];
+  const int out_h = a.y_shape.dims[1];
+  const int out_w = a.y_shape.dims[2];
+  const int32_t zp = a.input_zero_point;
+  float acc[kBlock];
+#pragma GCC unroll 16
+  for (int j = 0; j < kBlock; ++j) acc[j] = 0.0f;
+  for (int b = 0; b < a.x_shape.dims[0]; ++b) {
+    const int8_t* x = a.x + b * in_h * in_w * in_c + i0;
+    for (int oy = 0; oy < out_h; ++oy) {
+      const int iy = oy * a.stride_h - a.pad_h + ky * a.dilation_h;
+      if (iy < 0 || iy >= in_h) continue;
+      const int row = Cell(a, b, oy, 0);
+      for (int ox = 0; ox < out_w; ++ox) {
+        const int ix = ox * a.stride_w - a.pad_w + kx * a.dilation_w;
+        if (ix < 0 || ix >= in_w) continue;
+        const float gv = g(row + ox);
+        if (gv == 0.0f) continue;
+        const int8_t* xq = x + (iy * in_w + ix) * in_c;
+#pragma GCC unroll 16
+        for (int j = 0; j < kBlock; ++j)
+          acc[j] += gv * static_cast<float>(static_cast<int32_t>(xq[j]) - zp);
+      }
     }
   }
+#pragma GCC unroll 16
+  for (int j = 0; j < kBlock; ++j) sums[j] = acc[j];
+}
+
+template <typename G>
+void FilterGradChunk(const ConvGradArgs& a, const G& g, int ky, int kx,
+                     int i0, int len, float* sums) {
+  int j = 0;
+  for (; j + 16 <= len; j += 16)
+    FilterGradBlock<16>(a, g, ky, kx, i0 + j, sums + j);
+  for (; j + 4 <= len; j += 4) FilterGradBlock<4>(a, g, ky, kx, i0 + j, sums + j);
+  for (; j < len; ++j) FilterGradBlock<1>(a, g, ky, kx, i0 + j, sums + j);
+}
+
+// 3x3 filter, stride 1, dilation 1 across: the tap-shared path. Input cells
+// are visited in increasing (n, iy, ix); cell (iy, ix) is read through tap
+// (ky, kx) by output cell (iy + pad_h - ky * dil_h, ix + pad_w - kx), so
+// each weight's terms still come in increasing output-cell order, and one
+// conversion of x[n, iy, ix, i] serves the 9 taps. g of channel o is read
+// from a zero-padded band of rows in scratch: a tap whose reader is out of
+// range reads +0, and its +-0 term changes no bit of a sum started at +0
+// (as a skipped g == 0 term).
+constexpr int kTaps = 9;
+
+// Band layout: row r holds output row oy = iy0 + pad_h - 2 * dil_h + r for
+// the band's first input row iy0, entry e its column ox = e + pad_w - 2
+// (+0 outside the output), so input cell (iy, ix) reads tap (ky, kx) at row
+// iy - iy0 + (2 - ky) * dil_h, entry ix + 2 - kx.
+inline int BandWidth(const ConvGradArgs& a) { return a.x_shape.dims[2] + 2; }
+
+// Input rows per band when the sums (9 per input channel) and the band's
+// rows fit the scratch, else 0 (the generic path).
+inline int TapSharedBandRows(const ConvGradArgs& a) {
+  if (a.filter_shape.dims[1] != 3 || a.filter_shape.dims[2] != 3 ||
+      a.stride_h != 1 || a.stride_w != 1 || a.dilation_w != 1 ||
+      a.x_shape.dims[2] < 2)
+    return 0;
+  const int free_floats = kFilterGradScratch - kTaps * a.x_shape.dims[3];
+  const int rows = free_floats / BandWidth(a) - 2 * a.dilation_h;
+  if (rows <= 0) return 0;
+  return rows < a.x_shape.dims[1] ? rows : a.x_shape.dims[1];
+}
+
+// Pre-RA scheduling is off for the tap-shared kernel: it hoists loads and
+// spills sums.
+#if defined(__GNUC__) && !defined(__clang__)
+#define TFLM_TRAIN_NO_SCHED optimize("no-schedule-insns")
+#else
+#define TFLM_TRAIN_NO_SCHED
+#endif
+
+// acc[t * kB + c] += the terms of the cells at x (kB input channels) and,
+// with kPair, x + in_c: cell ix reads tap (ky, kx) at p[2 - kx] of band row
+// ky (dh_stride floats before row ky - 1), and cell ix + 1 reads it at
+// p[3 - kx], so 4 g loads per row serve both cells.
+template <int kB, bool kPair>
+__attribute__((always_inline, TFLM_TRAIN_NO_SCHED)) inline void TapSharedCells(
+    float* acc, const float* p, int dh_stride, const int8_t* x, int in_c,
+    int32_t zp) {
+  float x0[kB], x1[kB];
+#pragma GCC unroll 2
+  for (int c = 0; c < kB; ++c) {
+    x0[c] = static_cast<float>(static_cast<int32_t>(x[c]) - zp);
+    if (kPair)
+      x1[c] = static_cast<float>(static_cast<int32_t>(x[in_c + c]) - zp);
+  }
+#pragma GCC unroll 3
+  for (int ky = 0; ky < 3; ++ky) {
+    const float* q = p - ky * dh_stride;
+    const float g0 = q[0], g1 = q[1], g2 = q[2];
+    float* s = acc + ky * 3 * kB;
+#pragma GCC unroll 2
+    for (int c = 0; c < kB; ++c) {
+      s[c] += g2 * x0[c];
+      s[kB + c] += g1 * x0[c];
+      s[2 * kB + c] += g0 * x0[c];
+    }
+    if (!kPair) continue;
+    const float g3 = q[3];
+#pragma GCC unroll 2
+    for (int c = 0; c < kB; ++c) {
+      s[c] += g3 * x1[c];
+      s[kB + c] += g2 * x1[c];
+      s[2 * kB + c] += g1 * x1[c];
+    }
+  }
+}
+
+// sums[t * kB + c] += the terms of `rows` input rows (in_w >= 2 cells) from
+// x (kB input channels, cells in_c apart) through the band rows at g (the
+// ky = 0 row of the first input row), the 9 * kB sums in registers; cells
+// two at a time, rows as one loop (a row end skips the band's padding).
+template <int kB>
+__attribute__((noinline, TFLM_TRAIN_NO_SCHED)) void TapSharedBand(
+    const float* g, int dh_stride, const int8_t* x, int rows, int in_w,
+    int in_c, int32_t zp, float* sums) {
+  float acc[kTaps * kB];
+#pragma GCC unroll 18
+  for (int j = 0; j < kTaps * kB; ++j) acc[j] = sums[j];
+  const int pairs = in_w / 2;
+  const float* p = g;
+  for (int n = rows * pairs, col = pairs; n > 0; --n) {
+    TapSharedCells<kB, true>(acc, p, dh_stride, x, in_c, zp);
+    p += 2;
+    x += 2 * in_c;
+    if (--col == 0) {
+      col = pairs;
+      if (in_w & 1) {
+        TapSharedCells<kB, false>(acc, p, dh_stride, x, in_c, zp);
+        ++p;
+        x += in_c;
+      }
+      p += 2;
+    }
+  }
+#pragma GCC unroll 18
+  for (int j = 0; j < kTaps * kB; ++j) sums[j] = acc[j];
+}
+
+// TapSharedFilterGrad leaves dL/dW[o, t, i] / s_x in sums[(i & ~1) * 9 +
+// t * 2 + (i & 1)] (input channels in pairs, each pair's taps together),
+// and for an odd last channel in sums[i * 9 + t].
+void TapSharedFilterGrad(const ConvGradArgs& a, int o, int band_rows,
+                         float* scratch) {
+  const int in_h = a.x_shape.dims[1];
+  const int in_w = a.x_shape.dims[2];
+  const int in_c = a.x_shape.dims[3];
+  const int out_h = a.y_shape.dims[1];
+  const int out_w = a.y_shape.dims[2];
+  const int out_c = a.y_shape.dims[3];
+  const int width = BandWidth(a);
+  const int dh_stride = a.dilation_h * width;
+  float* sums = scratch;
+  float* band = sums + kTaps * in_c;
+  for (int j = 0; j < kTaps * in_c; ++j) sums[j] = 0.0f;
+  for (int b = 0; b < a.x_shape.dims[0]; ++b)
+    for (int iy0 = 0; iy0 < in_h; iy0 += band_rows) {
+      const int rows = in_h - iy0 < band_rows ? in_h - iy0 : band_rows;
+      const int oy0 = iy0 + a.pad_h - 2 * a.dilation_h;
+      for (int r = 0; r < rows + 2 * a.dilation_h; ++r) {
+        float* d = band + r * width;
+        const int oy = oy0 + r;
+        for (int e = 0; e < width; ++e) d[e] = 0.0f;
+        if (oy < 0 || oy >= out_h) continue;
+        // Entries e_lo .. e_hi - 1 are output columns 0 .. out_w - 1 clipped.
+        const int shift = 2 - a.pad_w;
+        const int e_lo = shift > 0 ? shift : 0;
+        const int e_hi = out_w + shift < width ? out_w + shift : width;
+        if (e_hi > e_lo)
+          ChannelGrads(a.g,
+                       static_cast<int64_t>(Cell(a, b, oy, e_lo - shift)) * out_c + o,
+                       out_c, e_hi - e_lo, d + e_lo);
+      }
+      const float* g = band + 2 * dh_stride;  // ky = 0 row of input row iy0
+      const int8_t* x = a.x + (b * in_h + iy0) * in_w * in_c;
+      const int32_t zp = a.input_zero_point;
+      int i = 0;
+      for (; i + 2 <= in_c; i += 2)
+        TapSharedBand<2>(g, dh_stride, x + i, rows, in_w, in_c, zp,
+                         sums + i * kTaps);
+      if (i < in_c)
+        TapSharedBand<1>(g, dh_stride, x + i, rows, in_w, in_c, zp,
+                         sums + i * kTaps);
+    }
+}
+
+// The weight update of ConvGrad (out of line: its scratch and
+// ConvInputGrad's are never live at once).
+__attribute__((noinline)) void UpdateConvFilter(const ConvGradArgs& a,
+                                                const LayerUpdate& update) {
+  const int out_c = a.filter_shape.dims[0];
+  const int filter_h = a.filter_shape.dims[1];
+  const int filter_w = a.filter_shape.dims[2];
+  const int in_c = a.filter_shape.dims[3];
+  const int count = update.channels != nullptr ? update.num_channels : out_c;
+  const int64_t row_size = static_cast<int64_t>(filter_h) * filter_w * in_c;
+  const int band_rows = TapSharedBandRows(a);
+  const bool tap_shared = band_rows > 0;
+  // Generic path: g of channel o for every output cell in scratch after
+  // the chunk's sums when it fits, else looked up per cell.
+  const int cells = static_cast<int>(a.y_shape.FlatSizeSkipLast());
+  const bool plane = !tap_shared && cells <= kFilterGradScratch - kFilterGradChunk;
+  float scratch[kFilterGradScratch];
+  float* const sums = scratch;
+  float* const g_plane = scratch + kFilterGradChunk;
+  int64_t slot = 0;  // k * (KH * KW * I) + (ky * KW + kx) * I + i
+  for (int k = 0; k < count; ++k) {
+    const int o = update.channels != nullptr ? update.channels[k] : k;
+    const float scale = a.filter_scales[o];
+    int8_t* row = a.slice.rows != nullptr ? a.slice.rows + k * row_size
+                                          : a.filter + o * row_size;
+    const auto apply = [&](int8_t* w, float sum) {
+      *w = SgdUpdateInt8(*w, sum * a.input_scale, update.weight_lr, scale,
+                         update.rule, update.weight_slots, slot++);
+    };
+    // Weights in row-major (ky, kx, i) order, as ConvFilterGrad's
+    // weight-by-weight loop and the update slots go.
+    if (tap_shared) {
+      TapSharedFilterGrad(a, o, band_rows, scratch);
+      int8_t* w = row;
+      for (int t = 0; t < kTaps; ++t) {
+        const float* s = sums + 2 * t;  // TapSharedFilterGrad's layout
+        int i = 0;
+        for (; i + 2 <= in_c; i += 2, s += 2 * kTaps) {
+          apply(w++, s[0]);
+          apply(w++, s[1]);
+        }
+        if (i < in_c) apply(w++, sums[i * kTaps + t]);
+      }
+      continue;
+    }
+    if (plane) ChannelGrads(a.g, o, a.y_shape.dims[3], cells, g_plane);
+    for (int ky = 0; ky < filter_h; ++ky)
+      for (int kx = 0; kx < filter_w; ++kx)
+        for (int i0 = 0; i0 < in_c; i0 += kFilterGradChunk) {
+          const int len =
+              in_c - i0 < kFilterGradChunk ? in_c - i0 : kFilterGradChunk;
+          if (plane)
+            FilterGradChunk(a, PlaneG{g_plane}, ky, kx, i0, len, sums);
+          else
+            FilterGradChunk(a, LookupG{a.g, a.y_shape.dims[3], o}, ky, kx, i0,
+                            len, sums);
+          int8_t* w = row + (ky * filter_w + kx) * in_c + i0;
+          for (int j = 0; j < len; ++j) apply(w + j, sums[j]);
+        }
+  }
+}
+
+}  // namespace
+
+void ConvGrad(const ConvGradArgs& a, float* dx, const LayerUpdate& update) {
+  if (dx != nullptr) ConvInputGrad(a, dx);
+  if (update.update_weights) UpdateConvFilter(a, update);
+  const int out_c = a.filter_shape.dims[0];
   if (update.bias != nullptr) {
     for (int o = 0; o < out_c; ++o)
       update.bias[o] = SgdUpdateInt32(update.bias[o], ConvBiasGrad(a, o),
