@@ -32,9 +32,12 @@ struct Case {
 
 TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
   std::mt19937 rng(7);
-  // Generic path (g plane in scratch or looked up; blocks of 16, 4, 1
-  // input channels) and the 3x3 stride-1 tap-shared path (pairs of input
-  // channels, an odd last one; rows read through padding; dilation).
+  // The 3x3 stride-1 tap-shared path (pairs of input channels, an odd last
+  // one; odd widths; rows read through padding; dilation; several bands);
+  // the generic path for groups of 4, 3 or 2 channels (one or several tiles
+  // of output rows, or the first channel applied as it goes; blocks of 8,
+  // 4, 1 input channels) and for one channel (g plane in scratch or looked
+  // up; blocks of 16, 4, 1).
   const Case cases[] = {{150, 1, 1, 1, 0},
                         {70, 3, 2, 1, 1},
                         {64, 3, 1, 2, 2},
@@ -49,7 +52,11 @@ TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
                         {21, 1, 1, 1, 0, 1, 19, 18},
                         {7, 3, 2, 2, 1, 2, 9, 9, true},
                         {9, 5, 1, 1, 2, 2, 6, 6},
-                        {40, 3, 1, 1, 1, 1, 8, 8}};
+                        {40, 3, 1, 1, 1, 1, 8, 8},
+                        {40, 3, 1, 1, 1, 1, 19, 18},
+                        {16, 3, 1, 1, 1, 1, 14, 30},
+                        {100, 1, 1, 1, 0, 1, 3, 3, true},
+                        {200, 1, 1, 1, 0, 1, 3, 3}};
   for (const Case& c : cases) {
     const int out_c = 6, in_h = c.in_h, in_w = c.in_w;
     const int span = (c.kernel - 1) * c.dilation + 1;

@@ -1,5 +1,7 @@
 #include "ops_cc/kernels/grad/conv_grad.h"
 
+#include <type_traits>
+
 namespace tflm_train {
 
 void ConvInputGrad(const ConvGradArgs& a, float* dx) {
@@ -37,7 +39,6 @@ float ConvBiasGrad(const ConvGradArgs& a, int o) {
   return acc;
 }
 
-
 namespace {
 
 // Floats of the weight update's stack scratch (1.5 KB).
@@ -50,27 +51,29 @@ inline int Cell(const ConvGradArgs& a, int b, int oy, int ox) {
   return (b * a.y_shape.dims[1] + oy) * a.y_shape.dims[2] + ox;
 }
 
-// out[j] = g.At(k0 + j * stride) for j < n: one channel of n output cells.
-// With a float dy (not broadcast) and indices that fit 32 bits, the mask
-// and dy are read directly (At's value, without its per-element dispatch).
+// out[j * out_step] = g.At(k0 + j * stride) for j < n: one channel of n
+// output cells. With a float dy (not broadcast) and indices that fit 32
+// bits, the mask and dy are read directly (At's value, without its
+// per-element dispatch).
 void ChannelGrads(const OutputGrad& g, int64_t k0, int stride, int n,
-                  float* out) {
+                  float* out, int out_step = 1) {
   const int64_t end = k0 + static_cast<int64_t>(n) * stride;
   if (g.dy_q != nullptr || g.broadcast_cells != 0 || (end >> 31) != 0) {
-    for (int j = 0; j < n; ++j) out[j] = g.At(k0 + static_cast<int64_t>(j) * stride);
+    for (int j = 0; j < n; ++j, out += out_step)
+      *out = g.At(k0 + static_cast<int64_t>(j) * stride);
     return;
   }
   const int32_t k = static_cast<int32_t>(k0);
   const float* dy = g.dy + k;
   if (g.q_y != nullptr) {
     const int8_t* q = g.q_y + k;
-    for (int j = 0; j < n; ++j, q += stride, dy += stride)
-      out[j] = g.range.Passes(*q) ? *dy : 0.0f;
+    for (int j = 0; j < n; ++j, q += stride, dy += stride, out += out_step)
+      *out = g.range.Passes(*q) ? *dy : 0.0f;
   } else if (g.bits != nullptr) {
-    for (int j = 0, kj = k; j < n; ++j, kj += stride, dy += stride)
-      out[j] = (g.bits[kj >> 3] >> (kj & 7)) & 1 ? *dy : 0.0f;
+    for (int j = 0, kj = k; j < n; ++j, kj += stride, dy += stride, out += out_step)
+      *out = (g.bits[kj >> 3] >> (kj & 7)) & 1 ? *dy : 0.0f;
   } else {
-    for (int j = 0; j < n; ++j, dy += stride) out[j] = *dy;
+    for (int j = 0; j < n; ++j, dy += stride, out += out_step) *out = *dy;
   }
 }
 
@@ -85,11 +88,13 @@ struct LookupG {
   float operator()(int cell) const { return g.At(cell * out_c + o); }
 };
 
-// Generic path. sums[0..kBlock) = dL/dW[o, ky, kx, i0 ..] / s_x in
-// ConvFilterGrad's order, the kBlock partial sums in FPU registers.
+// Generic path, one channel o (its g from G): sums[0..kBlock) =
+// dL/dW[o, ky, kx, i0 ..] / s_x in ConvFilterGrad's order, the kBlock
+// partial sums in FPU registers.
 template <int kBlock, typename G>
-void FilterGradBlock(const ConvGradArgs& a, const G& g, int ky, int kx,
-                     int i0, float* sums) {
+__attribute__((noinline)) void FilterGradBlock(const ConvGradArgs& a,
+                                               const G& g, int ky, int kx,
+                                               int i0, float* sums) {
   const int in_h = a.x_shape.dims[1];
   const int in_w = a.x_shape.dims[2];
   const int in_c = a.x_shape.dims[3];
@@ -129,6 +134,92 @@ void FilterGradChunk(const ConvGradArgs& a, const G& g, int ky, int kx,
     FilterGradBlock<16>(a, g, ky, kx, i0 + j, sums + j);
   for (; j + 4 <= len; j += 4) FilterGradBlock<4>(a, g, ky, kx, i0 + j, sums + j);
   for (; j < len; ++j) FilterGradBlock<1>(a, g, ky, kx, i0 + j, sums + j);
+}
+
+// Generic path for kK output channels at once, over the output rows
+// r0 .. r1 - 1 (r = n * OH + oy) whose g (+0 where g is 0) is in `planes`,
+// kK consecutive floats per output cell from row r0's first: out[k][j] +=
+// the terms of dL/dW[o_k, ky, kx, i0 + j] / s_x for j < kB of these rows in
+// ConvFilterGrad's order (a g == 0 term only adds +-0), the kK * kB sums in
+// registers and one conversion of x serving the kK channels.
+template <int kK, int kB>
+__attribute__((noinline)) void FilterGradGroupBlock(
+    const ConvGradArgs& a, const float* planes, int r0, int r1, int ky,
+    int kx, int i0, float* const* out) {
+  const int in_h = a.x_shape.dims[1];
+  const int in_w = a.x_shape.dims[2];
+  const int in_c = a.x_shape.dims[3];
+  const int out_h = a.y_shape.dims[1];
+  const int out_w = a.y_shape.dims[2];
+  const int32_t zp = a.input_zero_point;
+  // Output columns whose tap kx is inside the input: ox_lo .. ox_hi - 1.
+  int ox_lo = 0, ox_hi = out_w;
+  while (ox_lo < out_w && ox_lo * a.stride_w - a.pad_w + kx * a.dilation_w < 0)
+    ++ox_lo;
+  while (ox_hi > ox_lo &&
+         (ox_hi - 1) * a.stride_w - a.pad_w + kx * a.dilation_w >= in_w)
+    --ox_hi;
+  if (ox_lo >= ox_hi) return;  // the tap reads only padding
+  const int x_step = a.stride_w * in_c;
+  float acc[kK * kB];
+#pragma GCC unroll 16
+  for (int k = 0; k < kK; ++k)
+#pragma GCC unroll 16
+    for (int j = 0; j < kB; ++j) acc[k * kB + j] = out[k][j];
+  for (int r = r0; r < r1; ++r) {
+    const int b = r / out_h, oy = r % out_h;
+    const int iy = oy * a.stride_h - a.pad_h + ky * a.dilation_h;
+    if (iy < 0 || iy >= in_h) continue;
+    const float* g = planes + ((r - r0) * out_w + ox_lo) * kK;
+    const int8_t* xq =
+        a.x + ((b * in_h + iy) * in_w + ox_lo * a.stride_w - a.pad_w +
+               kx * a.dilation_w) * in_c + i0;
+    for (int ox = ox_lo; ox < ox_hi; ++ox, g += kK, xq += x_step) {
+      float xf[kB];
+#pragma GCC unroll 16
+      for (int j = 0; j < kB; ++j)
+        xf[j] = static_cast<float>(static_cast<int32_t>(xq[j]) - zp);
+#pragma GCC unroll 16
+      for (int k = 0; k < kK; ++k) {
+        const float gk = g[k];
+#pragma GCC unroll 16
+        for (int j = 0; j < kB; ++j) acc[k * kB + j] += gk * xf[j];
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int k = 0; k < kK; ++k)
+#pragma GCC unroll 16
+    for (int j = 0; j < kB; ++j) out[k][j] = acc[k * kB + j];
+}
+
+// FilterGradGroupBlock for all input channels of tap (ky, kx) into
+// rows[k] + i; with rows[0] null, the first channel's block sums go to
+// first(i, sums, len) as each block is done instead (they start at +0: the
+// rows are one tile).
+template <int kK, typename First>
+void FilterGradGroupTap(const ConvGradArgs& a, const float* planes, int r0,
+                        int r1, int ky, int kx, float* const* rows,
+                        const First& first) {
+  const int in_c = a.x_shape.dims[3];
+  float block[8];
+  float* out[kK];
+  // Blocks of 8 input channels for 2 channels, else 4 (16 or 12 sums in
+  // registers); then 4 and 1.
+  constexpr int kMain = kK == 2 ? 8 : 4;
+  int i = 0;
+  const auto step = [&](auto len_tag) {
+    constexpr int kLen = decltype(len_tag)::value;
+    for (int k = 0; k < kK; ++k) out[k] = rows[k] != nullptr ? rows[k] + i : block;
+    if (rows[0] == nullptr)
+      for (int j = 0; j < kLen; ++j) block[j] = 0.0f;
+    FilterGradGroupBlock<kK, kLen>(a, planes, r0, r1, ky, kx, i, out);
+    if (rows[0] == nullptr) first(i, block, kLen);
+    i += kLen;
+  };
+  while (i + kMain <= in_c) step(std::integral_constant<int, kMain>());
+  while (i + 4 <= in_c) step(std::integral_constant<int, 4>());
+  while (i < in_c) step(std::integral_constant<int, 1>());
 }
 
 // 3x3 filter, stride 1, dilation 1 across: the tap-shared path. Input cells
@@ -302,6 +393,25 @@ __attribute__((noinline)) void UpdateConvFilter(const ConvGradArgs& a,
   float scratch[kFilterGradScratch];
   float* const sums = scratch;
   float* const g_plane = scratch + kFilterGradChunk;
+  // Generic path: groups of 4, 3 or 2 listed channels share each pass over
+  // x. Their g goes to scratch for as many output rows as fit (a tile) and
+  // every weight's sum goes on over the tile's cells, into rows of sums in
+  // scratch, applied in list order after the last tile; or, when all the
+  // output cells fit one tile, the first channel's sums are applied as its
+  // blocks are done and only the others' rows wait in scratch.
+  const int out_rows = a.y_shape.dims[0] * a.y_shape.dims[1];
+  const int out_w = a.y_shape.dims[2];
+  int group = 1;
+  bool first_direct = false;
+  for (int m = 4; m > 1 && !tap_shared && group == 1; --m) {
+    if (m * (row_size + out_w) <= kFilterGradScratch) {
+      group = m;
+    } else if ((m - 1) * row_size + m * static_cast<int64_t>(cells) <=
+               kFilterGradScratch) {
+      group = m;
+      first_direct = true;
+    }
+  }
   int64_t slot = 0;  // k * (KH * KW * I) + (ky * KW + kx) * I + i
   for (int k = 0; k < count; ++k) {
     const int o = update.channels != nullptr ? update.channels[k] : k;
@@ -326,6 +436,60 @@ __attribute__((noinline)) void UpdateConvFilter(const ConvGradArgs& a,
         }
         if (i < in_c) apply(w++, sums[i * kTaps + t]);
       }
+      continue;
+    }
+    const int members = group < count - k ? group : count - k;
+    if (members > 1) {
+      // Scratch: the rows of sums (not the first's when first_direct), then
+      // the tile's g, cell-major.
+      float* rows[4];
+      int32_t om[4];
+      float* next = scratch;
+      for (int m = 0; m < members; ++m) {
+        om[m] = update.channels != nullptr ? update.channels[k + m] : k + m;
+        rows[m] = nullptr;
+        if (m == 0 && first_direct) continue;
+        rows[m] = next;
+        next += row_size;
+        for (int64_t j = 0; j < row_size; ++j) rows[m][j] = 0.0f;
+      }
+      float* planes = next;
+      int tile = static_cast<int>((kFilterGradScratch - (next - scratch)) /
+                                  (members * out_w));
+      if (tile > out_rows) tile = out_rows;
+      for (int r0 = 0; r0 < out_rows; r0 += tile) {
+        const int r1 = r0 + tile < out_rows ? r0 + tile : out_rows;
+        for (int m = 0; m < members; ++m)
+          ChannelGrads(a.g,
+                       static_cast<int64_t>(r0) * out_w * a.y_shape.dims[3] + om[m],
+                       a.y_shape.dims[3], (r1 - r0) * out_w, planes + m, members);
+        for (int ky = 0; ky < filter_h; ++ky)
+          for (int kx = 0; kx < filter_w; ++kx) {
+            const int tap = (ky * filter_w + kx) * in_c;
+            float* tap_rows[4];
+            for (int m = 0; m < members; ++m)
+              tap_rows[m] = rows[m] != nullptr ? rows[m] + tap : nullptr;
+            const auto first = [&](int i, const float* s, int len) {
+              for (int j = 0; j < len; ++j) apply(row + tap + i + j, s[j]);
+            };
+            if (members == 4)
+              FilterGradGroupTap<4>(a, planes, r0, r1, ky, kx, tap_rows, first);
+            else if (members == 3)
+              FilterGradGroupTap<3>(a, planes, r0, r1, ky, kx, tap_rows, first);
+            else
+              FilterGradGroupTap<2>(a, planes, r0, r1, ky, kx, tap_rows, first);
+          }
+      }
+      for (int m = 0; m < members; ++m, ++k) {
+        if (rows[m] == nullptr) continue;
+        int8_t* w = a.slice.rows != nullptr ? a.slice.rows + k * row_size
+                                            : a.filter + om[m] * row_size;
+        for (int64_t j = 0; j < row_size; ++j)
+          w[j] = SgdUpdateInt8(w[j], rows[m][j] * a.input_scale,
+                               update.weight_lr, a.filter_scales[om[m]],
+                               update.rule, update.weight_slots, slot++);
+      }
+      --k;
       continue;
     }
     if (plane) ChannelGrads(a.g, o, a.y_shape.dims[3], cells, g_plane);

@@ -34,7 +34,8 @@ void DepthwiseTapSums(const ConvGradArgs& a, int ky, int kx, int c0,
   int xi[kB];  // input channel of output channel c0 + j
 #pragma GCC unroll 8
   for (int j = 0; j < kB; ++j) xi[j] = kM1 ? c0 + j : (c0 + j) / multiplier;
-  // Output columns whose tap kx is inside the input: ox_lo .. ox_hi - 1.
+  // Output columns whose tap kx is inside the input: ox_lo .. ox_hi - 1
+  // (none when the tap reads only padding).
   int ox_lo = 0, ox_hi = out_w;
   while (ox_lo < out_w && ox_lo * a.stride_w - a.pad_w + kx * a.dilation_w < 0)
     ++ox_lo;
@@ -45,7 +46,7 @@ void DepthwiseTapSums(const ConvGradArgs& a, int ky, int kx, int c0,
   float acc[kB];
 #pragma GCC unroll 8
   for (int j = 0; j < kB; ++j) acc[j] = 0.0f;
-  for (int b = 0; b < a.x_shape.dims[0]; ++b)
+  for (int b = 0; ox_lo < ox_hi && b < a.x_shape.dims[0]; ++b)
     for (int oy = 0; oy < out_h; ++oy) {
       const int iy = oy * a.stride_h - a.pad_h + ky * a.dilation_h;
       if (iy < 0 || iy >= in_h) continue;
