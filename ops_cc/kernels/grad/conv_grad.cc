@@ -140,8 +140,8 @@ void FilterGradChunk(const ConvGradArgs& a, const G& g, int ky, int kx,
 // r0 .. r1 - 1 (r = n * OH + oy) whose g (+0 where g is 0) is in `planes`,
 // kK consecutive floats per output cell from row r0's first: out[k][j] +=
 // the terms of dL/dW[o_k, ky, kx, i0 + j] / s_x for j < kB of these rows in
-// ConvFilterGrad's order (a g == 0 term only adds +-0), the kK * kB sums in
-// registers and one conversion of x serving the kK channels.
+// ConvFilterGrad's order, the kK * kB sums in registers and one conversion
+// of x serving the kK channels.
 template <int kK, int kB>
 __attribute__((noinline)) void FilterGradGroupBlock(
     const ConvGradArgs& a, const float* planes, int r0, int r1, int ky,
@@ -175,6 +175,12 @@ __attribute__((noinline)) void FilterGradGroupBlock(
         a.x + ((b * in_h + iy) * in_w + ox_lo * a.stride_w - a.pad_w +
                kx * a.dilation_w) * in_c + i0;
     for (int ox = ox_lo; ox < ox_hi; ++ox, g += kK, xq += x_step) {
+      // Cells whose g is 0 for all kK channels are skipped (masked g is
+      // common); other zero terms only add +-0.
+      bool any = false;
+#pragma GCC unroll 4
+      for (int k = 0; k < kK; ++k) any |= g[k] != 0.0f;
+      if (!any) continue;
       float xf[kB];
 #pragma GCC unroll 16
       for (int j = 0; j < kB; ++j)
@@ -438,7 +444,29 @@ __attribute__((noinline)) void UpdateConvFilter(const ConvGradArgs& a,
       }
       continue;
     }
-    const int members = group < count - k ? group : count - k;
+    int members = group < count - k ? group : count - k;
+    if (members > 1) {
+      // Sharing pays only for dense enough g: the one-channel path skips
+      // each channel's own zero cells. Estimated from the first tile's g
+      // (per input channel: 4 + 2 * members instructions per cell with any
+      // nonzero g, against 6 per nonzero g), with a margin for overheads.
+      float* planes = scratch + (first_direct ? members - 1 : members) * row_size;
+      const int tile_rows = static_cast<int>(
+          (kFilterGradScratch - (planes - scratch)) / (members * out_w));
+      const int n = (tile_rows < out_rows ? tile_rows : out_rows) * out_w;
+      int any = 0, nonzero = 0;
+      for (int m = 0; m < members; ++m) {
+        const int om = update.channels != nullptr ? update.channels[k + m] : k + m;
+        ChannelGrads(a.g, om, a.y_shape.dims[3], n, planes + m, members);
+      }
+      for (int c = 0; c < n; ++c) {
+        int cell = 0;
+        for (int m = 0; m < members; ++m) cell += planes[c * members + m] != 0.0f;
+        nonzero += cell;
+        any += cell > 0;
+      }
+      if (4 * any * (4 + 2 * members) > 18 * nonzero) members = 1;
+    }
     if (members > 1) {
       // Scratch: the rows of sums (not the first's when first_direct), then
       // the tile's g, cell-major.
