@@ -27,20 +27,45 @@ namespace {
 
 struct Case {
   int in_c, kernel, stride, dilation, pad;
+  int batch = 1, in_h = 7, in_w = 6;
+  bool packed_mask = false;  // g's mask from packed bits, else from q_y
 };
 
 TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
   std::mt19937 rng(7);
-  const Case cases[] = {{150, 1, 1, 1, 0}, {70, 3, 2, 1, 1}, {64, 3, 1, 2, 2},
-                        {5, 3, 1, 1, 1},   {129, 1, 2, 1, 0}};
+  // The 3x3 stride-1 tap-shared path (pairs of input channels, an odd last
+  // one; odd widths; rows read through padding; dilation; several bands);
+  // the generic path for groups of 4, 3 or 2 channels (one or several tiles
+  // of output rows, or the first channel applied as it goes; blocks of 8,
+  // 4, 1 input channels) and for one channel (g plane in scratch or looked
+  // up; blocks of 16, 4, 1).
+  const Case cases[] = {{150, 1, 1, 1, 0},
+                        {70, 3, 2, 1, 1},
+                        {64, 3, 1, 2, 2},
+                        {5, 3, 1, 1, 1},
+                        {129, 1, 2, 1, 0},
+                        {16, 3, 1, 1, 1, 2, 8, 8},
+                        {16, 3, 1, 1, 1, 2, 8, 8, true},
+                        {17, 3, 1, 1, 0, 1, 5, 9},
+                        {6, 3, 1, 2, 1, 3, 9, 7, true},
+                        {3, 3, 1, 1, 2},
+                        {16, 1, 1, 1, 0, 2, 8, 8, true},
+                        {21, 1, 1, 1, 0, 1, 19, 18},
+                        {7, 3, 2, 2, 1, 2, 9, 9, true},
+                        {9, 5, 1, 1, 2, 2, 6, 6},
+                        {40, 3, 1, 1, 1, 1, 8, 8},
+                        {40, 3, 1, 1, 1, 1, 19, 18},
+                        {16, 3, 1, 1, 1, 1, 14, 30},
+                        {100, 1, 1, 1, 0, 1, 3, 3, true},
+                        {200, 1, 1, 1, 0, 1, 3, 3}};
   for (const Case& c : cases) {
-    const int out_c = 6, in_h = 7, in_w = 6;
+    const int out_c = 6, in_h = c.in_h, in_w = c.in_w;
     const int span = (c.kernel - 1) * c.dilation + 1;
     const int out_h = (in_h + 2 * c.pad - span) / c.stride + 1;
     const int out_w = (in_w + 2 * c.pad - span) / c.stride + 1;
-    const Shape x_shape = {4, {1, in_h, in_w, c.in_c}};
+    const Shape x_shape = {4, {c.batch, in_h, in_w, c.in_c}};
     const Shape f_shape = {4, {out_c, c.kernel, c.kernel, c.in_c}};
-    const Shape y_shape = {4, {1, out_h, out_w, out_c}};
+    const Shape y_shape = {4, {c.batch, out_h, out_w, out_c}};
     std::vector<int8_t> x(x_shape.FlatSize()), q_y(y_shape.FlatSize());
     for (auto& v : x) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
     for (auto& v : q_y) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
@@ -67,10 +92,18 @@ TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
     a.g.dy = dy.data();
     a.g.range.act_min = -100;  // some outputs masked
     a.g.range.act_max = 110;
+    std::vector<uint8_t> bits((q_y.size() + 7) / 8);
+    if (c.packed_mask) {
+      PackMask(q_y.data(), static_cast<int64_t>(q_y.size()), a.g.range, bits.data());
+      a.g.q_y = nullptr;
+      a.g.bits = bits.data();
+    }
 
-    const int32_t channels[] = {0, 2, 5};
+    // A subset, or (with the packed mask) all channels (no list).
+    const std::vector<int32_t> channels =
+        c.packed_mask ? std::vector<int32_t>{0, 1, 2, 3, 4, 5} : std::vector<int32_t>{0, 2, 5};
     const int64_t row = static_cast<int64_t>(c.kernel) * c.kernel * c.in_c;
-    const int64_t slots = 3 * row;
+    const int64_t slots = static_cast<int64_t>(channels.size()) * row;
     // Reference: one weight at a time with ConvFilterGrad, same slot order.
     std::vector<int8_t> expected = filter;
     std::vector<float> expected_velocity(slots, 0.1f);
@@ -96,8 +129,8 @@ TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
     uint32_t state = 12345;
     LayerUpdate update;
     update.update_weights = true;
-    update.channels = channels;
-    update.num_channels = 3;
+    update.channels = c.packed_mask ? nullptr : channels.data();
+    update.num_channels = static_cast<int>(channels.size());
     update.weight_lr = 40.0f;
     update.rule.rounding = Rounding::kStochastic;
     update.rule.rng_state = &state;
@@ -106,10 +139,119 @@ TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
     a.filter = updated.data();
     ConvGrad(a, nullptr, update);
 
-    EXPECT_EQ(updated, expected) << "in_c " << c.in_c << " kernel " << c.kernel;
+    EXPECT_EQ(updated, expected) << "in_c " << c.in_c << " kernel " << c.kernel
+                                 << " stride " << c.stride << " dilation " << c.dilation
+                                 << " batch " << c.batch;
     EXPECT_EQ(velocity, expected_velocity);
     EXPECT_EQ(state, expected_rng);
     EXPECT_NE(updated, filter);  // the update moved weights
+  }
+}
+
+// DepthwiseConvGrad's weight update sums runs of listed channels together
+// (8, 4 or 1 at a time); it must equal the per-weight reference in the
+// (ky, kx, k) slot order. Multipliers 1 and 2, strides, dilation, padding,
+// channel lists with runs and gaps or none, and every way g is read.
+TEST(DepthwiseConvGrad, BlockedFilterUpdateEqualsThePerWeightReference) {
+  std::mt19937 rng(8);
+  struct Geometry { int in_c, multiplier, kernel, stride, dilation, pad; };
+  const Geometry cases[] = {{21, 1, 3, 1, 1, 1}, {7, 2, 3, 2, 1, 1},
+                            {12, 1, 3, 1, 2, 2}, {5, 3, 5, 2, 1, 2}};
+  for (const Geometry& c : cases)
+  for (const int view : {0, 1, 2}) {  // as in GatheredSumsEqualTheScatterLoops
+  for (const bool listed : {false, true}) {
+    const int channels = c.in_c * c.multiplier, in_h = 7, in_w = 6, batch = 2;
+    const int span = (c.kernel - 1) * c.dilation + 1;
+    const int out_h = (in_h + 2 * c.pad - span) / c.stride + 1;
+    const int out_w = (in_w + 2 * c.pad - span) / c.stride + 1;
+    ConvGradArgs a;
+    a.stride_h = a.stride_w = c.stride;
+    a.dilation_h = a.dilation_w = c.dilation;
+    a.pad_h = a.pad_w = c.pad;
+    a.input_scale = 0.03f;
+    a.input_zero_point = 3;
+    a.x_shape = {4, {batch, in_h, in_w, c.in_c}};
+    a.filter_shape = {4, {1, c.kernel, c.kernel, channels}};
+    a.y_shape = {4, {batch, out_h, out_w, channels}};
+    std::vector<int8_t> x(a.x_shape.FlatSize()), q_y(a.y_shape.FlatSize());
+    for (auto& v : x) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    for (auto& v : q_y) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    std::vector<float> dy(view == 2 ? batch * channels : a.y_shape.FlatSize());
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (auto& v : dy) v = rng() % 5 == 0 ? (rng() % 2 ? 0.0f : -0.0f) : u(rng);
+    std::vector<int8_t> filter(a.filter_shape.FlatSize());
+    for (auto& v : filter) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+    std::vector<float> scales(channels);
+    for (auto& v : scales) v = 0.002f + 0.001f * static_cast<float>(rng() % 20);
+    a.x = x.data();
+    a.filter_scales = scales.data();
+    a.g.q_y = q_y.data();
+    a.g.dy = dy.data();
+    a.g.range.act_min = -100;
+    a.g.range.act_max = 110;
+    std::vector<uint8_t> bits((q_y.size() + 7) / 8);
+    std::vector<int8_t> dy_q(dy.size());
+    if (view > 0) {
+      PackMask(q_y.data(), static_cast<int64_t>(q_y.size()), a.g.range, bits.data());
+      a.g.q_y = nullptr;
+      a.g.bits = bits.data();
+    }
+    if (view == 1) {
+      for (auto& v : dy_q) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+      a.g.dy = nullptr;
+      a.g.dy_q = dy_q.data();
+      a.g.dy_scale = 0.0037f;
+    }
+    if (view == 2) {
+      a.g.broadcast_cells = out_h * out_w;
+      a.g.channels = channels;
+    }
+    // Runs of 9 (8 + 1), 4 and 2 with gaps, or all channels (no list).
+    std::vector<int32_t> list;
+    for (int ch = 0; ch < channels; ++ch)
+      if (!listed || ch < 9 || (ch >= 10 && ch < 14) || ch == 15 || ch == 16 || ch == 19)
+        list.push_back(ch);
+    const int count = static_cast<int>(list.size());
+    const int64_t slots = static_cast<int64_t>(c.kernel) * c.kernel * count;
+    std::vector<int8_t> expected = filter;
+    std::vector<float> expected_velocity(slots, 0.1f);
+    uint32_t expected_rng = 99;
+    {
+      SgdRule rule;
+      rule.rounding = Rounding::kStochastic;
+      rule.rng_state = &expected_rng;
+      rule.momentum = 0.9f;
+      OptimizerSlots ref_slots;
+      ref_slots.velocity = expected_velocity.data();
+      int64_t slot = 0;
+      for (int ky = 0; ky < c.kernel; ++ky)
+        for (int kx = 0; kx < c.kernel; ++kx)
+          for (int32_t ch : list) {
+            int8_t& w = expected[Offset4(a.filter_shape, 0, ky, kx, ch)];
+            w = SgdUpdateInt8(w, DepthwiseConvFilterGrad(a, ky, kx, ch), 40.0f,
+                              scales[ch], rule, ref_slots, slot++);
+          }
+    }
+    std::vector<int8_t> updated = filter;
+    std::vector<float> velocity(slots, 0.1f);
+    uint32_t state = 99;
+    LayerUpdate update;
+    update.update_weights = true;
+    update.channels = listed ? list.data() : nullptr;
+    update.num_channels = count;
+    update.weight_lr = 40.0f;
+    update.rule.rounding = Rounding::kStochastic;
+    update.rule.rng_state = &state;
+    update.rule.momentum = 0.9f;
+    update.weight_slots.velocity = velocity.data();
+    a.filter = updated.data();
+    DepthwiseConvGrad(a, nullptr, update);
+    EXPECT_EQ(updated, expected) << "in_c " << c.in_c << " multiplier " << c.multiplier
+                                 << " view " << view << " listed " << listed;
+    EXPECT_EQ(velocity, expected_velocity);
+    EXPECT_EQ(state, expected_rng);
+    EXPECT_NE(updated, filter);
+  }
   }
 }
 

@@ -51,9 +51,10 @@ void ConvInputGradTo(const ConvGradArgs& args, Sink& sink);
 void ConvInputGrad(const ConvGradArgs& args, float* dx);
 
 // dL/dW[o, ky, kx, i] = s_x * sum over (n, oy, ox) of
-// g[n, oy, ox, o] * (q_x[n, iy, ix, i] - z_x), summed in that order (padding
-// cells contribute nothing). Only x and y/dy are read, so it also serves
-// depthwise conv (o = i = the channel).
+// g[n, oy, ox, o] * (q_x[n, iy, ix, i] - z_x), summed from +0 in that order,
+// skipping g == 0 (padding cells contribute nothing): the reference, one
+// weight at a time. Only x and y/dy are read, so it also serves depthwise
+// conv (o = i = the channel).
 float ConvFilterGrad(const ConvGradArgs& args, int o, int ky, int kx, int i);
 
 // dL/db[o] = sum over (n, oy, ox) of g.
@@ -66,10 +67,12 @@ void UpdateConvBias(const ConvGradArgs& args, const LayerUpdate& update);
 
 // The fused op: dx (if non-null) from the current weights; then, for each
 // updated channel in list order, each of its weights in row-major order gets
-// its gradient (ConvFilterGrad's value bit for bit, accumulated for up to 64
-// input channels of a tap at once, so g is read once per output cell and
-// chunk rather than per weight) and its update; then the bias of every
-// channel.
+// its gradient (ConvFilterGrad's value bit for bit) and its update; then the
+// bias of every channel. The gradients are summed many at a time, each in
+// ConvFilterGrad's order, with the partial sums in FPU registers and each
+// converted x value serving several sums (conv_grad.cc): a 3x3 stride-1
+// filter's 9 taps of an input cell, else the same weight of up to 4 listed
+// channels, whose sums then wait in a 1.5 KB stack scratch for their turn.
 void ConvGrad(const ConvGradArgs& args, float* dx, const LayerUpdate& update);
 
 namespace conv_internal {

@@ -33,7 +33,9 @@ float DepthwiseConvFilterGrad(const ConvGradArgs& args, int ky, int kx, int c);
 
 // The fused op: dx (if non-null) from the current weights; then each updated
 // weight in row-major order of the filter (ky, kx, then the listed channels)
-// gets its gradient and update at once; then the bias of every channel.
+// gets its gradient (DepthwiseConvFilterGrad's value bit for bit, summed for
+// up to 8 consecutive listed channels of a tap at once) and its update; then
+// the bias of every channel.
 void DepthwiseConvGrad(const ConvGradArgs& args, float* dx,
                        const LayerUpdate& update);
 
