@@ -103,6 +103,53 @@ TEST(SgdUpdate, StochasticUsesOneDrawPerElement) {
   for (int k = 0; k < 100; ++k) EXPECT_EQ(SgdDelta(3.0f, 1.0f, 1.0f, rule), -3);
 }
 
+// SgdUpdateInt8 floors in 32 bits on a clamped target; it must equal
+// saturate(q + SgdDelta) for every rule, including steps far beyond the int8
+// range, non-finite ones, mini-batch phases and momentum, with the same
+// draws and slot updates.
+TEST(SgdUpdate, Int8UpdateEqualsSaturatedSgdDelta) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> mantissa(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-30, 40);
+  const float specials[] = {0.0f, -0.0f, 0.5f, -0.5f, 1.5f, 254.5f, -254.5f,
+                            255.0f, 3e9f, -3e9f, 1e30f,
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN()};
+  for (int config = 0; config < 8; ++config) {
+    SgdRule rule;
+    rule.qas = config & 1;
+    rule.rounding = config & 2 ? Rounding::kStochastic : Rounding::kNearest;
+    rule.momentum = 0.9f;
+    uint32_t state_a = 777, state_b = 777;
+    float acc_a = 0.0f, acc_b = 0.0f, vel_a = 0.25f, vel_b = 0.25f;
+    OptimizerSlots slots_a, slots_b;
+    if (config & 4) {
+      slots_a = {&acc_a, &vel_a};
+      slots_b = {&acc_b, &vel_b};
+      rule.batch_size = 2.0f;
+    }
+    for (int k = 0; k < 4000; ++k) {
+      const float grad = k < 14 ? specials[k]
+                                : std::ldexp(mantissa(rng), exponent(rng));
+      const int8_t q = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+      rule.phase = (config & 4) && k % 2 == 0 ? UpdatePhase::kAccumulate
+                                              : UpdatePhase::kApply;
+      SgdRule rule_a = rule, rule_b = rule;
+      rule_a.rng_state = &state_a;
+      rule_b.rng_state = &state_b;
+      const int64_t wide = q + SgdDelta(grad, 0.7f, 0.01f, rule_a, slots_a);
+      const int8_t expected =
+          static_cast<int8_t>(wide < -127 ? -127 : (wide > 127 ? 127 : wide));
+      EXPECT_EQ(SgdUpdateInt8(q, grad, 0.7f, 0.01f, rule_b, slots_b), expected)
+          << "config " << config << " grad " << grad << " q " << int{q};
+      ASSERT_EQ(state_a, state_b);
+      ASSERT_EQ(std::memcmp(&acc_a, &acc_b, 4), 0);
+      ASSERT_EQ(std::memcmp(&vel_a, &vel_b, 4), 0);
+    }
+  }
+}
+
 // ---- xorshift32 -------------------------------------------------------------
 
 TEST(SgdUpdate, AccumulatesThenAppliesTheBatchMean) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "ops_cc/core/float_math.h"
 #include "ops_cc/kernels/grad/optimizer_schedule.h"
 
 namespace tflm_train {
@@ -46,11 +47,56 @@ int64_t SgdDelta(float grad, float lr, float scale, const SgdRule& rule,
                  const OptimizerSlots& slots = OptimizerSlots(),
                  int64_t n = 0);
 
-// q <- saturate(q + Δq) to [-127, 127].
-int8_t SgdUpdateInt8(int8_t q, float grad, float lr, float scale,
-                     const SgdRule& rule,
-                     const OptimizerSlots& slots = OptimizerSlots(),
-                     int64_t n = 0);
+namespace sgd_internal {
+
+// SgdDelta up to the rounding: false when the phase only accumulates (Δq =
+// 0), else *target = -step + offset, whose floor is Δq (not finite when the
+// step is not: then Δq = 0). Inline: the int8 update runs once per trained
+// weight.
+inline bool SgdTarget(float grad, float lr, float scale, const SgdRule& rule,
+                      const OptimizerSlots& slots, int64_t n, float* target) {
+  if (slots.accumulator != nullptr) {
+    float* acc = slots.accumulator + n;
+    if (IsFinite(grad)) *acc += grad;
+    if (rule.phase != UpdatePhase::kApply) return false;
+    grad = *acc / rule.batch_size;
+    *acc = 0.0f;
+  } else if (rule.phase != UpdatePhase::kApply) {
+    return false;
+  }
+  float step = lr * (rule.qas ? grad / scale : grad * scale);
+  if (slots.velocity != nullptr) {
+    float v = rule.momentum * slots.velocity[n] - step;
+    if (!IsFinite(v)) v = 0.0f;
+    slots.velocity[n] = v;
+    step = -v;
+  }
+  const float offset = rule.rounding == Rounding::kStochastic
+                           ? Xorshift32Uniform(rule.rng_state)
+                           : 0.5f;
+  *target = -step + offset;
+  return true;
+}
+
+}  // namespace sgd_internal
+
+// q <- saturate(q + Δq) to [-127, 127]. A Δq beyond +-254 saturates any q,
+// so the floor is taken in 32 bits of the target clamped to +-256 (the same
+// result as SgdDelta's 64-bit one).
+inline int8_t SgdUpdateInt8(int8_t q, float grad, float lr, float scale,
+                            const SgdRule& rule,
+                            const OptimizerSlots& slots = OptimizerSlots(),
+                            int64_t n = 0) {
+  float t;
+  if (!sgd_internal::SgdTarget(grad, lr, scale, rule, slots, n, &t) ||
+      !IsFinite(t))
+    return q;
+  t = t < -256.0f ? -256.0f : (t > 256.0f ? 256.0f : t);
+  int32_t delta = static_cast<int32_t>(t);  // truncates toward zero
+  if (static_cast<float>(delta) > t) --delta;
+  const int32_t v = q + delta;
+  return static_cast<int8_t>(v < -127 ? -127 : (v > 127 ? 127 : v));
+}
 
 // q <- saturate(q + Δq) to the int32 range.
 int32_t SgdUpdateInt32(int32_t q, float grad, float lr, float scale,
