@@ -7,8 +7,9 @@ void PackMask(const int8_t* q_y, int64_t n, const ActivationMask& range,
   // act_min < q < act_max as one unsigned compare: q - (act_min + 1) below
   // the number of passing values (the bounds clamped to just outside the
   // int8 range first, which changes no int8 q's answer).
-  const int32_t act_min = range.act_min < -129 ? -129 : range.act_min;
-  const int32_t act_max = range.act_max > 128 ? 128 : range.act_max;
+  const auto clamp = [](int32_t v) { return v < -129 ? -129 : (v > 128 ? 128 : v); };
+  const int32_t act_min = clamp(range.act_min);
+  const int32_t act_max = clamp(range.act_max);
   const int32_t low = act_min + 1;
   const uint32_t passing =
       act_max > low ? static_cast<uint32_t>(act_max - low) : 0u;
