@@ -31,6 +31,55 @@ struct Case {
   bool packed_mask = false;  // g's mask from packed bits, else from q_y
 };
 
+// How the kernels read g (OutputGrad, grad_common.h): the mask from the
+// int8 y or from its packed bits; dy float32, int8 (random, from rng), or a
+// fused MEAN's [N, C] float dy broadcast over `cells` cells.
+enum class TestMask { kInt8Y, kPacked };
+enum class TestDy { kFloat, kInt8, kMean };
+struct TestGradView {
+  std::vector<uint8_t> bits;
+  std::vector<int8_t> dy_q;
+};
+
+// Points g (range already set, dy the float dy) at q_y's mask and its dy as
+// given; the view's buffers live in *store.
+void SetGradView(TestMask mask, TestDy dy, const std::vector<int8_t>& q_y,
+                 int cells, int channels, float dy_scale, std::mt19937& rng,
+                 OutputGrad* g, TestGradView* store) {
+  g->q_y = nullptr;
+  if (mask == TestMask::kInt8Y) {
+    g->q_y = q_y.data();
+  } else {
+    store->bits.assign((q_y.size() + 7) / 8, 0);
+    PackMask(q_y.data(), static_cast<int64_t>(q_y.size()), g->range,
+             store->bits.data());
+    g->bits = store->bits.data();
+  }
+  if (dy == TestDy::kInt8) {
+    store->dy_q.resize(q_y.size());
+    for (auto& v : store->dy_q)
+      v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+    g->dy = nullptr;
+    g->dy_q = store->dy_q.data();
+    g->dy_scale = dy_scale;
+  }
+  if (dy == TestDy::kMean) {
+    g->broadcast_cells = cells;
+    g->channels = channels;
+  }
+}
+
+// The three views the layer-gradient tests run: int8 y mask and float dy;
+// packed mask and int8 dy; packed mask and a fused MEAN's [N, C] dy.
+void SetLayerGradView(int view, const std::vector<int8_t>& q_y, int cells,
+                      int channels, std::mt19937& rng, OutputGrad* g,
+                      TestGradView* store) {
+  const TestMask masks[] = {TestMask::kInt8Y, TestMask::kPacked, TestMask::kPacked};
+  const TestDy dys[] = {TestDy::kFloat, TestDy::kInt8, TestDy::kMean};
+  SetGradView(masks[view], dys[view], q_y, cells, channels, 0.0037f, rng, g,
+              store);
+}
+
 TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
   std::mt19937 rng(7);
   // The 3x3 stride-1 tap-shared path (pairs of input channels, an odd last
@@ -88,16 +137,12 @@ TEST(ConvGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
     a.filter_shape = f_shape;
     a.filter_scales = scales.data();
     a.y_shape = y_shape;
-    a.g.q_y = q_y.data();
     a.g.dy = dy.data();
     a.g.range.act_min = -100;  // some outputs masked
     a.g.range.act_max = 110;
-    std::vector<uint8_t> bits((q_y.size() + 7) / 8);
-    if (c.packed_mask) {
-      PackMask(q_y.data(), static_cast<int64_t>(q_y.size()), a.g.range, bits.data());
-      a.g.q_y = nullptr;
-      a.g.bits = bits.data();
-    }
+    TestGradView view_store;
+    SetGradView(c.packed_mask ? TestMask::kPacked : TestMask::kInt8Y, TestDy::kFloat, q_y,
+                0, 0, 0.0f, rng, &a.g, &view_store);
 
     // A subset, or (with the packed mask) all channels (no list).
     const std::vector<int32_t> channels =
@@ -185,27 +230,11 @@ TEST(DepthwiseConvGrad, BlockedFilterUpdateEqualsThePerWeightReference) {
     for (auto& v : scales) v = 0.002f + 0.001f * static_cast<float>(rng() % 20);
     a.x = x.data();
     a.filter_scales = scales.data();
-    a.g.q_y = q_y.data();
     a.g.dy = dy.data();
     a.g.range.act_min = -100;
     a.g.range.act_max = 110;
-    std::vector<uint8_t> bits((q_y.size() + 7) / 8);
-    std::vector<int8_t> dy_q(dy.size());
-    if (view > 0) {
-      PackMask(q_y.data(), static_cast<int64_t>(q_y.size()), a.g.range, bits.data());
-      a.g.q_y = nullptr;
-      a.g.bits = bits.data();
-    }
-    if (view == 1) {
-      for (auto& v : dy_q) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
-      a.g.dy = nullptr;
-      a.g.dy_q = dy_q.data();
-      a.g.dy_scale = 0.0037f;
-    }
-    if (view == 2) {
-      a.g.broadcast_cells = out_h * out_w;
-      a.g.channels = channels;
-    }
+    TestGradView view_store;
+    SetLayerGradView(view, q_y, out_h * out_w, channels, rng, &a.g, &view_store);
     // Runs of 9 (8 + 1), 4 and 2 with gaps, or all channels (no list).
     std::vector<int32_t> list;
     for (int ch = 0; ch < channels; ++ch)
@@ -425,27 +454,11 @@ TEST(InputGrad, GatheredSumsEqualTheScatterLoops) {
       for (auto& v : scales) v = 0.002f + 0.001f * static_cast<float>(rng() % 20);
       a.filter = filter.data();
       a.filter_scales = scales.data();
-      a.g.q_y = q_y.data();
       a.g.dy = dy.data();
       a.g.range.act_min = -110;
       a.g.range.act_max = 100;
-      std::vector<uint8_t> bits((q_y.size() + 7) / 8);
-      std::vector<int8_t> dy_q(dy.size());
-      if (view > 0) {
-        PackMask(q_y.data(), static_cast<int64_t>(q_y.size()), a.g.range, bits.data());
-        a.g.q_y = nullptr;
-        a.g.bits = bits.data();
-      }
-      if (view == 1) {
-        for (auto& v : dy_q) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
-        a.g.dy = nullptr;
-        a.g.dy_q = dy_q.data();
-        a.g.dy_scale = 0.0037f;
-      }
-      if (view == 2) {
-        a.g.broadcast_cells = out_h * out_w;
-        a.g.channels = channels;
-      }
+      TestGradView view_store;
+      SetLayerGradView(view, q_y, out_h * out_w, channels, rng, &a.g, &view_store);
       std::vector<float> expected, dx(a.x_shape.FlatSize(), 7.0f);
       if (depthwise) {
         ReferenceDepthwiseInputGrad(a, &expected);
@@ -506,30 +519,21 @@ TEST(ConvGrad, ChunkedBiasUpdateEqualsThePerChannelSums) {
     for (int view = 0; view < 4; ++view) {
       const Shape y_shape = {4, {2, 3, 5, out_c}};
       const int64_t n = y_shape.FlatSize();
-      std::vector<int8_t> q_y(n), dy_q(n);
+      std::vector<int8_t> q_y(n);
       std::vector<float> dy(n);
       std::uniform_real_distribution<float> u(-1.0f, 1.0f);
       for (int64_t k = 0; k < n; ++k) {
         q_y[k] = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
-        dy_q[k] = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
         dy[k] = u(rng);
       }
       ConvGradArgs a;
       a.y_shape = y_shape;
       a.g.dy = dy.data();
       a.g.range = {-90, 100};
-      std::vector<uint8_t> bits((n + 7) / 8);
-      PackMask(q_y.data(), n, a.g.range, bits.data());
-      if (view == 0) a.g.q_y = q_y.data();
-      if (view >= 1) a.g.bits = bits.data();
-      if (view == 2) {
-        a.g.dy_q = dy_q.data();
-        a.g.dy_scale = 0.02f;
-      }
-      if (view == 3) {  // a fused MEAN's [N, C] dy
-        a.g.broadcast_cells = 15;
-        a.g.channels = out_c;
-      }
+      const TestDy dys[] = {TestDy::kFloat, TestDy::kFloat, TestDy::kInt8, TestDy::kMean};
+      TestGradView view_store;
+      SetGradView(view == 0 ? TestMask::kInt8Y : TestMask::kPacked, dys[view], q_y,
+                  15, out_c, 0.02f, rng, &a.g, &view_store);
       std::vector<float> bias_scales(out_c);
       for (auto& v : bias_scales) v = 1e-4f * static_cast<float>(1 + rng() % 9);
       std::vector<int32_t> bias(out_c);
