@@ -190,13 +190,8 @@ __attribute__((noinline)) void FilterGradGroupBlock(
   const int out_h = a.y_shape.dims[1];
   const int out_w = a.y_shape.dims[2];
   const int32_t zp = a.input_zero_point;
-  // Output columns whose tap kx is inside the input: ox_lo .. ox_hi - 1.
-  int ox_lo = 0, ox_hi = out_w;
-  while (ox_lo < out_w && ox_lo * a.stride_w - a.pad_w + kx * a.dilation_w < 0)
-    ++ox_lo;
-  while (ox_hi > ox_lo &&
-         (ox_hi - 1) * a.stride_w - a.pad_w + kx * a.dilation_w >= in_w)
-    --ox_hi;
+  int ox_lo, ox_hi;
+  conv_internal::TapColumns(a, kx, &ox_lo, &ox_hi);
   if (ox_lo >= ox_hi) return;  // the tap reads only padding
   const int x_step = a.stride_w * in_c;
   float acc[kK * kB];

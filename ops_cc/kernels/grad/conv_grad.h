@@ -77,6 +77,19 @@ void ConvGrad(const ConvGradArgs& args, float* dx, const LayerUpdate& update);
 
 namespace conv_internal {
 
+// The output columns ox in [*lo, *hi) whose tap kx reads inside the input
+// (an empty range when the tap reads only padding).
+inline void TapColumns(const ConvGradArgs& a, int kx, int* lo, int* hi) {
+  const int out_w = a.y_shape.dims[2];
+  const int in_w = a.x_shape.dims[2];
+  int l = 0, h = out_w;
+  while (l < out_w && l * a.stride_w - a.pad_w + kx * a.dilation_w < 0) ++l;
+  while (h > l && (h - 1) * a.stride_w - a.pad_w + kx * a.dilation_w >= in_w)
+    --h;
+  *lo = l;
+  *hi = h;
+}
+
 // The reading output cell's g * s_w[o] (+0 where g is 0), looked up per
 // channel: the form for layers whose scaled rows do not fit the scratch.
 struct ScaledLookup {

@@ -34,14 +34,8 @@ void DepthwiseTapSums(const ConvGradArgs& a, int ky, int kx, int c0,
   int xi[kB];  // input channel of output channel c0 + j
 #pragma GCC unroll 8
   for (int j = 0; j < kB; ++j) xi[j] = kM1 ? c0 + j : (c0 + j) / multiplier;
-  // Output columns whose tap kx is inside the input: ox_lo .. ox_hi - 1
-  // (none when the tap reads only padding).
-  int ox_lo = 0, ox_hi = out_w;
-  while (ox_lo < out_w && ox_lo * a.stride_w - a.pad_w + kx * a.dilation_w < 0)
-    ++ox_lo;
-  while (ox_hi > ox_lo &&
-         (ox_hi - 1) * a.stride_w - a.pad_w + kx * a.dilation_w >= in_w)
-    --ox_hi;
+  int ox_lo, ox_hi;
+  conv_internal::TapColumns(a, kx, &ox_lo, &ox_hi);
   const int x_step = a.stride_w * in_c;
   float acc[kB];
 #pragma GCC unroll 8
