@@ -105,17 +105,41 @@ struct OutputGrad {
   // count, so with broadcast_cells their dy elements are consecutive too).
   // The mask is read 24 elements at a time (PassBits).
   void ScaledRun(int64_t k0, int n, const float* scales, float* gs) const {
-    // DyAt index of element k0
-    const int64_t i0 = broadcast_cells > 0 ? BroadcastIndex(k0) : k0;
+    // One loop per way dy is read, so that none tests the way per element.
+    if (broadcast_cells > 0) {
+      const int64_t i0 = BroadcastIndex(k0);  // DyAt index of element k0
+      const float cells = static_cast<float>(broadcast_cells);
+      ScaledRunOf(k0, n, scales, gs,
+                  [&](int j) { return DyAt(i0 + j) / cells; });
+    } else if (dy_q != nullptr) {
+      const int8_t* q = dy_q + k0;
+      ScaledRunOf(k0, n, scales, gs, [&](int j) {
+        return static_cast<float>(q[j]) * dy_scale;
+      });
+    } else {
+      const float* d = dy + k0;
+      ScaledRunOf(k0, n, scales, gs, [&](int j) { return d[j]; });
+    }
+  }
+
+ private:
+  // ScaledRun with Dy(k0 + j) = dy_of(j).
+  template <typename DyOf>
+  void ScaledRunOf(int64_t k0, int n, const float* scales, float* gs,
+                   const DyOf& dy_of) const {
+    if (q_y != nullptr) {  // the int8 output's range, element by element
+      const int8_t* y = q_y + k0;
+      for (int j = 0; j < n; ++j) {
+        const float v = range.Passes(y[j]) ? dy_of(j) : 0.0f;
+        gs[j] = v == 0.0f ? 0.0f : v * scales[j];
+      }
+      return;
+    }
     for (int j0 = 0; j0 < n; j0 += 24) {
       const int len = n - j0 < 24 ? n - j0 : 24;
       const uint32_t pass = PassBits(k0 + j0, len);
       for (int j = j0; j < j0 + len; ++j) {
-        float v = 0.0f;
-        if ((pass >> (j - j0)) & 1) {
-          v = DyAt(i0 + j);  // Dy's value
-          if (broadcast_cells > 0) v /= static_cast<float>(broadcast_cells);
-        }
+        const float v = (pass >> (j - j0)) & 1 ? dy_of(j) : 0.0f;
         gs[j] = v == 0.0f ? 0.0f : v * scales[j];
       }
     }
