@@ -466,6 +466,27 @@ TEST(InputGrad, GatheredSumsEqualTheScatterLoops) {
       } else {
         ReferenceConvInputGrad(a, &expected);
         ConvInputGrad(a, dx.data());
+        // The cell-by-cell form the int8 sinks use (ConvInputGrad takes the
+        // tap-by-tap one for filters of several taps).
+        std::vector<float> gathered(a.x_shape.FlatSize(), 7.0f);
+        FloatDxSink sink{gathered.data(), c.in_c};
+        ConvInputGradTo(a, sink);
+        EXPECT_TRUE(SameBits(gathered, expected)) << "gathered conv in_c " << c.in_c;
+        // The same sums with channels 1 and 3 from a slice over a frozen
+        // filter whose own rows there are different.
+        const int64_t row = a.filter_shape.FlatSize() / channels;
+        const int32_t sliced[] = {1, 3};
+        std::vector<int8_t> rows, frozen = filter;
+        for (const int32_t o : sliced) {
+          rows.insert(rows.end(), filter.begin() + o * row, filter.begin() + (o + 1) * row);
+          for (int64_t k = 0; k < row; ++k) frozen[o * row + k] = static_cast<int8_t>(k % 7 - 3);
+        }
+        a.filter = frozen.data();
+        a.slice = {rows.data(), sliced, channels > 3 ? 2 : 0};
+        if (a.slice.count == 0) a.filter = filter.data();
+        std::vector<float> from_slice(a.x_shape.FlatSize(), 7.0f);
+        ConvInputGrad(a, from_slice.data());
+        EXPECT_TRUE(SameBits(from_slice, expected)) << "sliced conv in_c " << c.in_c;
       }
       EXPECT_TRUE(SameBits(dx, expected))
           << (depthwise ? "depthwise" : "conv") << " in_c " << c.in_c << " kernel " << c.kernel

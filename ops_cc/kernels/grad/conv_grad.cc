@@ -4,7 +4,72 @@
 
 namespace tflm_train {
 
+namespace {
+
+// ConvInputGrad with the whole float dx at hand, for filters of several
+// taps: tap by tap (decreasing (ky, kx)), the tap's weights of a chunk of
+// output channels are converted to float once into scratch, then every
+// output cell that reads through the tap adds g * s_w[o] times them to the
+// input cell it reads. An input cell's readers come in increasing (oy, ox)
+// (they read it through decreasing taps) and each adds its chunks in
+// increasing o, so every element receives the documented terms in the
+// documented order; zero terms are skipped per cell.
+void ConvInputGradByTap(const ConvGradArgs& a, float* dx) {
+  const int in_c = a.x_shape.dims[3];
+  const int filter_h = a.filter_shape.dims[1];
+  const int filter_w = a.filter_shape.dims[2];
+  const int out_c = a.y_shape.dims[3];
+  const int64_t row_size = static_cast<int64_t>(filter_h) * filter_w * in_c;
+  // Scratch: `chunk` float weight rows, then the reading cell's g * s_w[o].
+  const int chunk_max = kConvInputGradScratch / (in_c + 1);
+  const int chunk = chunk_max < out_c ? chunk_max : out_c;
+  float scratch[kConvInputGradScratch];
+  float* const weights = scratch;
+  float* const gs = scratch + chunk * in_c;
+  for (int64_t k = 0; k < a.x_shape.FlatSize(); ++k) dx[k] = 0.0f;
+  for (int ky = filter_h - 1; ky >= 0; --ky) {
+    int oy_lo, oy_hi;
+    conv_internal::TapRows(a, ky, &oy_lo, &oy_hi);
+    for (int kx = filter_w - 1; kx >= 0; --kx) {
+      int ox_lo, ox_hi;
+      conv_internal::TapColumns(a, kx, &ox_lo, &ox_hi);
+      if (oy_lo >= oy_hi || ox_lo >= ox_hi) continue;
+      const int tap = (ky * filter_w + kx) * in_c;
+      int cursor = 0;
+      for (int o0 = 0; o0 < out_c; o0 += chunk) {
+        const int n = out_c - o0 < chunk ? out_c - o0 : chunk;
+        for (int o = 0; o < n; ++o) {
+          const int8_t* w = MergedFilterRow(a.filter, row_size, a.slice,
+                                            o0 + o, &cursor) + tap;
+          for (int i = 0; i < in_c; ++i)
+            weights[o * in_c + i] = static_cast<float>(w[i]);
+        }
+        for (int b = 0; b < a.x_shape.dims[0]; ++b) {
+          for (int oy = oy_lo; oy < oy_hi; ++oy) {
+            const int iy = oy * a.stride_h - a.pad_h + ky * a.dilation_h;
+            const int ix_lo = ox_lo * a.stride_w - a.pad_w + kx * a.dilation_w;
+            int64_t out = Offset4(a.y_shape, b, oy, ox_lo, o0);
+            float* d = dx + Offset4(a.x_shape, b, iy, ix_lo, 0);
+            const int64_t d_step = static_cast<int64_t>(a.stride_w) * in_c;
+            for (int ox = ox_lo; ox < ox_hi; ++ox, out += out_c, d += d_step) {
+              a.g.ScaledRun(out, n, a.filter_scales + o0, gs);
+              AddScaledFloatRows(d, in_c, gs, weights, n);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void ConvInputGrad(const ConvGradArgs& a, float* dx) {
+  if (a.filter_shape.dims[1] * a.filter_shape.dims[2] > 1 &&
+      a.x_shape.dims[3] < kConvInputGradScratch) {
+    ConvInputGradByTap(a, dx);
+    return;
+  }
   FloatDxSink sink{dx, a.x_shape.dims[3]};
   ConvInputGradTo(a, sink);
 }

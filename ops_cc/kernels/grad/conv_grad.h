@@ -47,7 +47,9 @@ struct ConvGradArgs {
 template <typename Sink>
 void ConvInputGradTo(const ConvGradArgs& args, Sink& sink);
 
-// ConvInputGradTo into dx (shape of x).
+// ConvInputGradTo's sums, bit for bit, into dx (shape of x). With the whole
+// of dx at hand, a filter of several taps is done tap by tap instead, each
+// tap's weights converted to float once (conv_grad.cc).
 void ConvInputGrad(const ConvGradArgs& args, float* dx);
 
 // dL/dW[o, ky, kx, i] = s_x * sum over (n, oy, ox) of
@@ -77,17 +79,28 @@ void ConvGrad(const ConvGradArgs& args, float* dx, const LayerUpdate& update);
 
 namespace conv_internal {
 
-// The output columns ox in [*lo, *hi) whose tap kx reads inside the input
-// (an empty range when the tap reads only padding).
-inline void TapColumns(const ConvGradArgs& a, int kx, int* lo, int* hi) {
-  const int out_w = a.y_shape.dims[2];
-  const int in_w = a.x_shape.dims[2];
-  int l = 0, h = out_w;
-  while (l < out_w && l * a.stride_w - a.pad_w + kx * a.dilation_w < 0) ++l;
-  while (h > l && (h - 1) * a.stride_w - a.pad_w + kx * a.dilation_w >= in_w)
-    --h;
+// The outputs [*lo, *hi) of one spatial dimension whose tap k reads inside
+// the input, o * stride - pad + k * dilation in [0, in_size) (an empty
+// range when the tap reads only padding).
+inline void TapRange(int out_size, int in_size, int stride, int pad,
+                     int dilation, int k, int* lo, int* hi) {
+  int l = 0, h = out_size;
+  while (l < out_size && l * stride - pad + k * dilation < 0) ++l;
+  while (h > l && (h - 1) * stride - pad + k * dilation >= in_size) --h;
   *lo = l;
   *hi = h;
+}
+
+// TapRange across: the output columns ox whose tap kx reads inside.
+inline void TapColumns(const ConvGradArgs& a, int kx, int* lo, int* hi) {
+  TapRange(a.y_shape.dims[2], a.x_shape.dims[2], a.stride_w, a.pad_w,
+           a.dilation_w, kx, lo, hi);
+}
+
+// TapRange down: the output rows oy whose tap ky reads inside.
+inline void TapRows(const ConvGradArgs& a, int ky, int* lo, int* hi) {
+  TapRange(a.y_shape.dims[1], a.x_shape.dims[1], a.stride_h, a.pad_h,
+           a.dilation_h, ky, lo, hi);
 }
 
 // The reading output cell's g * s_w[o] (+0 where g is 0), looked up per
@@ -156,58 +169,6 @@ void InputGradCell(const ConvGradArgs& a, int b, int iy, int ix,
     }
   });
   if (count > 0) AddWeightedRows(d, in_c, rows, count);
-}
-
-// InputGradCell for input cells (b, iy, ix) and (b, iy, ix + 1) of a
-// stride-1 (width) convolution, into d0 and d1: a tap reads them through
-// neighbouring output cells (oy, ox) and (oy, ox + 1) with the same filter
-// row, so each row is added to both cells at once (AddWeightedRowPairs) and
-// its weights converted once. A cell whose reader is outside the output, or
-// whose g is 0, gets the row with gs = +0 (which changes no bit of its sum);
-// each cell's terms keep InputGradCell's order. scaled(b, oy, ox) is a
-// pointer to the cell's O scaled values.
-template <typename ScaledCell>
-void InputGradCellPair(const ConvGradArgs& a, int b, int iy, int ix,
-                       const ScaledCell& scaled, float* d0, float* d1) {
-  const int in_c = a.x_shape.dims[3];
-  const int filter_h = a.filter_shape.dims[1];
-  const int filter_w = a.filter_shape.dims[2];
-  const int out_h = a.y_shape.dims[1];
-  const int out_w = a.y_shape.dims[2];
-  const int out_c = a.y_shape.dims[3];
-  const int64_t row_size = static_cast<int64_t>(filter_h) * filter_w * in_c;
-  for (int i = 0; i < in_c; ++i) d0[i] = d1[i] = 0.0f;
-  WeightedRowPair rows[kWeightedRowBatch];
-  int count = 0;
-  for (int ky = filter_h - 1; ky >= 0; --ky) {
-    const int ty = iy + a.pad_h - ky * a.dilation_h;
-    if (ty < 0 || ty % a.stride_h != 0 || ty / a.stride_h >= out_h) continue;
-    const int oy = ty / a.stride_h;
-    for (int kx = filter_w - 1; kx >= 0; --kx) {
-      const int ox = ix + a.pad_w - kx * a.dilation_w;  // reader of cell 0
-      const bool read0 = ox >= 0 && ox < out_w;
-      const bool read1 = ox + 1 >= 0 && ox + 1 < out_w;
-      if (!read0 && !read1) continue;
-      const float* gs0 = read0 ? scaled(b, oy, ox) : nullptr;
-      const float* gs1 = read1 ? scaled(b, oy, ox + 1) : nullptr;
-      const int tap = (ky * filter_w + kx) * in_c;
-      int cursor = 0;
-      for (int o = 0; o < out_c; ++o) {
-        // Looked up before the skip: the cursor must see every o.
-        const int8_t* w_o =
-            MergedFilterRow(a.filter, row_size, a.slice, o, &cursor);
-        const float g0 = read0 ? gs0[o] : 0.0f;
-        const float g1 = read1 ? gs1[o] : 0.0f;
-        if (g0 == 0.0f && g1 == 0.0f) continue;
-        rows[count++] = {{g0, g1}, w_o + tap};
-        if (count == kWeightedRowBatch) {
-          AddWeightedRowPairs(d0, d1, in_c, rows, count);
-          count = 0;
-        }
-      }
-    }
-  }
-  if (count > 0) AddWeightedRowPairs(d0, d1, in_c, rows, count);
 }
 
 // The output rows that read input row iy: oy from the first whose tap
@@ -302,18 +263,7 @@ void ConvInputGradTo(const ConvGradArgs& a, Sink& sink) {
             g.ScaledRun(Offset4(a.y_shape, b, computed, ox, 0), out_c,
                         a.filter_scales, row + ox * out_c);
         }
-        int ix = 0;
-        if (Sink::kTwoOpenCells && a.stride_w == 1) {
-          for (; ix + 1 < in_w; ix += 2, cell += 2) {
-            float* d0 = sink.Begin(cell);
-            float* d1 = sink.Begin(cell + 1);
-            conv_internal::InputGradCellPair(a, b, iy, ix, cached_cell, d0,
-                                             d1);
-            sink.End(cell);
-            sink.End(cell + 1);
-          }
-        }
-        for (; ix < in_w; ++ix, ++cell) {
+        for (int ix = 0; ix < in_w; ++ix, ++cell) {
           conv_internal::InputGradCell(a, b, iy, ix, cached_cell,
                                        sink.Begin(cell));
           sink.End(cell);

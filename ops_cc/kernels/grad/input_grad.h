@@ -18,12 +18,8 @@ namespace tflm_train {
 // which the kernel never reads or writes them again (so a sink may hand out
 // one scratch buffer for every cell, and record or convert each finished
 // cell in End).
-// A sink whose kTwoOpenCells is true also allows two consecutive cells to be
-// open at once (Begin(c), Begin(c + 1), End(c), End(c + 1)), with distinct
-// buffers.
 // FloatDxSink: dx itself, Begin returns dx + cell * depth, End does nothing.
 struct FloatDxSink {
-  static constexpr bool kTwoOpenCells = true;
   float* dx;
   int depth;
 
@@ -68,14 +64,22 @@ void AddWeightedRowPairs(float* d0, float* d1, int n, WeightedRowPair* rows,
 // The same sums as AddWeightedRowPairs; when too few rows are non-zero for
 // both cells, the cells are summed one after the other instead, leaving out
 // their zero rows (worth the count for the sparse output gradients of 1x1
-// convolutions; the 3x3 pairs, with fewer zero rows, skip the count).
+// convolutions).
 void AddWeightedRowPairsOrSingles(float* d0, float* d1, int n,
                                   WeightedRowPair* rows, int count);
 
-// Floats of scratch ConvInputGradTo keeps on the stack (1.5 KB): the
-// second cell of a pair of 1x1-conv input cells (so pairs need an input
-// depth of at most this), or the scaled output gradient rows read by one
-// input row.
+// d[i] += gs[r] * w[r * n + i] for i < n and rows r < count in increasing
+// order, skipping rows whose gs is 0: AddWeightedRows' sums for weights
+// already converted to float (the form for a filter tap's rows converted
+// once and added to many cells). The partial sums of 16 elements at a time
+// stay in FPU registers.
+void AddScaledFloatRows(float* d, int n, const float* gs, const float* w,
+                        int count);
+
+// Floats of scratch the conv input gradient keeps on the stack (1.5 KB): in
+// ConvInputGradTo the second cell of a pair of 1x1-conv input cells (so
+// pairs need an input depth of at most this) or the scaled output gradient
+// rows read by one input row; in ConvInputGrad a tap's float weights.
 constexpr int kConvInputGradScratch = 384;
 
 }  // namespace tflm_train

@@ -76,7 +76,6 @@ void WriteInt8Grad(int64_t n, const ValueAt& value_at, Int8GradOut out) {
 // scratch), so the float tensor never exists whole.
 class GradAmaxSink {
  public:
-  static constexpr bool kTwoOpenCells = false;  // one cell buffer
   GradAmaxSink(float* cell, int depth) : cell_(cell), depth_(depth) {}
   float* Begin(int64_t) { return cell_; }
   void End(int64_t) {
@@ -92,7 +91,6 @@ class GradAmaxSink {
 
 class GradQuantizeSink {
  public:
-  static constexpr bool kTwoOpenCells = false;  // one cell buffer
   GradQuantizeSink(float* cell, int depth, float amax, int8_t* q)
       : cell_(cell), depth_(depth), quantize_(amax), q_(q) {}
   float* Begin(int64_t) { return cell_; }
