@@ -34,7 +34,7 @@ struct Case {
 // How the kernels read g (OutputGrad, grad_common.h): the mask from the
 // int8 y or from its packed bits; dy float32, int8 (random, from rng), or a
 // fused MEAN's [N, C] float dy broadcast over `cells` cells.
-enum class TestMask { kInt8Y, kPacked };
+enum class TestMask { kInt8Y, kPacked, kNone };
 enum class TestDy { kFloat, kInt8, kMean };
 struct TestGradView {
   std::vector<uint8_t> bits;
@@ -47,9 +47,10 @@ void SetGradView(TestMask mask, TestDy dy, const std::vector<int8_t>& q_y,
                  int cells, int channels, float dy_scale, std::mt19937& rng,
                  OutputGrad* g, TestGradView* store) {
   g->q_y = nullptr;
+  g->bits = nullptr;
   if (mask == TestMask::kInt8Y) {
     g->q_y = q_y.data();
-  } else {
+  } else if (mask == TestMask::kPacked) {
     store->bits.assign((q_y.size() + 7) / 8, 0);
     PackMask(q_y.data(), static_cast<int64_t>(q_y.size()), g->range,
              store->bits.data());
@@ -69,13 +70,16 @@ void SetGradView(TestMask mask, TestDy dy, const std::vector<int8_t>& q_y,
   }
 }
 
-// The three views the layer-gradient tests run: int8 y mask and float dy;
-// packed mask and int8 dy; packed mask and a fused MEAN's [N, C] dy.
+// The views the layer-gradient tests run: int8 y mask and float dy; packed
+// mask and int8 dy; packed mask and a fused MEAN's [N, C] dy; and (the
+// input-gradient test) packed mask and float dy; no mask and float dy.
 void SetLayerGradView(int view, const std::vector<int8_t>& q_y, int cells,
                       int channels, std::mt19937& rng, OutputGrad* g,
                       TestGradView* store) {
-  const TestMask masks[] = {TestMask::kInt8Y, TestMask::kPacked, TestMask::kPacked};
-  const TestDy dys[] = {TestDy::kFloat, TestDy::kInt8, TestDy::kMean};
+  const TestMask masks[] = {TestMask::kInt8Y, TestMask::kPacked, TestMask::kPacked,
+                            TestMask::kPacked, TestMask::kNone};
+  const TestDy dys[] = {TestDy::kFloat, TestDy::kInt8, TestDy::kMean, TestDy::kFloat,
+                        TestDy::kFloat};
   SetGradView(masks[view], dys[view], q_y, cells, channels, 0.0037f, rng, g,
               store);
 }
@@ -421,14 +425,13 @@ TEST(InputGrad, GatheredSumsEqualTheScatterLoops) {
                             {4, 5, 2, 1, 2, 11, 3}, {20, 1, 1, 1, 0, 40, 1},
                             {24, 1, 2, 1, 0, 8, 1}, {400, 1, 1, 1, 0, 9, 1},
                             {16, 3, 1, 1, 1, 16, 1, 7}, {9, 3, 1, 1, 0, 5, 1, 7},
-                            {12, 5, 1, 1, 2, 4, 1}};
+                            {12, 5, 1, 1, 2, 4, 1}, {2, 3, 1, 1, 1, 30, 1}};
   for (const Geometry& c : cases) {
     // Dense and sparse g: 1x1 cells are summed in pairs or one by one.
     for (const int zero_one_in : {3, 50}) {
     for (const bool depthwise : {false, true}) {
-    // How g is read: int8 y mask and float dy; packed mask and int8 dy;
-    // packed mask and a fused MEAN's [N, C] dy.
-    for (const int view : {0, 1, 2}) {
+    // How g is read: the five views of SetLayerGradView.
+    for (const int view : {0, 1, 2, 3, 4}) {
       const int in_h = 7, in_w = c.in_w;
       const int channels = depthwise ? c.in_c * c.multiplier : c.out_c;
       const int span = (c.kernel - 1) * c.dilation + 1;

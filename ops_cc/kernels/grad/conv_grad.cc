@@ -6,6 +6,55 @@ namespace tflm_train {
 
 namespace {
 
+// The g * s_w[o] of one output cell's rows as AddFloatRows reads them:
+// OutputGrad::ScaledRun's values (+-0 where it gives +0, skipped alike), read
+// straight from a float dy by the cell's mask, or from ScaledRun's output.
+struct RowsMaskedByOutput {  // the int8 output's range
+  const int8_t* y;
+  const float* dy;
+  const float* scales;
+  ActivationMask range;
+  float operator()(int r) const {
+    return range.Passes(y[r]) ? dy[r] * scales[r] : 0.0f;
+  }
+};
+struct RowsMaskedByBits {  // a packed mask's bits, or none (all bits set)
+  uint32_t pass;
+  const float* dy;
+  const float* scales;
+  float operator()(int r) const {
+    return (pass >> r) & 1 ? dy[r] * scales[r] : 0.0f;
+  }
+};
+struct RowsScaled {
+  const float* gs;
+  float operator()(int r) const { return gs[r]; }
+};
+
+// d[0..in_c) += the terms of output channels [0, n) of output cell `out`
+// (y offset of its first channel) times the tap's float weights; gs is n
+// floats of scratch for the forms that need ScaledRun first.
+void AddCellTerms(const OutputGrad& g, int64_t out, int n,
+                  const float* scales, const float* weights, int in_c,
+                  float* gs, float* d) {
+  if (g.dy != nullptr && g.dy_q == nullptr && g.broadcast_cells == 0) {
+    if (g.q_y != nullptr) {
+      AddFloatRows(d, in_c, RowsMaskedByOutput{g.q_y + out, g.dy + out, scales,
+                                               g.range},
+                   weights, n);
+      return;
+    }
+    if (n <= 24) {
+      AddFloatRows(d, in_c,
+                   RowsMaskedByBits{g.PassBits(out, n), g.dy + out, scales},
+                   weights, n);
+      return;
+    }
+  }
+  g.ScaledRun(out, n, scales, gs);
+  AddFloatRows(d, in_c, RowsScaled{gs}, weights, n);
+}
+
 // ConvInputGrad with the whole float dx at hand, for filters of several
 // taps: tap by tap (decreasing (ky, kx)), the tap's weights of a chunk of
 // output channels are converted to float once into scratch, then every
@@ -51,10 +100,9 @@ void ConvInputGradByTap(const ConvGradArgs& a, float* dx) {
             int64_t out = Offset4(a.y_shape, b, oy, ox_lo, o0);
             float* d = dx + Offset4(a.x_shape, b, iy, ix_lo, 0);
             const int64_t d_step = static_cast<int64_t>(a.stride_w) * in_c;
-            for (int ox = ox_lo; ox < ox_hi; ++ox, out += out_c, d += d_step) {
-              a.g.ScaledRun(out, n, a.filter_scales + o0, gs);
-              AddScaledFloatRows(d, in_c, gs, weights, n);
-            }
+            for (int ox = ox_lo; ox < ox_hi; ++ox, out += out_c, d += d_step)
+              AddCellTerms(a.g, out, n, a.filter_scales + o0, weights, in_c,
+                           gs, d);
           }
         }
       }

@@ -52,63 +52,6 @@ void AddWeightedRowPairsBlock(float* d0, float* d1, WeightedRowPair* rows,
   }
 }
 
-// v[0..8) = p[0..8): one VLDM on a Cortex-M with an FPU (GCC would emit a
-// VLDR per float), plain loads elsewhere. Only loads: the same values. VLDM
-// needs consecutive registers, so the eight values are pinned to s24-s31.
-inline void LoadEightFloats(const float* p, float* v) {
-#if defined(__GNUC__) && defined(__ARM_ARCH_7EM__) && defined(__ARM_FP)
-  register float v0 asm("s24");
-  register float v1 asm("s25");
-  register float v2 asm("s26");
-  register float v3 asm("s27");
-  register float v4 asm("s28");
-  register float v5 asm("s29");
-  register float v6 asm("s30");
-  register float v7 asm("s31");
-  asm("vldmia %[p], {s24-s31}"
-      : "=t"(v0), "=t"(v1), "=t"(v2), "=t"(v3), "=t"(v4), "=t"(v5), "=t"(v6),
-        "=t"(v7)
-      : [p] "r"(p), "m"(*reinterpret_cast<const float(*)[8]>(p)));
-  v[0] = v0;
-  v[1] = v1;
-  v[2] = v2;
-  v[3] = v3;
-  v[4] = v4;
-  v[5] = v5;
-  v[6] = v6;
-  v[7] = v7;
-#else
-  for (int j = 0; j < 8; ++j) v[j] = p[j];
-#endif
-}
-
-// AddScaledFloatRows for elements [0, kBlock) of rows n floats apart
-// (kBlock a multiple of 8, or 1).
-template <int kBlock>
-void AddScaledFloatRowsBlock(float* d, int n, const float* gs, const float* w,
-                             int count) {
-  float acc[kBlock];
-#pragma GCC unroll 16
-  for (int j = 0; j < kBlock; ++j) acc[j] = d[j];
-  for (int r = 0; r < count; ++r, w += n) {
-    const float g = gs[r];
-    if (g == 0.0f) continue;
-    if (kBlock == 1) {
-      acc[0] += g * w[0];
-      continue;
-    }
-#pragma GCC unroll 2
-    for (int h = 0; h < kBlock; h += 8) {
-      float v[8];
-      LoadEightFloats(w + h, v);
-#pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j) acc[h + j] += g * v[j];
-    }
-  }
-#pragma GCC unroll 16
-  for (int j = 0; j < kBlock; ++j) d[j] = acc[j];
-}
-
 // Instructions per term on the Cortex-M4: 5 for one cell (load, convert,
 // multiply, add), 7 for a pair (the conversion shared).
 constexpr int kSingleTermCost = 5;
@@ -154,16 +97,6 @@ void AddWeightedRows(float* d, int n, WeightedRow* rows, int count) {
   for (; i + 16 <= n; i += 16) AddWeightedRowsBlock<16>(d + i, rows, count);
   for (; i + 4 <= n; i += 4) AddWeightedRowsBlock<4>(d + i, rows, count);
   for (; i < n; ++i) AddWeightedRowsBlock<1>(d + i, rows, count);
-}
-
-void AddScaledFloatRows(float* d, int n, const float* gs, const float* w,
-                        int count) {
-  int i = 0;
-  for (; i + 16 <= n; i += 16)
-    AddScaledFloatRowsBlock<16>(d + i, n, gs, w + i, count);
-  for (; i + 8 <= n; i += 8)
-    AddScaledFloatRowsBlock<8>(d + i, n, gs, w + i, count);
-  for (; i < n; ++i) AddScaledFloatRowsBlock<1>(d + i, n, gs, w + i, count);
 }
 
 }  // namespace tflm_train

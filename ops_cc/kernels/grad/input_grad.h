@@ -68,13 +68,81 @@ void AddWeightedRowPairs(float* d0, float* d1, int n, WeightedRowPair* rows,
 void AddWeightedRowPairsOrSingles(float* d0, float* d1, int n,
                                   WeightedRowPair* rows, int count);
 
-// d[i] += gs[r] * w[r * n + i] for i < n and rows r < count in increasing
-// order, skipping rows whose gs is 0: AddWeightedRows' sums for weights
-// already converted to float (the form for a filter tap's rows converted
-// once and added to many cells). The partial sums of 16 elements at a time
-// stay in FPU registers.
-void AddScaledFloatRows(float* d, int n, const float* gs, const float* w,
-                        int count);
+namespace input_grad_internal {
+
+// v[0..8) = p[0..8): one VLDM on a Cortex-M with an FPU (GCC would emit a
+// VLDR per float), plain loads elsewhere. Only loads: the same values. VLDM
+// needs consecutive registers, so the eight values are pinned to s24-s31.
+inline void LoadEightFloats(const float* p, float* v) {
+#if defined(__GNUC__) && defined(__ARM_ARCH_7EM__) && defined(__ARM_FP)
+  register float v0 asm("s24");
+  register float v1 asm("s25");
+  register float v2 asm("s26");
+  register float v3 asm("s27");
+  register float v4 asm("s28");
+  register float v5 asm("s29");
+  register float v6 asm("s30");
+  register float v7 asm("s31");
+  asm("vldmia %[p], {s24-s31}"
+      : "=t"(v0), "=t"(v1), "=t"(v2), "=t"(v3), "=t"(v4), "=t"(v5), "=t"(v6),
+        "=t"(v7)
+      : [p] "r"(p), "m"(*reinterpret_cast<const float(*)[8]>(p)));
+  v[0] = v0;
+  v[1] = v1;
+  v[2] = v2;
+  v[3] = v3;
+  v[4] = v4;
+  v[5] = v5;
+  v[6] = v6;
+  v[7] = v7;
+#else
+  for (int j = 0; j < 8; ++j) v[j] = p[j];
+#endif
+}
+
+// AddFloatRows for elements [0, kBlock) of rows n floats apart (kBlock a
+// multiple of 8, or 1); the kBlock partial sums stay in FPU registers.
+template <int kBlock, typename RowGs>
+void AddFloatRowsBlock(float* d, int n, const RowGs& gs, const float* w,
+                       int count) {
+  float acc[kBlock];
+#pragma GCC unroll 16
+  for (int j = 0; j < kBlock; ++j) acc[j] = d[j];
+  for (int r = 0; r < count; ++r, w += n) {
+    const float g = gs(r);
+    if (g == 0.0f) continue;
+    if (kBlock == 1) {
+      acc[0] += g * w[0];
+      continue;
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < kBlock; h += 8) {
+      float v[8];
+      LoadEightFloats(w + h, v);
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) acc[h + j] += g * v[j];
+    }
+  }
+#pragma GCC unroll 16
+  for (int j = 0; j < kBlock; ++j) d[j] = acc[j];
+}
+
+}  // namespace input_grad_internal
+
+// d[i] += gs(r) * w[r * n + i] for i < n and rows r < count in increasing
+// order, skipping rows whose gs(r) is +-0 (which would change no bit of a
+// sum that is never -0): AddWeightedRows' sums for weights already converted
+// to float (a filter tap's rows, converted once and added to many cells).
+// gs(r) is the row's g * s_w[o], computed once per call and row.
+template <typename RowGs>
+void AddFloatRows(float* d, int n, const RowGs& gs, const float* w,
+                  int count) {
+  using input_grad_internal::AddFloatRowsBlock;
+  int i = 0;
+  for (; i + 16 <= n; i += 16) AddFloatRowsBlock<16>(d + i, n, gs, w + i, count);
+  for (; i + 8 <= n; i += 8) AddFloatRowsBlock<8>(d + i, n, gs, w + i, count);
+  for (; i < n; ++i) AddFloatRowsBlock<1>(d + i, n, gs, w + i, count);
+}
 
 // Floats of scratch the conv input gradient keeps on the stack (1.5 KB): in
 // ConvInputGradTo the second cell of a pair of 1x1-conv input cells (so
