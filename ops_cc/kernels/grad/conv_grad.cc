@@ -75,7 +75,8 @@ void ConvInputGradByTap(const ConvGradArgs& a, float* dx) {
   float scratch[kConvInputGradScratch];
   float* const weights = scratch;
   float* const gs = scratch + chunk * in_c;
-  for (int64_t k = 0; k < a.x_shape.FlatSize(); ++k) dx[k] = 0.0f;
+  const int64_t dx_size = a.x_shape.FlatSize();
+  for (int64_t k = 0; k < dx_size; ++k) dx[k] = 0.0f;
   for (int ky = filter_h - 1; ky >= 0; --ky) {
     int oy_lo, oy_hi;
     conv_internal::TapRows(a, ky, &oy_lo, &oy_hi);
