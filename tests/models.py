@@ -20,6 +20,7 @@ SHAPES = {
     "cnn": ((8, 8, 1), 5),
     "mobilenet": ((12, 12, 3), 4),
     "residual": ((8, 8, 2), 6),
+    "wide_residual": ((6, 6, 2), 4),
     "mlp": ((6, 6, 1), 10),
     "inverted_residual": ((16, 16, 3), 4),
 }
@@ -58,16 +59,22 @@ def _mobilenet(L, x, classes):
     return L.Softmax(name="softmax")(y)
 
 
-def _residual(L, x, classes):
+def _residual(L, x, classes, width=4):
     """A residual block: the stem output feeds a conv branch and the ADD."""
-    stem = L.Conv2D(4, 3, padding="same", activation="relu", name="stem")(x)
-    y = L.Conv2D(4, 3, padding="same", activation="relu", name="res_a")(stem)
-    y = L.Conv2D(4, 3, padding="same", name="res_b")(y)
+    stem = L.Conv2D(width, 3, padding="same", activation="relu", name="stem")(x)
+    y = L.Conv2D(width, 3, padding="same", activation="relu", name="res_a")(stem)
+    y = L.Conv2D(width, 3, padding="same", name="res_b")(y)
     y = L.Add(name="add")([stem, y])
     y = L.ReLU(name="add_relu")(y)
     y = L.AveragePooling2D(name="pool")(y)
     y = L.Flatten(name="flatten")(y)
     return L.Dense(classes, name="classifier")(y)
+
+
+def _wide_residual(L, x, classes):
+    """_residual with 25 channels: res_b's 3x3 input gradient sums its 25
+    input channels in register blocks of 16, 8 and 1."""
+    return _residual(L, x, classes, width=25)
 
 
 def _mlp(L, x, classes):
@@ -96,7 +103,8 @@ def _inverted_residual(L, x, classes):
     return L.Dense(classes, name="classifier")(y)
 
 
-_BODIES = {"cnn": _cnn, "mobilenet": _mobilenet, "residual": _residual, "mlp": _mlp,
+_BODIES = {"cnn": _cnn, "mobilenet": _mobilenet, "residual": _residual,
+           "wide_residual": _wide_residual, "mlp": _mlp,
            "inverted_residual": _inverted_residual}
 
 
@@ -170,6 +178,10 @@ def mobilenet_like(seed=0, float_io=False):
 
 def residual(seed=0, float_io=False):
     return tflite_model("residual", seed, float_io)
+
+
+def wide_residual(seed=0, float_io=False):
+    return tflite_model("wide_residual", seed, float_io)
 
 
 def mlp(seed=0, float_io=False):

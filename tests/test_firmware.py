@@ -29,6 +29,10 @@ CASES = {
                   {"bias_update_layers": 4, "weight_update": {"pw2": 0.25, "dw2": 0.5}}),
     "residual": (models.residual, False,
                  {"bias_update_layers": 3, "weight_update": {"res_b": 0.5}}),
+    # res_b's float input gradient (3x3, 25 channels) on the Cortex-M4's
+    # VLDM register blocks.
+    "wide_residual": (models.wide_residual, False,
+                      {"bias_update_layers": 3, "weight_update": {"res_b": 0.5}}),
     # Partial updates of CONV_2D / FULLY_CONNECTED layers are channel-sliced
     # (cnn's conv_b, mobilenet's pw2, residual's res_b; here two FC layers).
     "mlp": (models.mlp, False,
