@@ -430,7 +430,11 @@ __attribute__((always_inline, TFLM_TRAIN_NO_SCHED)) inline void TapSharedCells(
 #pragma GCC unroll 3
   for (int ky = 0; ky < 3; ++ky) {
     const float* q = p - ky * dh_stride;
-    const float g0 = q[0], g1 = q[1], g2 = q[2];
+    // The row's g for both cells in one load (for one cell, 3: the band
+    // may end there).
+    float gq[4];
+    LoadFloats<kPair ? 4 : 3>(q, gq);
+    const float g0 = gq[0], g1 = gq[1], g2 = gq[2];
     float* s = acc + ky * 3 * kB;
 #pragma GCC unroll 2
     for (int c = 0; c < kB; ++c) {
@@ -439,7 +443,7 @@ __attribute__((always_inline, TFLM_TRAIN_NO_SCHED)) inline void TapSharedCells(
       s[2 * kB + c] += g0 * x0[c];
     }
     if (!kPair) continue;
-    const float g3 = q[3];
+    const float g3 = gq[3];
 #pragma GCC unroll 2
     for (int c = 0; c < kB; ++c) {
       s[c] += g3 * x1[c];

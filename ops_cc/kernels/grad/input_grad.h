@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "ops_cc/kernels/grad/float_loads.h"
+
 namespace tflm_train {
 
 // Where an input-gradient kernel puts dL/dx: one input cell at a time, in
@@ -70,36 +72,6 @@ void AddWeightedRowPairsOrSingles(float* d0, float* d1, int n,
 
 namespace input_grad_internal {
 
-// v[0..8) = p[0..8): one VLDM on a Cortex-M with an FPU (GCC would emit a
-// VLDR per float), plain loads elsewhere. Only loads: the same values. VLDM
-// needs consecutive registers, so the eight values are pinned to s24-s31.
-inline void LoadEightFloats(const float* p, float* v) {
-#if defined(__GNUC__) && defined(__ARM_ARCH_7EM__) && defined(__ARM_FP)
-  register float v0 asm("s24");
-  register float v1 asm("s25");
-  register float v2 asm("s26");
-  register float v3 asm("s27");
-  register float v4 asm("s28");
-  register float v5 asm("s29");
-  register float v6 asm("s30");
-  register float v7 asm("s31");
-  asm("vldmia %[p], {s24-s31}"
-      : "=t"(v0), "=t"(v1), "=t"(v2), "=t"(v3), "=t"(v4), "=t"(v5), "=t"(v6),
-        "=t"(v7)
-      : [p] "r"(p), "m"(*reinterpret_cast<const float(*)[8]>(p)));
-  v[0] = v0;
-  v[1] = v1;
-  v[2] = v2;
-  v[3] = v3;
-  v[4] = v4;
-  v[5] = v5;
-  v[6] = v6;
-  v[7] = v7;
-#else
-  for (int j = 0; j < 8; ++j) v[j] = p[j];
-#endif
-}
-
 // AddFloatRows for elements [0, kBlock) of rows n floats apart (kBlock a
 // multiple of 8, or 1); the kBlock partial sums stay in FPU registers.
 template <int kBlock, typename RowGs>
@@ -118,7 +90,7 @@ void AddFloatRowsBlock(float* d, int n, const RowGs& gs, const float* w,
 #pragma GCC unroll 2
     for (int h = 0; h < kBlock; h += 8) {
       float v[8];
-      LoadEightFloats(w + h, v);
+      LoadFloats<8>(w + h, v);
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) acc[h + j] += g * v[j];
     }
