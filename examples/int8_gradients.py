@@ -11,7 +11,10 @@ the sparse scheme and with every layer training (last-k:4). Per seed, the
 learning rate is chosen from LR_GRID on a validation split of the target
 training data with float32 gradients; float32 and int8 gradients then train
 with that rate and the same sample order, and are scored on held-out target
-data (host simulator, which the firmware equals bit for bit).
+data (host simulator, which the firmware equals bit for bit). int8 gradients
+run twice: rounded to nearest (the default) and stochastically (scheme
+"gradient_rounding": "stochastic", drawing from the optimizer's seeded
+stream).
 
 RAM: the planned arena peak of one training step (`tflm-train plan`; the
 firmware's figure is the same, tests/test_firmware.py) with float32 and int8
@@ -49,13 +52,18 @@ HEADING = "## int8 gradients"
 EPOCHS = 4
 LR_GRID = (0.01, 0.02, 0.05)
 GRADIENTS = ("float32", "int8")
+# The accuracy runs: float32, int8 rounded to nearest, int8 rounded
+# stochastically (scheme fields of each).
+ACCURACY_RUNS = {"float32": {"gradients": "float32"}, "int8": {"gradients": "int8"},
+                 "int8_stochastic": {"gradients": "int8", "gradient_rounding": "stochastic"}}
 ACCURACY_MODELS = {"digits": lr_grid.prepare_digits, "residual": lr_grid.prepare_residual}
 ACCURACY_SCHEMES = {"sparse": da.SCHEMES["sparse"][0], "all layers": {"preset": "last-k:4"}}
 
 
 def fine_tune(int8_model: bytes, scheme: dict, gradients: str, lr: float, train_data,
               test, seed: int) -> dict:
-    scheme = dict(scheme, gradients=gradients,
+    """`gradients`: a key of ACCURACY_RUNS."""
+    scheme = dict(scheme, **ACCURACY_RUNS[gradients],
                   optimizer={"lr": lr, "rounding": "stochastic", "seed": seed + 1})
     model = tflm_train.convert(int8_model, scheme)
     trainer = tflm_train.Trainer(model)
@@ -92,7 +100,7 @@ def accuracy_runs(seeds: list[int], quick: bool, log=print) -> dict:
                                         validation, seed)["accuracy"] for lr in grid}
                 lr = max(grid, key=lambda r: (scores[r], -r))
                 cell = out.setdefault(f"{model_name} / {scheme_name}", {})
-                for gradients in GRADIENTS:
+                for gradients in ACCURACY_RUNS:
                     t0 = time.time()
                     run = fine_tune(setup.int8_model, scheme, gradients, lr,
                                     setup.target_train, setup.target_test, seed)
@@ -196,19 +204,48 @@ def ram_table(ram: dict) -> str:
 
 
 def accuracy_table(accuracy: dict, seeds: list[int]) -> str:
-    lines = ["| model / scheme | lr per seed | float32 gradients | int8 gradients | "
-             "int8 - float32 |", "|---|---|---|---|---|"]
+    """One row per model / scheme and gradient storage: accuracy (mean ±
+    std over the seeds) and, for int8, its difference to float32."""
+    labels = {"float32": "float32", "int8": "int8, nearest rounding",
+              "int8_stochastic": "int8, stochastic rounding"}
+    lines = ["| model / scheme | gradients | lr per seed | accuracy | - float32 |",
+             "|---|---|---|---|---|"]
     for name, cell in accuracy.items():
         f = np.array([r["accuracy"] for r in cell["float32"]])
-        i = np.array([r["accuracy"] for r in cell["int8"]])
         lrs = ", ".join(str(r["lr"]) for r in cell["float32"])
-        lines.append(f"| {name} | {lrs} | {f.mean():.3f} ± {f.std():.3f} | "
-                     f"{i.mean():.3f} ± {i.std():.3f} | {np.mean(i - f):+.3f} "
-                     f"(per seed {', '.join(f'{d:+.3f}' for d in i - f)}) |")
+        for key, label in labels.items():
+            if key not in cell:
+                continue
+            a = np.array([r["accuracy"] for r in cell[key]])
+            diff = "—" if key == "float32" else (
+                f"{np.mean(a - f):+.3f} (per seed {', '.join(f'{d:+.3f}' for d in a - f)})")
+            lines.append(f"| {name} | {label} | {lrs} | {a.mean():.3f} ± {a.std():.3f} | "
+                         f"{diff} |")
     return "\n".join(lines)
 
 
-def section(accuracy: dict, ram: dict, seeds: list[int], cortex_m: dict) -> str:
+CORTEX_M_PART = "Cortex-M4 (`--cortex-m`)"
+KEPT_CORTEX_M = ("The Cortex-M4 table below is kept from the last run with `--cortex-m` "
+                 "(this run skipped it; float32 and nearest-rounded int8 gradients).")
+
+
+def kept_cortex_m(path: Path | None) -> str | None:
+    """The Cortex-M4 part of the section already in `path`, which a run
+    without --cortex-m keeps instead of dropping it."""
+    if path is None or not path.exists():
+        return None
+    text = path.read_text()
+    if HEADING not in text:
+        return None
+    start = text.index(HEADING)
+    end = text.find("\n## ", start + len(HEADING))
+    body = text[start:end if end >= 0 else len(text)]
+    at = body.find(CORTEX_M_PART)
+    return body[at:].strip() if at >= 0 else None
+
+
+def section(accuracy: dict, ram: dict, seeds: list[int], cortex_m: dict,
+            kept: str | None = None) -> str:
     parts = [
         HEADING,
         "`python examples/int8_gradients.py --seeds " + " ".join(map(str, seeds))
@@ -225,6 +262,8 @@ def section(accuracy: dict, ram: dict, seeds: list[int], cortex_m: dict) -> str:
         parts += ["Cortex-M4 (`--cortex-m`): " + __doc__.split("\n\n")[4]
                   .replace("\n", " ").strip()[len("Cortex-M4 (--cortex-m): "):],
                   cortex_m_table(cortex_m)]
+    elif kept:
+        parts += [KEPT_CORTEX_M, kept]
     return "\n\n".join(parts) + "\n"
 
 
@@ -254,7 +293,8 @@ def main(argv=None) -> int:
     accuracy = accuracy_runs(seeds, args.quick)
     ram = {} if args.quick or args.no_ram else ram_runs()
     cortex_m = cortex_m_runs() if args.cortex_m else {}
-    body = section(accuracy, ram, seeds, cortex_m)
+    body = section(accuracy, ram, seeds, cortex_m,
+                   None if args.cortex_m else kept_cortex_m(args.results))
     print(body)
     if args.json:
         args.json.write_text(json.dumps({"accuracy": accuracy, "ram": ram,

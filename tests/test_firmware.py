@@ -40,6 +40,10 @@ CASES = {
     # int8 gradients with per-tensor scales (GRAD_SUM, ADD, AVERAGE_POOL_2D,
     # PAD, depthwise and pointwise convolutions).
     "residual_int8": (models.residual, False, {"preset": "last-k:4", "gradients": "int8"}),
+    # ... rounded stochastically: the quantizing ops draw from the rng.
+    "residual_int8_sr": (models.residual, False,
+                         {"preset": "last-k:4", "gradients": "int8",
+                          "gradient_rounding": "stochastic"}),
     "mobilenet_int8": (models.mobilenet_like, True,
                        {"bias_update_layers": 4, "weight_update": {"pw2": 0.25, "dw2": 0.5},
                         "gradients": "int8"}),
@@ -53,7 +57,7 @@ def _training_model(name):
 
 
 def _data(name, count=12):
-    shape, classes = models.SHAPES[name.removesuffix("_int8")]
+    shape, classes = models.SHAPES[name.split("_")[0]]
     rng = np.random.default_rng(11)
     return Dataset(rng.normal(0, 1, (count,) + shape).astype(np.float32),
                    rng.integers(0, classes, count))

@@ -11,6 +11,7 @@ import pytest
 import models
 import tflm_train
 from tflm_train.converter import ConversionError, tflite
+from tflm_train.converter.scheme import DEFAULT_SEED
 from tflm_train.data import Dataset
 
 OPTIMIZER = {"lr": 0.05, "rounding": "nearest"}
@@ -331,3 +332,119 @@ def test_example_int8_gradients_learns_like_float32(tmp_path):
     int8_gradients.write_section(results, int8_gradients.section(accuracy, {}, [0], {}))
     text = results.read_text()
     assert text.count(int8_gradients.HEADING) == 1 and "| digits / sparse |" in text
+
+
+# ---- "gradient_rounding": "stochastic" ----------------------------------------
+
+QUANTIZING_GRAD_OPS = ("TFLMTRAIN_GRAD_SUM", "TFLMTRAIN_AVERAGE_POOL_2D_GRAD",
+                       "TFLMTRAIN_CONV_2D_GRAD", "TFLMTRAIN_DEPTHWISE_CONV_2D_GRAD",
+                       "TFLMTRAIN_FULLY_CONNECTED_GRAD")
+
+
+def test_gradient_rounding_field_is_validated():
+    from tflm_train.converter import Scheme
+
+    with pytest.raises(ConversionError,
+                       match=r"field 'gradient_rounding' must be one of nearest, stochastic, "
+                             r"got 'up'"):
+        Scheme.from_dict({"preset": "classifier", "gradients": "int8",
+                          "gradient_rounding": "up"})
+    for gradients in ({}, {"gradients": "float32"}):
+        with pytest.raises(ConversionError) as e:
+            Scheme.from_dict({"preset": "classifier", "gradient_rounding": "stochastic",
+                              **gradients})
+        assert str(e.value) == ("scheme: field 'gradient_rounding' 'stochastic' needs "
+                                "\"gradients\": \"int8\", got 'float32'")
+    # Written only when not the default; read back the same.
+    nearest = Scheme.from_dict({"preset": "classifier", "gradients": "int8",
+                                "gradient_rounding": "nearest"})
+    assert "gradient_rounding" not in nearest.to_dict()
+    stochastic = Scheme.from_dict({"preset": "classifier", "gradients": "int8",
+                                   "gradient_rounding": "stochastic"})
+    assert stochastic.to_dict()["gradient_rounding"] == "stochastic"
+    assert Scheme.from_dict(stochastic.to_dict()) == stochastic
+
+
+def _ops_by_name(model):
+    flat = tflite.read_model(model)
+    ops = collections.defaultdict(list)
+    for op in flat.subgraphs[0].operators:
+        code = flat.operatorCodes[op.opcodeIndex].customCode
+        ops[code.decode() if isinstance(code, bytes) else code].append(op)
+    return flat, ops
+
+
+@pytest.fixture(scope="module")
+def residual_sr():
+    """The residual CNN, every layer trained (GRAD_SUM, ADD, AVERAGE_POOL_2D,
+    layer gradients), optimizer rounding nearest: the rng exists only for
+    the int8 gradients."""
+    source = models.residual()
+    return {r: tflm_train.convert(source, dict(RESIDUAL_SCHEME, gradients="int8",
+                                               gradient_rounding=r, optimizer=OPTIMIZER))
+            for r in ("nearest", "stochastic")}
+
+
+def test_stochastic_rounding_is_wired_into_every_quantizing_op(residual_sr):
+    """Each op that quantizes an int8 gradient has grad_rounding 1 and reads
+    the model's rng; pass-through ops (ADD: same scale, no rounding) do not;
+    the nearest model has neither (and no rng: its optimizer rounds to
+    nearest)."""
+    flat, ops = _ops_by_name(residual_sr["stochastic"])
+    sg = flat.subgraphs[0]
+    rng = [i for i, t in enumerate(sg.tensors) if tflite.name_of(t) == "tflm_train/rng"]
+    assert len(rng) == 1 and sg.tensors[rng[0]].isVariable
+    rounded = 0
+    for name in QUANTIZING_GRAD_OPS:
+        for op in ops.get(name, []):
+            int8_out = any(sg.tensors[int(t)].type == tflite.INT8 for t in op.outputs)
+            assert _options(op).get("grad_rounding", 0) == int(int8_out), name
+            if int8_out:
+                slot = 8 if name.endswith(("CONV_2D_GRAD", "CONNECTED_GRAD")) else -1
+                assert int(op.inputs[slot]) == rng[0], name
+                rounded += 1
+    assert rounded >= 5 and ops["TFLMTRAIN_GRAD_SUM"] and ops["TFLMTRAIN_AVERAGE_POOL_2D_GRAD"]
+    for op in ops["TFLMTRAIN_ADD_GRAD"]:
+        assert "grad_rounding" not in _options(op) and rng[0] not in op.inputs
+    flat, ops = _ops_by_name(residual_sr["nearest"])
+    assert not any(tflite.name_of(t) == "tflm_train/rng" for t in flat.subgraphs[0].tensors)
+    assert not any("grad_rounding" in _options(op) for code, op_list in ops.items()
+                   if code is not None for op in op_list)
+
+
+def test_stochastic_gradients_round_to_a_neighbour_and_change_training(residual_sr):
+    """The first int8 gradient (the output layer's x/grad) is, element by
+    element, the floor or the ceiling of the float32 gradient over its scale
+    (nearest: the nearest of the two), not always the nearest; training from
+    it reaches other weights than nearest rounding, and the rng state moves."""
+    source = models.residual()
+    float_model = _convert(source, RESIDUAL_SCHEME, "float32")
+    v = _value(_one_step(float_model, "residual"), _first_int8_grad(residual_sr["nearest"]))
+    trainer = _one_step(residual_sr["stochastic"], "residual")
+    name = _first_int8_grad(residual_sr["stochastic"])
+    q = _value(trainer, name).astype(np.float64)
+    scale = _value(trainer, name + "/scale")[0]
+    exact = v.astype(np.float32) * (np.float32(127) / np.float32(np.max(np.abs(v))))
+    assert scale == np.float32(np.max(np.abs(v))) / np.float32(127)
+    assert np.all((q == np.floor(exact)) | (q == np.floor(exact) + 1))
+    assert np.any(q != _quantize(v)[0])
+
+    shape, classes = models.SHAPES["residual"]
+    rng = np.random.default_rng(7)
+    data = Dataset(rng.normal(0, 1, (6,) + shape).astype(np.float32),
+                   rng.integers(0, classes, 6))
+    weights, states = {}, {}
+    for r, model in residual_sr.items():
+        t = tflm_train.Trainer(model)
+        for x, y in zip(data.x, data.y, strict=True):
+            t.step(x, y)
+        weights[r] = t.weights_sha256()
+        if r == "stochastic":
+            state = t.state_tensor(t.tensor_index("tflm_train/rng"))
+            states[r] = int(np.asarray(state).view(np.uint32)[0])
+    assert weights["stochastic"] != weights["nearest"]
+    assert states["stochastic"] != DEFAULT_SEED
+
+
+def _first_int8_grad(model):
+    return [n for n in _grad_tensors(model) if "flatten" in n][0]

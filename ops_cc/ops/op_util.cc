@@ -117,18 +117,38 @@ Status ReadGradOutput(PrepareContext& c, const char* op, int i,
 }
 
 Status ReadGradPair(PrepareContext& c, const char* op, int num_inputs,
-                    TensorDesc* dy, TensorDesc* dx, bool* int8) {
+                    TensorDesc* dy, TensorDesc* dx, bool* int8,
+                    int trailing_inputs) {
   GradSlot dy_slot, dx_slot;
   int next_input = num_inputs, next_output = 1;
   TT_RETURN_IF_ERROR(
       ReadGradInput(c, op, 1, "y/grad", &next_input, dy, &dy_slot));
   TT_RETURN_IF_ERROR(
       ReadGradOutput(c, op, 0, "x/grad", &next_output, dx, &dx_slot));
-  TT_RETURN_IF_ERROR(CheckArity(c, op, next_input, next_output));
+  TT_RETURN_IF_ERROR(
+      CheckArity(c, op, next_input + trailing_inputs, next_output));
   if (dx->type != dy->type)
     return c.Fail("%s: x/grad must have y/grad's type", op);
   *int8 = dx->type == DataType::kInt8;
   return Status::kOk;
+}
+
+Status CheckGradRounding(PrepareContext& c, const char* op, int grad_rounding,
+                         bool int8_output) {
+  if (grad_rounding != 0 && grad_rounding != 1)
+    return c.Fail("%s: grad_rounding must be 0 or 1, got %d", op,
+                  grad_rounding);
+  if (grad_rounding == 1 && !int8_output)
+    return c.Fail("%s: grad_rounding 1 (stochastic) needs an int8 gradient "
+                  "output", op);
+  return Status::kOk;
+}
+
+Status ReadRngInput(PrepareContext& c, const char* op, int i) {
+  TensorDesc rng;
+  TT_RETURN_IF_ERROR(ReadInput(c, op, i, "rng", DataType::kInt32, &rng));
+  TT_RETURN_IF_ERROR(CheckElements(c, op, "rng", rng, 1));
+  return CheckVariable(c, op, "rng", rng);
 }
 
 Status CheckElements(PrepareContext& c, const char* op, const char* name,

@@ -5,6 +5,7 @@
 #define TFLM_TRAIN_OPS_OP_UTIL_H_
 
 #include <cstdint>
+#include <cstring>
 #include <new>
 
 #include "ops_cc/core/flexbuffer.h"
@@ -166,9 +167,43 @@ Status ReadGradOutput(PrepareContext& c, const char* op, int i,
 
 // The y/grad (input 1) and x/grad (output 0) of a gradient op with
 // `num_inputs` inputs of its own and one output, both float32 or both int8
-// (their scales then follow: input num_inputs, output 1); checks the counts.
+// (their scales then follow: input num_inputs, output 1); checks the counts,
+// allowing `trailing_inputs` more inputs after the scale (the rng).
 Status ReadGradPair(PrepareContext& c, const char* op, int num_inputs,
-                    TensorDesc* dy, TensorDesc* dx, bool* int8);
+                    TensorDesc* dy, TensorDesc* dx, bool* int8,
+                    int trailing_inputs = 0);
+
+// ---- Rounding of int8 gradients -----------------------------------------------
+// An op that quantizes the int8 gradient it writes (a layer gradient's
+// x/grad, GRAD_SUM, AVERAGE_POOL_2D's gradient) rounds it as its option
+// `grad_rounding` says (int8_grad.h): 0 nearest (the default), 1 stochastic,
+// drawing from the model's xorshift32 state `tflm_train/rng`, an input it
+// writes back after the op.
+
+// Checks the option: 0 or 1, and 1 only with an int8 gradient output.
+Status CheckGradRounding(PrepareContext& c, const char* op, int grad_rounding,
+                         bool int8_output);
+
+// The xorshift32 state at input i: a variable int32 [1] (also the layer
+// gradients' stochastic weight rounding reads it there).
+Status ReadRngInput(PrepareContext& c, const char* op, int i);
+
+// Eval: the rounding the option asks for, drawing from *rng_state.
+inline GradRounding GradRoundingOf(int grad_rounding, uint32_t* rng_state) {
+  return GradRounding{
+      grad_rounding == 1 ? Rounding::kStochastic : Rounding::kNearest,
+      rng_state};
+}
+
+// Eval: the state at input i, and writing it back (4 bytes, any alignment).
+inline uint32_t LoadRng(EvalContext& c, int i) {
+  uint32_t state = 0;
+  std::memcpy(&state, c.InputData(i), sizeof(state));
+  return state;
+}
+inline void StoreRng(EvalContext& c, int i, uint32_t state) {
+  std::memcpy(c.InputData(i), &state, sizeof(state));
+}
 
 // Op data of gradient ops that need only know whether their gradients are
 // int8 (the Eval context cannot see tensor types).
@@ -176,9 +211,11 @@ struct GradTypeData {
   bool int8 = false;
 };
 
-// Eval: the int8 gradient written at output `slot`.
-inline Int8GradOut Int8Output(EvalContext& c, const GradSlot& slot) {
-  return Int8GradOut{c.Output<int8_t>(slot.tensor), c.Output<float>(slot.scale)};
+// Eval: the int8 gradient written at output `slot`, rounded as `rounding`.
+inline Int8GradOut Int8Output(EvalContext& c, const GradSlot& slot,
+                              GradRounding rounding = GradRounding()) {
+  return Int8GradOut{c.Output<int8_t>(slot.tensor), c.Output<float>(slot.scale),
+                     rounding};
 }
 
 // Eval: sets g's dy (float32) or dy_q / dy_scale (int8) from input `slot`.

@@ -95,6 +95,9 @@ class _TrainingGraph:
         self.opcodes = {}
         self.rounding = Rounding[scheme.optimizer.rounding.upper()]
         self.int8_gradients = scheme.gradients == "int8"
+        # Quantizing int8 gradient ops round stochastically (option
+        # grad_rounding, drawing from the rng).
+        self.stochastic_gradients = scheme.gradient_rounding == "stochastic"
         self.grad_scales = {}  # int8 gradient tensor -> its scale tensor
         buffers = model.buffers
         self.empty_buffer = 0 if buffers and not _has_data(buffers[0]) else tflite.new_buffer(model)
@@ -201,7 +204,7 @@ class _TrainingGraph:
         trainables = self.make_trainables()
         pairs = [(t.initializer, t.variable) for t in trainables]
         self.rng = -1
-        if self.rounding == Rounding.STOCHASTIC:
+        if self.rounding == Rounding.STOCHASTIC or self.stochastic_gradients:
             self.rng = self.add_tensor(RNG, tflite.INT32, [1], variable=True)
             seed = np.array([opt.seed], dtype=np.uint32).view(np.int32)
             pairs.append((self.add_tensor(RNG + "/init", tflite.INT32, [1], data=seed), self.rng))
@@ -550,14 +553,28 @@ class _TrainingGraph:
                 else:
                     input_grads[slot] = self.add_grad_tensor(x, f"/grad/{len(partials[x])}")
                     partials[x].append(input_grads[slot])
-            operators.append(self.with_grad_scales(
-                self.grad_op(i, grads[int(forward_ops[i].outputs[0])], input_grads)))
+            grad = self.with_grad_scales(
+                self.grad_op(i, grads[int(forward_ops[i].outputs[0])], input_grads))
+            if ops[i] == "AVERAGE_POOL_2D":
+                grad = self.with_grad_rng(grad)
+            operators.append(grad)
             for _, x in needed:
                 if x not in grads and len(partials[x]) == len(contributors[x]):
                     grads[x] = self.add_grad_tensor(x)
-                    operators.append(self.with_grad_scales(
-                        self.custom_op(GRAD_SUM, [self.mode] + partials[x], [grads[x]])))
+                    operators.append(self.with_grad_rng(self.with_grad_scales(
+                        self.custom_op(GRAD_SUM, [self.mode] + partials[x], [grads[x]]))))
         return operators
+
+    def with_grad_rng(self, op):
+        """With stochastic int8 gradient rounding, an op that quantizes its
+        int8 gradient (GRAD_SUM, AVERAGE_POOL_2D's gradient) takes option
+        grad_rounding 1 and the rng as its last input (after the scales)."""
+        if self.stochastic_gradients:
+            op.inputs = np.append(op.inputs, np.int32(self.rng)).astype(np.int32)
+            options = flexbuffers.Loads(bytes(np.asarray(op.customOptions, dtype=np.uint8)))
+            options["grad_rounding"] = 1
+            op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(options)), dtype=np.uint8)
+        return op
 
     def fused_means_of(self, emitted, contributors):
         """{MEAN operator: its input's (H, W)} for the spatial MEANs whose
@@ -721,7 +738,11 @@ class _TrainingGraph:
             channels = self.add_tensor(
                 tflite.name_of(self.sg.tensors[layer.filter]) + "/channels",
                 tflite.INT32, [len(update.channels)], data=update.channels)
-        rng = self.rng if update_weights or update.bias else -1  # -1 with nearest rounding
+        # The rng: for stochastic rounding of the update and / or of an int8
+        # x/grad; else -1.
+        stochastic_dx = self.stochastic_gradients and x_grad >= 0
+        rng = self.rng if ((self.rounding == Rounding.STOCHASTIC
+                            and (update_weights or update.bias)) or stochastic_dx) else -1
         options = op.builtinOptions
         attrs = {}
         if name != "FULLY_CONNECTED":
@@ -735,6 +756,8 @@ class _TrainingGraph:
                       if int(self.forward_ops[m].inputs[0]) == layer.output]
         if fused_mean:
             attrs["dy_broadcast_h"], attrs["dy_broadcast_w"] = fused_mean[0]
+        if stochastic_dx:
+            attrs["grad_rounding"] = 1
         attrs.update(activation=getattr(options, "fusedActivationFunction", 0),
                      update_weights=update_weights, update_bias=update.bias,
                      qas=self.scheme.qas, rounding=int(self.rounding),

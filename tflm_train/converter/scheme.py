@@ -22,6 +22,8 @@ DEFAULT_SEED = 2463534242
 SCHEDULES = ("constant", "cosine", "step")
 # Storage of the gradient tensors between backward operators (docs/scheme.md).
 GRADIENT_TYPES = ("float32", "int8")
+# Rounding of int8 gradients (docs/format.md "int8 gradients").
+GRADIENT_ROUNDINGS = ("nearest", "stochastic")
 HEAD_INITS = ("zeros", "imprint")
 
 
@@ -78,6 +80,7 @@ class Scheme:
     head: HeadConfig | None = None
     ram_budget: int | None = None  # bytes; convert refuses a step that needs more
     gradients: str = "float32"
+    gradient_rounding: str = "nearest"  # of int8 gradients only
 
     @classmethod
     def from_dict(cls, data, source="scheme"):
@@ -142,6 +145,8 @@ class Scheme:
             data["ram_budget"] = self.ram_budget
         if self.gradients != "float32":
             data["gradients"] = self.gradients
+        if self.gradient_rounding != "nearest":
+            data["gradient_rounding"] = self.gradient_rounding
         return data
 
     def validate(self, source="scheme"):
@@ -179,6 +184,12 @@ class Scheme:
         if self.gradients not in GRADIENT_TYPES:
             fail("gradients", f"must be one of {', '.join(GRADIENT_TYPES)}, "
                               f"got {self.gradients!r}")
+        if self.gradient_rounding not in GRADIENT_ROUNDINGS:
+            fail("gradient_rounding", f"must be one of {', '.join(GRADIENT_ROUNDINGS)}, "
+                                      f"got {self.gradient_rounding!r}")
+        if self.gradient_rounding != "nearest" and self.gradients != "int8":
+            fail("gradient_rounding", f"{self.gradient_rounding!r} needs \"gradients\": "
+                                      f"\"int8\", got {self.gradients!r}")
         opt = self.optimizer
         if opt.type != "sgd":
             fail("optimizer.type", f"must be \"sgd\", got {opt.type!r}")

@@ -7,10 +7,9 @@
 
 #include "ops_cc/core/float_math.h"
 #include "ops_cc/kernels/grad/optimizer_schedule.h"
+#include "ops_cc/kernels/grad/rounding.h"
 
 namespace tflm_train {
-
-enum class Rounding : int { kNearest = 0, kStochastic = 1 };
 
 struct SgdRule {
   bool qas = false;

@@ -1,6 +1,5 @@
 #include "ops_cc/ops/training/training_kernels.h"
 
-#include <cstring>
 #include "ops_cc/kernels/grad/conv_grad.h"
 #include "ops_cc/kernels/grad/depthwise_conv_grad.h"
 #include "ops_cc/kernels/grad/fully_connected_grad.h"
@@ -56,6 +55,8 @@ struct LayerGradData {
   int activation = kActivationNone;
   bool update_weights = false, update_bias = false, qas = false;
   int rounding = 0;
+  // Rounding of an int8 x/grad (op_util.h): 1 stochastic, from the rng.
+  int grad_rounding = 0;
   int batch_size = 1;
   float momentum = 0.0f;
   // Options dy_broadcast_h / _w > 0: y/grad is the gradient of a spatial
@@ -108,6 +109,7 @@ void* LayerGradInit(InitContext& c, Layer layer) {
   data->update_bias = options.Required("update_bias") != 0;
   data->qas = options.Required("qas") != 0;
   data->rounding = options.Required("rounding");
+  data->grad_rounding = options.Optional("grad_rounding", 0);
   data->input_scale = options.OptionalFloat("input_scale", 0.0f);
   data->batch_size = options.Optional("batch_size", 1);
   data->momentum = options.OptionalFloat("momentum", 0.0f);
@@ -215,6 +217,8 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
                                 0, c.HasOutput(0) ? next_output : 1));
   if (data->rounding != 0 && data->rounding != 1)
     return c.Fail("%s: rounding must be 0 or 1, got %d", op, data->rounding);
+  TT_RETURN_IF_ERROR(
+      CheckGradRounding(c, op, data->grad_rounding, data->dx.is_int8()));
 
   if (data->batch_size < 1)
     return c.Fail("%s: batch_size must be >= 1, got %d", op, data->batch_size);
@@ -393,14 +397,17 @@ Status LayerGradPrepare(PrepareContext& c, const char* op, Layer layer) {
     TT_RETURN_IF_ERROR(CheckVariable(c, op, slot.name, state));
   }
 
+  // The rng draws for the int8 x/grad first, then for the update.
   data->uses_rng =
-      data->rounding == 1 && (data->update_weights || data->update_bias);
-  if (c.HasInput(kLayerRng) || data->uses_rng) {
+      (data->rounding == 1 && (data->update_weights || data->update_bias)) ||
+      data->grad_rounding == 1;
+  if (data->uses_rng) {
+    TT_RETURN_IF_ERROR(ReadRngInput(c, op, kLayerRng));
+  } else if (c.HasInput(kLayerRng)) {
     TensorDesc rng;
     TT_RETURN_IF_ERROR(
         ReadInput(c, op, kLayerRng, "rng", DataType::kInt32, &rng));
     TT_RETURN_IF_ERROR(CheckElements(c, op, "rng", rng, 1));
-    if (data->uses_rng) TT_RETURN_IF_ERROR(CheckVariable(c, op, "rng", rng));
   }
   return Status::kOk;
 }
@@ -447,8 +454,7 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     }
   }
 
-  uint32_t rng_state = 0;
-  if (data->uses_rng) std::memcpy(&rng_state, c.InputData(kLayerRng), 4);
+  uint32_t rng_state = data->uses_rng ? LoadRng(c, kLayerRng) : 0;
   LayerUpdate update;
   update.update_weights = data->update_weights;
   update.channels = c.Input<int32_t>(kLayerChannels);
@@ -496,6 +502,8 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
   // An int8 x/grad is written first (from the weights before the update),
   // then the fused update runs without a float x/grad.
   const bool int8_dx = data->dx.is_int8();
+  const GradRounding dx_rounding =
+      GradRoundingOf(data->grad_rounding, &rng_state);
   float* dx = int8_dx ? nullptr : c.Output<float>(0);
   auto* dx_cell = int8_dx ? static_cast<float*>(c.Scratch(data->dx_cell_scratch))
                           : nullptr;
@@ -518,7 +526,7 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     if (int8_dx)
       WriteInt8CellGrad(
           [&](auto& sink) { FullyConnectedInputGradTo(a, sink); }, dx_cell,
-          a.input_depth, Int8Output(c, data->dx));
+          a.input_depth, Int8Output(c, data->dx, dx_rounding));
     FullyConnectedGrad(a, dx, update);
   } else {
     ConvGradArgs a;
@@ -543,17 +551,18 @@ Status LayerGradEval(EvalContext& c, Layer layer) {
     if (layer == Layer::kConv) {
       if (int8_dx)
         WriteInt8CellGrad([&](auto& sink) { ConvInputGradTo(a, sink); },
-                          dx_cell, a.x_shape.Last(), Int8Output(c, data->dx));
+                          dx_cell, a.x_shape.Last(),
+                          Int8Output(c, data->dx, dx_rounding));
       ConvGrad(a, dx, update);
     } else {
       if (int8_dx)
         WriteInt8CellGrad(
             [&](auto& sink) { DepthwiseConvInputGradTo(a, sink); }, dx_cell,
-            a.x_shape.Last(), Int8Output(c, data->dx));
+            a.x_shape.Last(), Int8Output(c, data->dx, dx_rounding));
       DepthwiseConvGrad(a, dx, update);
     }
   }
-  if (data->uses_rng) std::memcpy(c.InputData(kLayerRng), &rng_state, 4);
+  if (data->uses_rng) StoreRng(c, kLayerRng, rng_state);
   return Status::kOk;
 }
 

@@ -20,7 +20,12 @@ struct PoolGradData {
   // AVERAGE_POOL_2D: float32 gradients, or int8 ones whose scales follow the
   // op's inputs (input 3) and output (output 1).
   bool int8 = false;
+  // Option grad_rounding (op_util.h), AVERAGE_POOL_2D with int8 gradients
+  // only: 1 rounds x/grad stochastically, drawing from the rng (input 4).
+  int grad_rounding = 0;
 };
+
+constexpr int kPoolGradRng = 4;
 
 void* PoolGradInit(InitContext& c) {
   PoolGradData* data = NewOpData<PoolGradData>(c);
@@ -32,6 +37,7 @@ void* PoolGradInit(InitContext& c) {
   data->params.filter_h = options.Required("filter_h");
   data->params.filter_w = options.Required("filter_w");
   data->activation = options.Required("activation");
+  data->grad_rounding = options.Optional("grad_rounding", 0);
   data->option_error = options.error();
   return data;
 }
@@ -47,8 +53,13 @@ Status PoolGradPrepare(PrepareContext& c, const char* op, bool max_pool) {
     TT_RETURN_IF_ERROR(ReadInput(c, op, 1, "y/grad", DataType::kFloat32, &dy));
     TT_RETURN_IF_ERROR(ReadOutput(c, op, 0, "x/grad", DataType::kFloat32, &dx));
   } else {
-    TT_RETURN_IF_ERROR(ReadGradPair(c, op, 3, &dy, &dx, &data->int8));
+    TT_RETURN_IF_ERROR(ReadGradPair(c, op, 3, &dy, &dx, &data->int8,
+                                    data->grad_rounding == 1 ? 1 : 0));
   }
+  TT_RETURN_IF_ERROR(
+      CheckGradRounding(c, op, data->grad_rounding, data->int8));
+  if (data->grad_rounding == 1)
+    TT_RETURN_IF_ERROR(ReadRngInput(c, op, kPoolGradRng));
   TT_RETURN_IF_ERROR(CheckRank(c, op, "y/grad", dy, 4));
   TT_RETURN_IF_ERROR(
       ReadOutputMask(c, op, 2, data->activation, dy.shape, &data->mask));
@@ -80,12 +91,18 @@ Status AveragePoolGradEval(EvalContext& c) {
   const auto* data = static_cast<const PoolGradData*>(c.OpData());
   const OutputGrad g =
       MaskedOutputGrad(c, GradSlot{1, data->int8 ? 3 : -1}, 2, data->mask);
-  if (data->int8)
-    AveragePoolGradInt8(data->params, c.InputShape(1), g, c.OutputShape(0),
-                        Int8Output(c, GradSlot{0, 1}));
-  else
+  if (data->int8) {
+    const bool stochastic = data->grad_rounding == 1;
+    uint32_t rng_state = stochastic ? LoadRng(c, kPoolGradRng) : 0;
+    AveragePoolGradInt8(
+        data->params, c.InputShape(1), g, c.OutputShape(0),
+        Int8Output(c, GradSlot{0, 1},
+                   GradRoundingOf(data->grad_rounding, &rng_state)));
+    if (stochastic) StoreRng(c, kPoolGradRng, rng_state);
+  } else {
     AveragePoolGrad(data->params, c.InputShape(1), g, c.OutputShape(0),
                     c.Output<float>(0));
+  }
   return Status::kOk;
 }
 
