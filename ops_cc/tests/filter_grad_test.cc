@@ -355,8 +355,10 @@ TEST(FullyConnectedGrad, ChunkedFilterUpdateEqualsThePerWeightReference) {
   }
 }
 
-// The input-gradient kernels gather each input cell's terms (register
-// blocks, two 1x1-conv cells at once, masked terms skipped per block).
+// The input-gradient kernels: a float dx of a filter with several taps
+// tap by tap (float weight rows, 16-sum register blocks), otherwise each
+// input cell's terms gathered (register blocks, two 1x1-conv cells at once,
+// masked terms skipped).
 // References: the documented scatter loops, one output cell, channel (and,
 // for depthwise, tap) at a time, each term added to dx as it comes.
 void ReferenceConvInputGrad(const ConvGradArgs& a, std::vector<float>* dx) {
@@ -417,9 +419,10 @@ TEST(InputGrad, GatheredSumsEqualTheScatterLoops) {
     int in_c, kernel, stride, dilation, pad, out_c, multiplier;
     int in_w = 6;
   };
-  // Stride-1 convolutions whose reading rows fit the scratch sum two
-  // neighbouring cells at once (an odd width leaves one cell alone; pad 0 and
-  // 2 give pairs with only one reader at the edges).
+  // Input depths that hit the tap-by-tap blocks of 16, 8 and 1 channels and
+  // several weight chunks (70), 1x1 cells in pairs, strides, dilation, pad 0
+  // and 2 (readers outside the output at the edges), more than 24 output
+  // channels (the ScaledRun form).
   const Geometry cases[] = {{7, 1, 1, 1, 0, 13, 1}, {5, 3, 2, 1, 1, 9, 1},
                             {3, 3, 1, 2, 2, 6, 2},  {70, 3, 1, 1, 1, 70, 1},
                             {4, 5, 2, 1, 2, 11, 3}, {20, 1, 1, 1, 0, 40, 1},
