@@ -13,7 +13,8 @@ Tolerances (float32 kernels against the float64 reference):
     the same gradient computed from absolute values (|dy|, |x|, |W|): the sum
     of |terms| that bounds float rounding in a sum, so cancelling sums do not
     inflate the check. Measured worst case over 60 seeds per layer kind:
-    1.4e-7 (conv, depthwise, fully connected; x, weight and bias gradients);
+    1.4e-7 (conv, depthwise, fully connected; x, weight and bias gradients;
+    conv_wide, the wide per-tensor convolutions, is held to the same bound);
     200 seeds of the loss: 6.4e-7 for its gradient (max |reference| as the
     magnitude) and 1.3e-7 of max(1, loss) for the loss (bound: 2e-6).
   * the in-place updates are checked exactly: numpy recomputes
@@ -149,8 +150,10 @@ def layer_case(rng, kind):
         h, w = (int(v) for v in rng.integers(3, 10, 2))
         k_h, k_w = (int(v) for v in rng.integers(1, 4, 2))
         depth_in = int(rng.integers(1, 6))
-        if kind == "conv":
-            channels = int(rng.integers(1, 7))
+        if kind == "conv_wide":  # the input gradient's 16- and 8-channel blocks
+            depth_in = int(rng.integers(17, 41))
+        if kind.startswith("conv"):
+            channels = int(rng.integers(1, 7)) if kind == "conv" else int(rng.integers(8, 30))
             stride = [int(v) for v in rng.integers(1, 3, 2)]
         else:  # depthwise; "depthwise_m": depth multiplier 2-8
             multiplier = int(rng.integers(2, 9)) if kind == "depthwise_m" else 1
@@ -164,11 +167,13 @@ def layer_case(rng, kind):
             k_h = min(k_h, (h - 1) // dilation[0] + 1)
             k_w = min(k_w, (w - 1) // dilation[1] + 1)
         q_x = rng.integers(-128, 128, (batches, h, w, depth_in)).astype(np.int8)
-        shape_w = ((channels, k_h, k_w, depth_in) if kind == "conv" else
+        shape_w = ((channels, k_h, k_w, depth_in) if kind.startswith("conv") else
                    (1, k_h, k_w, channels))
         q_w = rng.integers(-127, 128, shape_w).astype(np.int8)
         case.update(stride=stride, dilation=dilation, padding=padding)
     s_w = rng.uniform(0.002, 0.02, channels).astype(np.float32)
+    if kind == "conv_wide":  # per-tensor weights: one scale for every channel
+        s_w[:] = s_w[0]
     q_b = rng.integers(-2000, 2000, channels).astype(np.int32)
     b_scales = np.float32(s_x) * s_w
 
@@ -182,7 +187,7 @@ def layer_case(rng, kind):
     else:
         pad = "SAME" if case["padding"] == SAME else "VALID"
         strides = [1, *case["stride"], 1]
-        if kind == "conv":
+        if kind.startswith("conv"):
             w_real = s_w.astype(np.float64)[:, None, None, None] * q_w
 
             def forward(x, w, b):
@@ -250,7 +255,7 @@ def run_layer(case, **kwargs):
     common.update(kwargs)
     if case["kind"] == "fc":
         return K.fully_connected_grad(**common)
-    fn = K.conv_grad if case["kind"] == "conv" else K.depthwise_conv_grad  # both depthwise
+    fn = K.conv_grad if case["kind"].startswith("conv") else K.depthwise_conv_grad
     return fn(stride=case["stride"], dilation=case["dilation"],
               padding=case["padding"], **common)
 
@@ -275,7 +280,9 @@ def channel_of(case):
 
 # ---------------------------------------------------------------- layers
 
-KINDS = ["conv", "depthwise", "fc", "depthwise_m"]  # seeds follow the index
+# Seeds follow the index. conv_wide: 17-40 input channels (the tap-by-tap
+# input gradient's register blocks), per-tensor weight scale.
+KINDS = ["conv", "depthwise", "fc", "depthwise_m", "conv_wide"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
